@@ -1,0 +1,170 @@
+//! One image of a slide (a pyramid level or an associated image): geometry, spacing, frame
+//! decoding and region reads across frame boundaries.
+
+use crate::decode::FrameDecoder;
+use crate::error::{Result, WsiError};
+use crate::frame_index::FrameIndex;
+use crate::frame_source::FrameSource;
+use crate::image_info::ImageInfo;
+use crate::rgb::{copy_rect, RgbImage};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// How [`Level::read_region_with`] treats a rectangle that is partly outside the level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutOfBounds {
+    /// Fail with [`WsiError::RegionOutOfBounds`] (the default).
+    #[default]
+    Error,
+    /// Fill the part outside the level with white.
+    PadWhite,
+}
+
+/// A decoded tile: RGB8, `tile_width x tile_height`, including the padding that edge tiles
+/// carry beyond the image.
+pub type Tile = Arc<Vec<u8>>;
+
+/// One image of the pyramid (or an associated image).
+#[derive(Debug, Clone)]
+pub struct Level {
+    pub(crate) index: usize,
+    info: Arc<ImageInfo>,
+    frames: Arc<dyn FrameSource>,
+    frame_index: Arc<FrameIndex>,
+    decoder: FrameDecoder,
+}
+
+impl Level {
+    /// Assembles a level from its metadata and frame source. Checks the frame organisation and
+    /// pixel format now, so that problems show at open time rather than mid-run.
+    pub fn new(index: usize, info: ImageInfo, frames: Arc<dyn FrameSource>) -> Result<Self> {
+        let frame_index = FrameIndex::build(&info)?;
+        let decoder = FrameDecoder::new(&info)?;
+        Ok(Level { index, info: Arc::new(info), frames, frame_index: Arc::new(frame_index), decoder })
+    }
+
+    /// Position in the pyramid (0 = highest resolution), or in the associated image list.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Metadata of the underlying instance.
+    pub fn info(&self) -> &ImageInfo {
+        &self.info
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.info.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.info.height
+    }
+
+    /// Frame (tile) size (width, height).
+    pub fn tile_size(&self) -> (u32, u32) {
+        (self.info.tile_width, self.info.tile_height)
+    }
+
+    /// Tiles across and down.
+    pub fn tile_grid(&self) -> (u32, u32) {
+        (self.frame_index.tiles_x(), self.frame_index.tiles_y())
+    }
+
+    /// Micrometres per pixel (mean of both axes), when the file gives a spacing.
+    pub fn mpp(&self) -> Option<f64> {
+        self.info.mpp()
+    }
+
+    /// Tile positions without a frame (read as white).
+    pub fn missing_tiles(&self) -> usize {
+        self.frame_index.missing_tiles()
+    }
+
+    /// The frame source (for prefetch hints and raw access).
+    pub fn frame_source(&self) -> &Arc<dyn FrameSource> {
+        &self.frames
+    }
+
+    /// Decodes frame `frame` (0-based) to RGB8.
+    pub fn decode_frame(&self, frame: u32) -> Result<Vec<u8>> {
+        let bytes = self.frames.frame_bytes(frame)?;
+        self.decoder.decode(&bytes, self.frames.location(), frame)
+    }
+
+    /// Decodes tile (tx, ty). `None` when the slide has no frame there (sparse tiling): callers
+    /// treat it as white.
+    pub fn read_tile(&self, tx: u32, ty: u32) -> Result<Option<Tile>> {
+        match self.frame_index.frame_at(tx, ty) {
+            None => Ok(None),
+            Some(frame) => self.decode_frame(frame).map(|t| Some(Arc::new(t))),
+        }
+    }
+
+    /// 0-based frame number of tile (tx, ty), if present.
+    pub fn frame_at(&self, tx: u32, ty: u32) -> Option<u32> {
+        self.frame_index.frame_at(tx, ty)
+    }
+
+    /// Reads the rectangle at (x, y) of size w×h as RGB8. It may cross any number of frame
+    /// boundaries; it must lie inside the level (see [`Level::read_region_with`] to pad).
+    pub fn read_region(&self, x: i64, y: i64, w: u32, h: u32) -> Result<RgbImage> {
+        self.read_region_with(x, y, w, h, OutOfBounds::Error)
+    }
+
+    /// Like [`Level::read_region`], choosing what happens outside the level.
+    pub fn read_region_with(&self, x: i64, y: i64, w: u32, h: u32, policy: OutOfBounds) -> Result<RgbImage> {
+        let (lw, lh) = (i64::from(self.width()), i64::from(self.height()));
+        let inside = x >= 0 && y >= 0 && x + i64::from(w) <= lw && y + i64::from(h) <= lh;
+        if w == 0 || h == 0 || (!inside && policy == OutOfBounds::Error) {
+            return Err(WsiError::RegionOutOfBounds {
+                level: self.index,
+                x,
+                y,
+                width: w,
+                height: h,
+                level_width: self.width(),
+                level_height: self.height(),
+            });
+        }
+        let mut out = RgbImage::white(w, h);
+        // The part of the request that lies inside the level.
+        let (x0, y0) = (x.max(0), y.max(0));
+        let (x1, y1) = ((x + i64::from(w)).min(lw), (y + i64::from(h)).min(lh));
+        if x0 >= x1 || y0 >= y1 {
+            return Ok(out);
+        }
+        let (tw, th) = (i64::from(self.info.tile_width), i64::from(self.info.tile_height));
+        let tiles: Vec<(u32, u32)> = (y0 / th..=(y1 - 1) / th)
+            .flat_map(|ty| (x0 / tw..=(x1 - 1) / tw).map(move |tx| (tx as u32, ty as u32)))
+            .collect();
+        let decoded: Vec<Option<Tile>> = if tiles.len() > 1 {
+            tiles.par_iter().map(|&(tx, ty)| self.read_tile(tx, ty)).collect::<Result<_>>()?
+        } else {
+            tiles.iter().map(|&(tx, ty)| self.read_tile(tx, ty)).collect::<Result<_>>()?
+        };
+        for (&(tx, ty), tile) in tiles.iter().zip(&decoded) {
+            let Some(tile) = tile else { continue };
+            let (tx0, ty0) = (i64::from(tx) * tw, i64::from(ty) * th);
+            // Intersection of this tile with the inside part of the request.
+            let (ix0, iy0) = (x0.max(tx0), y0.max(ty0));
+            let (ix1, iy1) = (x1.min(tx0 + tw), y1.min(ty0 + th));
+            copy_rect(
+                tile,
+                tw as usize,
+                ((ix0 - tx0) as usize, (iy0 - ty0) as usize, (ix1 - ix0) as usize, (iy1 - iy0) as usize),
+                &mut out.data,
+                w as usize,
+                ((ix0 - x) as usize, (iy0 - y) as usize),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The whole level as one image (meant for small levels and associated images).
+    pub fn read_all(&self) -> Result<RgbImage> {
+        self.read_region(0, 0, self.width(), self.height())
+    }
+}
