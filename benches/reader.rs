@@ -4,7 +4,7 @@
 //! `cargo bench --bench reader`; the peer is `benches/peers/wsidicom_grid.py`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use haidef_wsi::wsi::{PatchGridOptions, Slide};
+use haidef_wsi::wsi::{OpenOptions, PatchGridOptions, Slide};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -39,7 +39,7 @@ fn patch_grid(c: &mut Criterion) {
         })
     });
 
-    const REGIONS: u64 = 200;
+    const REGIONS: u64 = 500;
     let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15);
     let origins: Vec<(i64, i64)> = (0..REGIONS)
         .map(|_| {
@@ -50,10 +50,25 @@ fn patch_grid(c: &mut Criterion) {
         })
         .collect();
     group.throughput(Throughput::Elements(REGIONS));
-    group.bench_function("random_regions_224", |b| {
+    // Each pass starts with an empty tile cache (as wsidicom_grid.py's "random" figure clears
+    // its caches before each pass); regions within a pass share decoded frames.
+    group.bench_function("random_regions_224_cache_cleared_per_pass", |b| {
         b.iter(|| {
+            level.tile_cache().clear();
             for &(x, y) in &origins {
                 let r = level.read_region(x, y, 224, 224).unwrap();
+                assert_eq!(r.data.len(), 224 * 224 * 3);
+            }
+        })
+    });
+    // No cache: every region decodes all frames it touches (wsidicom's "_nocache" figure).
+    let uncached = Slide::open_with(fixture("ihc-full"), &OpenOptions { tile_cache_bytes: 0, ..Default::default() })
+        .expect("fixture slide");
+    let uncached_level = uncached.level(0).unwrap().clone();
+    group.bench_function("random_regions_224_no_cache", |b| {
+        b.iter(|| {
+            for &(x, y) in &origins {
+                let r = uncached_level.read_region(x, y, 224, 224).unwrap();
                 assert_eq!(r.data.len(), 224 * 224 * 3);
             }
         })

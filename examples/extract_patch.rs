@@ -12,7 +12,7 @@ const USAGE: &str = "usage: extract_patch <slide folder or file> --level L --x X
   --pad   fill the part of the rectangle outside the level with white instead of failing";
 
 fn run(args: &args::Args) -> Result<String, Box<dyn std::error::Error>> {
-    let options = haidef_wsi::wsi::OpenOptions { series_instance_uid: args.opt("series").map(String::from) };
+    let options = haidef_wsi::wsi::OpenOptions { series_instance_uid: args.opt("series").map(String::from), ..Default::default() };
     let slide = Slide::open_with(args.slide(), &options)?;
     let level = slide.level(args.required("level"))?;
     let (x, y): (i64, i64) = (args.required("x"), args.required("y"));

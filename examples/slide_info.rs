@@ -33,7 +33,7 @@ fn level_json(level: &Level) -> serde_json::Value {
 
 fn main() {
     let args = args::Args::parse(USAGE, &["json"]);
-    let options = haidef_wsi::wsi::OpenOptions { series_instance_uid: args.opt("series").map(String::from) };
+    let options = haidef_wsi::wsi::OpenOptions { series_instance_uid: args.opt("series").map(String::from), ..Default::default() };
     let slide = match Slide::open_with(args.slide(), &options) {
         Ok(s) => s,
         Err(e) => {

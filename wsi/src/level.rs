@@ -7,6 +7,7 @@ use crate::frame_index::FrameIndex;
 use crate::frame_source::FrameSource;
 use crate::image_info::ImageInfo;
 use crate::rgb::{copy_rect, RgbImage};
+use crate::tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -32,15 +33,35 @@ pub struct Level {
     frames: Arc<dyn FrameSource>,
     frame_index: Arc<FrameIndex>,
     decoder: FrameDecoder,
+    cache: Arc<TileCache>,
+    /// Key of this image in the (possibly shared) cache.
+    cache_key: usize,
 }
 
 impl Level {
     /// Assembles a level from its metadata and frame source. Checks the frame organisation and
     /// pixel format now, so that problems show at open time rather than mid-run.
+    /// The level gets its own tile cache of [`DEFAULT_TILE_CACHE_BYTES`].
     pub fn new(index: usize, info: ImageInfo, frames: Arc<dyn FrameSource>) -> Result<Self> {
+        Level::with_cache(index, info, frames, Arc::new(TileCache::new(DEFAULT_TILE_CACHE_BYTES)), index)
+    }
+
+    /// Like [`Level::new`], sharing `cache` (under `cache_key`, unique per image) with other images.
+    pub fn with_cache(
+        index: usize,
+        info: ImageInfo,
+        frames: Arc<dyn FrameSource>,
+        cache: Arc<TileCache>,
+        cache_key: usize,
+    ) -> Result<Self> {
         let frame_index = FrameIndex::build(&info)?;
         let decoder = FrameDecoder::new(&info)?;
-        Ok(Level { index, info: Arc::new(info), frames, frame_index: Arc::new(frame_index), decoder })
+        Ok(Level { index, info: Arc::new(info), frames, frame_index: Arc::new(frame_index), decoder, cache, cache_key })
+    }
+
+    /// The decoded-tile cache used by region reads.
+    pub fn tile_cache(&self) -> &Arc<TileCache> {
+        &self.cache
     }
 
     /// Position in the pyramid (0 = highest resolution), or in the associated image list.
@@ -94,13 +115,24 @@ impl Level {
         self.decoder.decode(&bytes, self.frames.location(), frame)
     }
 
-    /// Decodes tile (tx, ty). `None` when the slide has no frame there (sparse tiling): callers
-    /// treat it as white.
+    /// Decodes frame `frame` (0-based) into `out`, which is resized to the frame's RGB8 size;
+    /// lets callers reuse buffers.
+    pub fn decode_frame_into(&self, frame: u32, out: &mut Vec<u8>) -> Result<()> {
+        let bytes = self.frames.frame_bytes(frame)?;
+        out.resize(self.decoder.frame_len(), 0);
+        self.decoder.decode_into(&bytes, out, self.frames.location(), frame)
+    }
+
+    /// Decodes tile (tx, ty), through the tile cache. `None` when the slide has no frame there
+    /// (sparse tiling): callers treat it as white.
     pub fn read_tile(&self, tx: u32, ty: u32) -> Result<Option<Tile>> {
-        match self.frame_index.frame_at(tx, ty) {
-            None => Ok(None),
-            Some(frame) => self.decode_frame(frame).map(|t| Some(Arc::new(t))),
+        let Some(frame) = self.frame_index.frame_at(tx, ty) else { return Ok(None) };
+        if let Some(tile) = self.cache.get((self.cache_key, frame)) {
+            return Ok(Some(tile));
         }
+        let tile = Arc::new(self.decode_frame(frame)?);
+        self.cache.put((self.cache_key, frame), tile.clone());
+        Ok(Some(tile))
     }
 
     /// 0-based frame number of tile (tx, ty), if present.

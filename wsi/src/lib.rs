@@ -29,8 +29,10 @@ pub mod image_info;
 pub mod level;
 pub mod local_file;
 pub mod patches;
+mod pool;
 pub mod rgb;
 pub mod slide;
+pub mod tile_cache;
 
 pub use decode::{Codec, FrameDecoder};
 pub use error::{Result, WsiError};
@@ -41,3 +43,4 @@ pub use level::{Level, OutOfBounds};
 pub use patches::{Patch, PatchGrid, PatchGridOptions, PatchRows};
 pub use rgb::RgbImage;
 pub use slide::{AssociatedImage, AssociatedKind, OpenOptions, Slide};
+pub use tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};

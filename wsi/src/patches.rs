@@ -7,9 +7,10 @@
 
 use crate::error::{Result, WsiError};
 use crate::level::{Level, Tile};
-use crate::rgb::copy_rect;
 use rayon::prelude::*;
 use std::collections::VecDeque;
+use crate::pool::BufferPool;
+use std::sync::{Arc, Weak};
 
 /// Patch size and stride.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +28,11 @@ impl Default for PatchGridOptions {
 }
 
 /// One patch: its place in the grid, its pixel origin in the level, and its RGB8 pixels.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A patch from [`PatchGrid::rows_iter`] hands its pixel buffer back to the grid's pool when it
+/// is dropped, so streaming a slide does not allocate a fresh buffer per patch. Take the pixels
+/// out with [`Patch::into_rgb`] to keep them.
+#[derive(Debug)]
 pub struct Patch {
     /// Grid column.
     pub col: u32,
@@ -41,6 +46,22 @@ pub struct Patch {
     pub size: u32,
     /// `size * size * 3` bytes, RGB8, row-major.
     pub rgb: Vec<u8>,
+    pool: Weak<BufferPool>,
+}
+
+impl Patch {
+    /// The pixels, taken out of the patch (they then stay with the caller).
+    pub fn into_rgb(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.rgb)
+    }
+}
+
+impl Drop for Patch {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.give(std::mem::take(&mut self.rgb));
+        }
+    }
 }
 
 /// The grid of patches that lie fully inside a level.
@@ -50,6 +71,10 @@ pub struct PatchGrid {
     options: PatchGridOptions,
     cols: u32,
     rows: u32,
+    /// Decoded-frame buffers, reused across rows and passes.
+    tile_pool: Arc<BufferPool>,
+    /// Pixel buffers of dropped patches.
+    patch_pool: Arc<BufferPool>,
 }
 
 impl PatchGrid {
@@ -63,7 +88,19 @@ impl PatchGrid {
             )));
         }
         let fit = |len: u32| if len < options.size { 0 } else { (len - options.size) / options.stride + 1 };
-        Ok(PatchGrid { level: level.clone(), options, cols: fit(level.width()), rows: fit(level.height()) })
+        let (cols, rows) = (fit(level.width()), fit(level.height()));
+        let across = level.tile_grid().0 as usize;
+        // A band holds at most ceil(size / tile height) + 2 tile rows; two rows of patches are in
+        // flight (the caller's and the one being cut).
+        let band_rows = (options.size as usize).div_ceil(level.tile_size().1 as usize) + 2;
+        Ok(PatchGrid {
+            level: level.clone(),
+            options,
+            cols,
+            rows,
+            tile_pool: Arc::new(BufferPool::new(across * band_rows)),
+            patch_pool: Arc::new(BufferPool::new(2 * cols as usize)),
+        })
     }
 
     /// Patches across.
@@ -133,66 +170,102 @@ impl PatchRows {
         ((g.cols - 1) * g.options.stride + g.options.size - 1) / tw + 1
     }
 
+    /// First and last tile row under patch row `row`.
     fn tile_rows_of(&self, row: u32) -> (u32, u32) {
         let (_, th) = self.grid.level.tile_size();
         let y0 = row * self.grid.options.stride;
         (y0 / th, (y0 + self.grid.options.size - 1) / th)
     }
 
-    fn next_patch_row(&mut self, row: u32) -> Result<Vec<Patch>> {
+    /// Tile rows needed by patch row `row` that the band does not hold yet.
+    fn missing_tile_rows(&self, row: u32) -> std::ops::RangeInclusive<u32> {
+        let (ty_a, ty_b) = self.tile_rows_of(row);
+        let have = self.band.back().map(|(ty, _)| ty + 1).unwrap_or(ty_a).max(ty_a);
+        have..=ty_b
+    }
+
+    /// Decodes tile rows `rows` (all tiles any patch touches), in parallel.
+    fn decode_tile_rows(&self, rows: std::ops::RangeInclusive<u32>) -> Result<Vec<(u32, Vec<Option<Tile>>)>> {
+        let level = &self.grid.level;
+        let across = self.tiles_across();
+        let wanted: Vec<(u32, u32)> = rows.clone().flat_map(|ty| (0..across).map(move |tx| (tx, ty))).collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let frames: Vec<u32> = wanted.iter().filter_map(|&(tx, ty)| level.frame_at(tx, ty)).collect();
+        level.frame_source().prefetch(&frames);
+        let decoded: Vec<Option<Tile>> = wanted
+            .par_iter()
+            .map(|&(tx, ty)| {
+                let Some(frame) = level.frame_at(tx, ty) else { return Ok(None) };
+                let mut buf = self.grid.tile_pool.take();
+                level.decode_frame_into(frame, &mut buf)?;
+                Ok(Some(Arc::new(buf)))
+            })
+            .collect::<Result<_>>()?;
+        let mut decoded = decoded.into_iter();
+        Ok(rows.map(|ty| (ty, decoded.by_ref().take(across as usize).collect())).collect())
+    }
+
+    /// Cuts the patches of `row` from the band, in parallel.
+    fn cut_row(&self, row: u32) -> Vec<Patch> {
         let level = &self.grid.level;
         let (ty_a, ty_b) = self.tile_rows_of(row);
-        while self.band.front().is_some_and(|(ty, _)| *ty < ty_a) {
-            self.band.pop_front();
-        }
-        let across = self.tiles_across();
-        let have = self.band.back().map(|(ty, _)| ty + 1).unwrap_or(ty_a).max(ty_a);
-        // Hint the frames of the band after this one (network sources fetch them in batches).
-        if row + 1 < self.grid.rows {
-            let (na, nb) = self.tile_rows_of(row + 1);
-            let next: Vec<u32> = (na.max(ty_b + 1)..=nb)
-                .flat_map(|ty| (0..across).filter_map(move |tx| level.frame_at(tx, ty)))
-                .collect();
-            if !next.is_empty() {
-                level.frame_source().prefetch(&next);
-            }
-        }
-        let wanted: Vec<(u32, u32)> = (have..=ty_b).flat_map(|ty| (0..across).map(move |tx| (tx, ty))).collect();
-        let decoded: Vec<Option<Tile>> =
-            wanted.par_iter().map(|&(tx, ty)| level.read_tile(tx, ty)).collect::<Result<_>>()?;
-        let mut decoded = decoded.into_iter();
-        for ty in have..=ty_b {
-            self.band.push_back((ty, decoded.by_ref().take(across as usize).collect()));
-        }
-
         let (tw, th) = level.tile_size();
         let size = self.grid.options.size;
-        let band = &self.band;
-        let grid = &self.grid;
-        let patches = (0..grid.cols)
+        let n = size as usize * size as usize * 3;
+        let band: Vec<&(u32, Vec<Option<Tile>>)> =
+            self.band.iter().filter(|(ty, _)| (ty_a..=ty_b).contains(ty)).collect();
+        let band_row = |y: u32| band.iter().find(|(ty, _)| *ty == y / th).map(|(_, tiles)| tiles);
+        (0..self.grid.cols)
             .into_par_iter()
             .map(|col| {
-                let (x, y) = grid.origin(col, row);
-                let mut rgb = vec![255u8; size as usize * size as usize * 3];
-                for (ty, tiles) in band.iter().filter(|(ty, _)| (ty_a..=ty_b).contains(ty)) {
-                    for tx in x / tw..=(x + size - 1) / tw {
-                        let Some(tile) = &tiles[tx as usize] else { continue };
-                        let (tx0, ty0) = (tx * tw, ty * th);
-                        let (ix0, iy0) = (x.max(tx0), y.max(ty0));
-                        let (ix1, iy1) = ((x + size).min(tx0 + tw), (y + size).min(ty0 + th));
-                        copy_rect(
-                            tile,
-                            tw as usize,
-                            ((ix0 - tx0) as usize, (iy0 - ty0) as usize, (ix1 - ix0) as usize, (iy1 - iy0) as usize),
-                            &mut rgb,
-                            size as usize,
-                            ((ix0 - x) as usize, (iy0 - y) as usize),
-                        );
+                let (x, y) = self.grid.origin(col, row);
+                // Written line by line, left to right, so the buffer is filled exactly once.
+                let mut rgb = self.grid.patch_pool.take();
+                rgb.clear();
+                rgb.reserve_exact(n);
+                for line in y..y + size {
+                    let tiles = band_row(line).expect("band holds the tile rows of this patch row");
+                    let ly = (line % th) as usize;
+                    let mut px = x;
+                    while px < x + size {
+                        let tx = px / tw;
+                        let end = (x + size).min((tx + 1) * tw);
+                        match &tiles[tx as usize] {
+                            Some(tile) => {
+                                let start = (ly * tw as usize + (px - tx * tw) as usize) * 3;
+                                rgb.extend_from_slice(&tile[start..start + (end - px) as usize * 3]);
+                            }
+                            None => rgb.resize(rgb.len() + (end - px) as usize * 3, 255),
+                        }
+                        px = end;
                     }
                 }
-                Patch { col, row, x, y, size, rgb }
+                Patch { col, row, x, y, size, rgb, pool: Arc::downgrade(&self.grid.patch_pool) }
             })
-            .collect();
+            .collect()
+    }
+
+    /// Produces patch row `row`, decoding the tiles of the next row while cutting this one.
+    fn next_patch_row(&mut self, row: u32) -> Result<Vec<Patch>> {
+        let (ty_a, _) = self.tile_rows_of(row);
+        while self.band.front().is_some_and(|(ty, _)| *ty < ty_a) {
+            let (_, tiles) = self.band.pop_front().expect("checked");
+            // Decoded buffers go back to the pool unless a caller still holds them.
+            for tile in tiles.into_iter().flatten().filter_map(|t| Arc::try_unwrap(t).ok()) {
+                self.grid.tile_pool.give(tile);
+            }
+        }
+        let missing = self.missing_tile_rows(row);
+        let decoded = self.decode_tile_rows(missing)?;
+        self.band.extend(decoded);
+        let next = if row + 1 < self.grid.rows { Some(self.missing_tile_rows(row + 1)) } else { None };
+        let (patches, ahead) = rayon::join(
+            || self.cut_row(row),
+            || next.map(|rows| self.decode_tile_rows(rows)).transpose(),
+        );
+        self.band.extend(ahead?.unwrap_or_default());
         Ok(patches)
     }
 }

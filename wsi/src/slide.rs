@@ -6,6 +6,7 @@ use crate::frame_source::FrameSource;
 use crate::image_info::{ImageFlavor, ImageInfo};
 use crate::level::Level;
 use crate::local_file::open_instance;
+use crate::tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,10 +43,19 @@ pub struct AssociatedImage {
 }
 
 /// Options for [`Slide::open_with`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OpenOptions {
     /// Which series to open when the inputs hold more than one WSI series.
     pub series_instance_uid: Option<String>,
+    /// Bytes of decoded tiles kept for region reads, shared by all images of the slide
+    /// (0 disables the cache). The patch grid does not use it.
+    pub tile_cache_bytes: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { series_instance_uid: None, tile_cache_bytes: DEFAULT_TILE_CACHE_BYTES }
+    }
 }
 
 /// A whole-slide image: pyramid levels (largest first) and associated images.
@@ -146,6 +156,8 @@ impl Slide {
         let mut volumes = Vec::new();
         let mut associated = Vec::new();
         let mut warnings = Vec::new();
+        let cache = Arc::new(TileCache::new(options.tile_cache_bytes));
+        let mut cache_keys = 0..;
         for inst in chosen {
             let kind = match &inst.info.flavor {
                 ImageFlavor::Volume => None,
@@ -161,7 +173,8 @@ impl Slide {
                 None => volumes.push(inst),
                 Some(kind) => {
                     let index = associated.len();
-                    associated.push(AssociatedImage { kind, image: Level::new(index, inst.info, inst.frames)? });
+                    let image = Level::with_cache(index, inst.info, inst.frames, cache.clone(), cache_keys.next().unwrap())?;
+                    associated.push(AssociatedImage { kind, image });
                 }
             }
         }
@@ -184,7 +197,7 @@ impl Slide {
                 }
             }
             let index = levels.len();
-            levels.push(Level::new(index, inst.info, inst.frames)?);
+            levels.push(Level::with_cache(index, inst.info, inst.frames, cache.clone(), cache_keys.next().unwrap())?);
         }
         if levels.is_empty() {
             return Err(no_slide(format!("series {series_instance_uid} has no VOLUME images (ImageType value 3)")));

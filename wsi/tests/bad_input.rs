@@ -96,7 +96,7 @@ fn tiled_full_frame_count_mismatch_is_an_error() {
 #[test]
 fn unknown_series_and_level_are_clear() {
     let dir = common::slide_dir("ihc-full");
-    let err = Slide::open_with(&dir, &OpenOptions { series_instance_uid: Some("1.2.3".into()) }).unwrap_err();
+    let err = Slide::open_with(&dir, &OpenOptions { series_instance_uid: Some("1.2.3".into()), ..Default::default() }).unwrap_err();
     assert!(err.to_string().contains("series 1.2.3 not found"), "{err}");
     let slide = Slide::open(&dir).unwrap();
     let err = slide.level(99).unwrap_err().to_string();
