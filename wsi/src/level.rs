@@ -6,7 +6,8 @@ use crate::error::{Result, WsiError};
 use crate::frame_index::FrameIndex;
 use crate::frame_source::FrameSource;
 use crate::image_info::ImageInfo;
-use crate::rgb::{copy_rect, RgbImage};
+use crate::compose::compose;
+use crate::rgb::RgbImage;
 use crate::tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -127,12 +128,40 @@ impl Level {
     /// (sparse tiling): callers treat it as white.
     pub fn read_tile(&self, tx: u32, ty: u32) -> Result<Option<Tile>> {
         let Some(frame) = self.frame_index.frame_at(tx, ty) else { return Ok(None) };
-        if let Some(tile) = self.cache.get((self.cache_key, frame)) {
-            return Ok(Some(tile));
+        match self.cache.get((self.cache_key, frame)) {
+            Some(tile) => Ok(Some(tile)),
+            None => self.decode_and_cache(frame).map(Some),
         }
+    }
+
+    fn decode_and_cache(&self, frame: u32) -> Result<Tile> {
         let tile = Arc::new(self.decode_frame(frame)?);
         self.cache.put((self.cache_key, frame), tile.clone());
-        Ok(Some(tile))
+        Ok(tile)
+    }
+
+    /// Tiles (tx, ty) through the cache; the ones not cached are decoded in parallel.
+    fn read_tiles(&self, tiles: &[(u32, u32)]) -> Result<Vec<Option<Tile>>> {
+        let mut out: Vec<Option<Tile>> = vec![None; tiles.len()];
+        let mut misses = Vec::new();
+        for (slot, &(tx, ty)) in out.iter_mut().zip(tiles) {
+            if let Some(frame) = self.frame_index.frame_at(tx, ty) {
+                match self.cache.get((self.cache_key, frame)) {
+                    Some(tile) => *slot = Some(tile),
+                    None => misses.push((slot, frame)),
+                }
+            }
+        }
+        // Only fan out when there is more than one frame to decode: waking the thread pool
+        // costs more than copying cached tiles.
+        if misses.len() > 1 {
+            misses.into_par_iter().try_for_each(|(slot, frame)| self.decode_and_cache(frame).map(|t| *slot = Some(t)))?;
+        } else {
+            for (slot, frame) in misses {
+                *slot = Some(self.decode_and_cache(frame)?);
+            }
+        }
+        Ok(out)
     }
 
     /// 0-based frame number of tile (tx, ty), if present.
@@ -161,38 +190,24 @@ impl Level {
                 level_height: self.height(),
             });
         }
-        let mut out = RgbImage::white(w, h);
-        // The part of the request that lies inside the level.
+        // Tiles under the part of the request that lies inside the level.
         let (x0, y0) = (x.max(0), y.max(0));
         let (x1, y1) = ((x + i64::from(w)).min(lw), (y + i64::from(h)).min(lh));
-        if x0 >= x1 || y0 >= y1 {
-            return Ok(out);
-        }
         let (tw, th) = (i64::from(self.info.tile_width), i64::from(self.info.tile_height));
-        let tiles: Vec<(u32, u32)> = (y0 / th..=(y1 - 1) / th)
-            .flat_map(|ty| (x0 / tw..=(x1 - 1) / tw).map(move |tx| (tx as u32, ty as u32)))
-            .collect();
-        let decoded: Vec<Option<Tile>> = if tiles.len() > 1 {
-            tiles.par_iter().map(|&(tx, ty)| self.read_tile(tx, ty)).collect::<Result<_>>()?
+        let tiles: Vec<(u32, u32)> = if x0 < x1 && y0 < y1 {
+            (y0 / th..=(y1 - 1) / th)
+                .flat_map(|ty| (x0 / tw..=(x1 - 1) / tw).map(move |tx| (tx as u32, ty as u32)))
+                .collect()
         } else {
-            tiles.iter().map(|&(tx, ty)| self.read_tile(tx, ty)).collect::<Result<_>>()?
+            Vec::new()
         };
-        for (&(tx, ty), tile) in tiles.iter().zip(&decoded) {
-            let Some(tile) = tile else { continue };
-            let (tx0, ty0) = (i64::from(tx) * tw, i64::from(ty) * th);
-            // Intersection of this tile with the inside part of the request.
-            let (ix0, iy0) = (x0.max(tx0), y0.max(ty0));
-            let (ix1, iy1) = (x1.min(tx0 + tw), y1.min(ty0 + th));
-            copy_rect(
-                tile,
-                tw as usize,
-                ((ix0 - tx0) as usize, (iy0 - ty0) as usize, (ix1 - ix0) as usize, (iy1 - iy0) as usize),
-                &mut out.data,
-                w as usize,
-                ((ix0 - x) as usize, (iy0 - y) as usize),
-            );
-        }
-        Ok(out)
+        let decoded = self.read_tiles(&tiles)?;
+        let lookup = |tx: u32, ty: u32| {
+            tiles.iter().position(|t| *t == (tx, ty)).and_then(|i| decoded[i].as_deref().map(Vec::as_slice))
+        };
+        let mut data = Vec::new();
+        compose(&mut data, (x, y, w, h), (self.width(), self.height()), self.tile_size(), lookup);
+        Ok(RgbImage { width: w, height: h, data })
     }
 
     /// The whole level as one image (meant for small levels and associated images).

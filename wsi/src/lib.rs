@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod attrs;
+mod compose;
 pub mod decode;
 pub mod error;
 pub mod frame_index;

@@ -5,6 +5,7 @@
 //! is decoded once per pass. Frames of a band are decoded in parallel on rayon, and patches of a
 //! row are cut in parallel.
 
+use crate::compose::compose;
 use crate::error::{Result, WsiError};
 use crate::level::{Level, Tile};
 use rayon::prelude::*;
@@ -211,37 +212,20 @@ impl PatchRows {
     fn cut_row(&self, row: u32) -> Vec<Patch> {
         let level = &self.grid.level;
         let (ty_a, ty_b) = self.tile_rows_of(row);
-        let (tw, th) = level.tile_size();
-        let size = self.grid.options.size;
-        let n = size as usize * size as usize * 3;
         let band: Vec<&(u32, Vec<Option<Tile>>)> =
             self.band.iter().filter(|(ty, _)| (ty_a..=ty_b).contains(ty)).collect();
-        let band_row = |y: u32| band.iter().find(|(ty, _)| *ty == y / th).map(|(_, tiles)| tiles);
+        let size = self.grid.options.size;
+        let image_size = (level.width(), level.height());
+        let tile = |tx: u32, ty: u32| {
+            band.iter().find(|(t, _)| *t == ty).and_then(|(_, tiles)| tiles[tx as usize].as_deref().map(Vec::as_slice))
+        };
         (0..self.grid.cols)
             .into_par_iter()
             .map(|col| {
                 let (x, y) = self.grid.origin(col, row);
-                // Written line by line, left to right, so the buffer is filled exactly once.
                 let mut rgb = self.grid.patch_pool.take();
                 rgb.clear();
-                rgb.reserve_exact(n);
-                for line in y..y + size {
-                    let tiles = band_row(line).expect("band holds the tile rows of this patch row");
-                    let ly = (line % th) as usize;
-                    let mut px = x;
-                    while px < x + size {
-                        let tx = px / tw;
-                        let end = (x + size).min((tx + 1) * tw);
-                        match &tiles[tx as usize] {
-                            Some(tile) => {
-                                let start = (ly * tw as usize + (px - tx * tw) as usize) * 3;
-                                rgb.extend_from_slice(&tile[start..start + (end - px) as usize * 3]);
-                            }
-                            None => rgb.resize(rgb.len() + (end - px) as usize * 3, 255),
-                        }
-                        px = end;
-                    }
-                }
+                compose(&mut rgb, (i64::from(x), i64::from(y), size, size), image_size, level.tile_size(), tile);
                 Patch { col, row, x, y, size, rgb, pool: Arc::downgrade(&self.grid.patch_pool) }
             })
             .collect()

@@ -23,21 +23,3 @@ impl RgbImage {
         [self.data[i], self.data[i + 1], self.data[i + 2]]
     }
 }
-
-/// Copies the rectangle `src_rect` = (x, y, w, h) of a `src_w`-wide RGB8 buffer into `dst` (a
-/// `dst_w`-wide RGB8 buffer) at (dx, dy).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn copy_rect(
-    src: &[u8],
-    src_w: usize,
-    (sx, sy, w, h): (usize, usize, usize, usize),
-    dst: &mut [u8],
-    dst_w: usize,
-    (dx, dy): (usize, usize),
-) {
-    for row in 0..h {
-        let s = ((sy + row) * src_w + sx) * 3;
-        let d = ((dy + row) * dst_w + dx) * 3;
-        dst[d..d + w * 3].copy_from_slice(&src[s..s + w * 3]);
-    }
-}

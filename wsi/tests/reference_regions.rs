@@ -75,3 +75,4 @@ fn padding_fills_outside_with_white_and_keeps_inside() {
     assert!(err.contains("not inside level 1") && err.contains("padding"), "{err}");
     assert!(level.read_region(-1, 0, 10, 10).is_err());
 }
+
