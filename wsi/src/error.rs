@@ -139,7 +139,7 @@ pub enum WsiError {
     /// A requested rectangle is not inside the level.
     #[error(
         "region x={x} y={y} {width}x{height} is not inside level {level} ({level_width}x\
-         {level_height} px); ask for padding to fill the outside with white"
+         {level_height} px); ask for padding (OutOfBounds::PadWhite, or --pad in the examples) to fill the outside with white"
     )]
     RegionOutOfBounds {
         /// Level index.
