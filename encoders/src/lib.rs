@@ -1,6 +1,42 @@
 //! # haidef-wsi-encoders
 //!
-//! The tensor-batching core shared by every modality and one module per foundation model (Path
-//! Foundation's ViT-S/16 first), on candle. This crate is a placeholder until issue 3 lands; it
-//! holds nothing yet.
+//! The tensor-batching core shared by every modality ([`batch::Batcher`]: 8-bit images →
+//! normalised NCHW tensors on CPU or CUDA, in f32/f16/bf16), the [`Encoder`] trait every model
+//! implements, and the models, on candle: Google's Path Foundation (ViT-S/16) first, with the
+//! ViT as configuration ([`vit::VitConfig`]) so that ViT-B/L/H and DINOv2-style variants need no
+//! new code.
+//!
+//! ```
+//! use haidef_wsi_encoders::{batch::{Batcher, ImageRef}, path_foundation, Encoder};
+//! use candle_core::{DType, Device};
+//! // Untrained stand-in (no weights needed); load real ones with path_foundation::load.
+//! let model = path_foundation::untrained(&Device::Cpu, DType::F32)?;
+//! let mut batcher = Batcher::new(model.input_spec().clone(), 8, Device::Cpu, DType::F32)?;
+//! let patch = vec![200u8; 224 * 224 * 3];
+//! let batch = batcher.pack(&[ImageRef::rgb(224, 224, &patch)])?;
+//! let emb = model.embed(&batch)?;
+//! assert_eq!(emb.dims(), &[1, 384]);
+//! # Ok::<(), haidef_wsi_encoders::EncoderError>(())
+//! ```
 #![warn(missing_docs)]
+
+pub mod batch;
+pub mod device;
+pub mod error;
+pub mod path_foundation;
+pub mod seeded;
+pub mod spec;
+pub mod vit;
+pub mod vit_encoder;
+
+/// candle, re-exported so that users name `Device` and `DType` without adding it themselves.
+pub use candle_core as candle;
+pub use device::{device_name, parse_device};
+pub use error::{EncoderError, Result};
+pub use spec::{Encoder, InputSpec};
+pub use vit_encoder::{VitEncoder, WeightsSource};
+
+/// Printed and stored wherever an untrained model's embeddings are used.
+pub const UNTRAINED_WARNING: &str = "WARNING: no weights given: using an UNTRAINED, randomly \
+initialised ViT (haidef-seeded-v1). Its embeddings are NOT meaningful. Pass real Path Foundation \
+weights (.safetensors, see README) for real results.";

@@ -1,0 +1,135 @@
+//! Vision Transformer architecture as data, so that ViT-S/B/L/H and DINOv2-style variants are
+//! configuration, not code.
+
+use crate::error::{EncoderError, Result};
+
+/// How the image embedding is taken from the final tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// The class token (Path Foundation, timm `global_pool='token'`).
+    ClassToken,
+    /// The mean of the patch tokens (class token excluded).
+    MeanPatchTokens,
+}
+
+/// A ViT's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VitConfig {
+    /// Input side in pixels (square).
+    pub image_size: usize,
+    /// Patch side in pixels.
+    pub patch_size: usize,
+    /// Input channels.
+    pub channels: usize,
+    /// Token width (embedding dimension).
+    pub width: usize,
+    /// Number of transformer blocks.
+    pub depth: usize,
+    /// Attention heads per block.
+    pub heads: usize,
+    /// Hidden width of the MLP.
+    pub mlp_dim: usize,
+    /// Whether the query/key/value projection has a bias.
+    pub qkv_bias: bool,
+    /// LayerNorm epsilon (timm 1e-6; Hugging Face ViT defaults to 1e-12).
+    pub layer_norm_eps: f64,
+    /// Pooling of the final tokens.
+    pub pooling: Pooling,
+}
+
+impl VitConfig {
+    /// ViT-S/16 at 224×224: Path Foundation's architecture (width 384, depth 12, 6 heads, MLP 1536).
+    pub fn vit_s16() -> Self {
+        VitConfig {
+            image_size: 224,
+            patch_size: 16,
+            channels: 3,
+            width: 384,
+            depth: 12,
+            heads: 6,
+            mlp_dim: 1536,
+            qkv_bias: true,
+            layer_norm_eps: 1e-6,
+            pooling: Pooling::ClassToken,
+        }
+    }
+
+    /// ViT-B/16 (width 768, depth 12, 12 heads, MLP 3072).
+    pub fn vit_b16() -> Self {
+        VitConfig { width: 768, heads: 12, mlp_dim: 3072, ..Self::vit_s16() }
+    }
+
+    /// ViT-L/16 (width 1024, depth 24, 16 heads, MLP 4096).
+    pub fn vit_l16() -> Self {
+        VitConfig { width: 1024, depth: 24, heads: 16, mlp_dim: 4096, ..Self::vit_s16() }
+    }
+
+    /// ViT-H/14 (width 1280, depth 32, 16 heads, MLP 5120, 14-pixel patches).
+    pub fn vit_h14() -> Self {
+        VitConfig { patch_size: 14, width: 1280, depth: 32, heads: 16, mlp_dim: 5120, ..Self::vit_s16() }
+    }
+
+    /// Patches per side.
+    pub fn grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+
+    /// Patch tokens per image.
+    pub fn num_patches(&self) -> usize {
+        self.grid() * self.grid()
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.width / self.heads
+    }
+
+    /// Checks that the numbers fit together.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |m: String| Err(EncoderError::Config(m));
+        if [self.image_size, self.patch_size, self.channels, self.width, self.depth, self.heads, self.mlp_dim].contains(&0) {
+            return fail(format!("every ViT dimension must be positive: {self:?}"));
+        }
+        if self.image_size % self.patch_size != 0 {
+            return fail(format!("image size {} is not a multiple of patch size {}", self.image_size, self.patch_size));
+        }
+        if self.width % self.heads != 0 {
+            return fail(format!("width {} is not divisible by {} heads", self.width, self.heads));
+        }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return fail(format!("LayerNorm epsilon must be positive, got {}", self.layer_norm_eps));
+        }
+        Ok(())
+    }
+
+    /// Every tensor the model needs, with timm `state_dict` names and shapes.
+    pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (d, m, p, c) = (self.width, self.mlp_dim, self.patch_size, self.channels);
+        let mut v: Vec<(String, Vec<usize>)> = vec![
+            ("cls_token".into(), vec![1, 1, d]),
+            ("pos_embed".into(), vec![1, self.num_patches() + 1, d]),
+            ("patch_embed.proj.weight".into(), vec![d, c, p, p]),
+            ("patch_embed.proj.bias".into(), vec![d]),
+        ];
+        for i in 0..self.depth {
+            let b = |s: &str| format!("blocks.{i}.{s}");
+            v.push((b("norm1.weight"), vec![d]));
+            v.push((b("norm1.bias"), vec![d]));
+            v.push((b("attn.qkv.weight"), vec![3 * d, d]));
+            if self.qkv_bias {
+                v.push((b("attn.qkv.bias"), vec![3 * d]));
+            }
+            v.push((b("attn.proj.weight"), vec![d, d]));
+            v.push((b("attn.proj.bias"), vec![d]));
+            v.push((b("norm2.weight"), vec![d]));
+            v.push((b("norm2.bias"), vec![d]));
+            v.push((b("mlp.fc1.weight"), vec![m, d]));
+            v.push((b("mlp.fc1.bias"), vec![m]));
+            v.push((b("mlp.fc2.weight"), vec![d, m]));
+            v.push((b("mlp.fc2.bias"), vec![d]));
+        }
+        v.push(("norm.weight".into(), vec![d]));
+        v.push(("norm.bias".into(), vec![d]));
+        v
+    }
+}

@@ -1,0 +1,173 @@
+//! ViT weights: from `.safetensors` files with timm `state_dict` names or Hugging Face
+//! `ViTModel` names, or from the seeded generator. Every tensor is checked for presence, shape
+//! and finiteness, and stored under timm names with query/key/value fused.
+
+use super::config::VitConfig;
+use crate::error::{EncoderError, Result};
+use crate::seeded::seeded_tensor;
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Which naming scheme a checkpoint uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// timm `VisionTransformer.state_dict()` (`blocks.0.attn.qkv.weight`, ...).
+    Timm,
+    /// Hugging Face transformers `ViTModel` (`encoder.layer.0.attention.attention.query.weight`, ...).
+    HuggingFace,
+}
+
+/// A full set of ViT tensors under timm names, on one device and dtype.
+#[derive(Debug, Clone)]
+pub struct VitWeights {
+    pub(crate) tensors: HashMap<String, Tensor>,
+    /// Naming of the source (timm for seeded weights).
+    pub naming: Naming,
+}
+
+impl VitWeights {
+    /// Deterministic untrained weights (haidef-seeded-v1, see [`crate::seeded`]).
+    pub fn seeded(cfg: &VitConfig, seed: u64, device: &Device, dtype: DType) -> Result<Self> {
+        cfg.validate()?;
+        let mut tensors = HashMap::new();
+        for (name, shape) in cfg.tensor_shapes() {
+            let values = seeded_tensor(&name, &shape, seed);
+            let t = Tensor::from_vec(values, shape, &Device::Cpu)?.to_device(device)?.to_dtype(dtype)?;
+            tensors.insert(name, t);
+        }
+        Ok(VitWeights { tensors, naming: Naming::Timm })
+    }
+
+    /// Loads a `.safetensors` checkpoint with timm or Hugging Face names (an optional `vit.`,
+    /// `model.` or `module.` prefix is accepted). Extra tensors (classifier heads, poolers) are
+    /// ignored; missing, mis-shaped or non-finite ones are errors that name them.
+    pub fn load(path: &Path, cfg: &VitConfig, device: &Device, dtype: DType) -> Result<Self> {
+        cfg.validate()?;
+        let file = path.display().to_string();
+        let raw = candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| EncoderError::WeightsFile { file: file.clone(), message: e.to_string() })?;
+        let (naming, prefix) = detect_naming(&raw).ok_or_else(|| {
+            let mut names: Vec<&String> = raw.keys().collect();
+            names.sort();
+            EncoderError::WrongModel {
+                file: file.clone(),
+                model: "ViT (timm or Hugging Face ViTModel)".into(),
+                reason: format!(
+                    "found neither timm names (blocks.0.attn.qkv.weight) nor Hugging Face names \
+                     (encoder.layer.0.attention.attention.query.weight); its first tensors are {:?}",
+                    names.iter().take(5).collect::<Vec<_>>()
+                ),
+            }
+        })?;
+        let get = |name: &str, expected: &[usize]| -> Result<Tensor> {
+            let full = format!("{prefix}{name}");
+            let t = raw.get(&full).ok_or_else(|| EncoderError::MissingTensor {
+                file: file.clone(),
+                name: full.clone(),
+                expected: expected.to_vec(),
+            })?;
+            if t.dims() != expected {
+                return Err(EncoderError::ShapeMismatch {
+                    file: file.clone(),
+                    name: full,
+                    expected: expected.to_vec(),
+                    found: t.dims().to_vec(),
+                });
+            }
+            let values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            let count = values.iter().filter(|v| !v.is_finite()).count();
+            if count > 0 {
+                return Err(EncoderError::NonFinite { file: file.clone(), name: full, count });
+            }
+            Ok(t.to_dtype(DType::F32)?)
+        };
+        let d = cfg.width;
+        let mut tensors = HashMap::new();
+        for (name, shape) in cfg.tensor_shapes() {
+            let t = match naming {
+                Naming::Timm => get(&name, &shape)?,
+                Naming::HuggingFace => match hf_qkv_part(&name) {
+                    // timm fuses query, key and value; Hugging Face keeps them apart.
+                    Some((layer, kind)) => {
+                        let part_shape: Vec<usize> = if kind == "weight" { vec![d, d] } else { vec![d] };
+                        let parts = ["query", "key", "value"]
+                            .iter()
+                            .map(|p| get(&format!("encoder.layer.{layer}.attention.attention.{p}.{kind}"), &part_shape))
+                            .collect::<Result<Vec<_>>>()?;
+                        Tensor::cat(&parts, 0)?
+                    }
+                    None => get(&hf_name(&name), &shape)?,
+                },
+            };
+            tensors.insert(name, t.to_device(device)?.to_dtype(dtype)?);
+        }
+        Ok(VitWeights { tensors, naming })
+    }
+
+    /// Tensor by timm name.
+    pub fn get(&self, name: &str) -> &Tensor {
+        &self.tensors[name]
+    }
+}
+
+/// Finds the naming scheme and prefix of a checkpoint.
+fn detect_naming(raw: &HashMap<String, Tensor>) -> Option<(Naming, String)> {
+    for prefix in ["", "vit.", "model.", "module.", "module.model."] {
+        if raw.contains_key(&format!("{prefix}blocks.0.attn.qkv.weight")) {
+            return Some((Naming::Timm, prefix.to_string()));
+        }
+        if raw.contains_key(&format!("{prefix}encoder.layer.0.attention.attention.query.weight")) {
+            return Some((Naming::HuggingFace, prefix.to_string()));
+        }
+    }
+    None
+}
+
+/// For `blocks.{i}.attn.qkv.{weight|bias}`: (i, weight|bias).
+fn hf_qkv_part(timm: &str) -> Option<(usize, &str)> {
+    let rest = timm.strip_prefix("blocks.")?;
+    let (layer, tail) = rest.split_once('.')?;
+    let kind = tail.strip_prefix("attn.qkv.")?;
+    Some((layer.parse().ok()?, kind))
+}
+
+/// Hugging Face `ViTModel` name of a timm tensor (other than the fused qkv).
+fn hf_name(timm: &str) -> String {
+    match timm {
+        "cls_token" => return "embeddings.cls_token".into(),
+        "pos_embed" => return "embeddings.position_embeddings".into(),
+        "patch_embed.proj.weight" => return "embeddings.patch_embeddings.projection.weight".into(),
+        "patch_embed.proj.bias" => return "embeddings.patch_embeddings.projection.bias".into(),
+        "norm.weight" => return "layernorm.weight".into(),
+        "norm.bias" => return "layernorm.bias".into(),
+        _ => {}
+    }
+    let rest = timm.strip_prefix("blocks.").expect("block tensor");
+    let (layer, tail) = rest.split_once('.').expect("block tensor");
+    let (module, kind) = tail.rsplit_once('.').expect("block tensor");
+    let hf = match module {
+        "norm1" => "layernorm_before",
+        "norm2" => "layernorm_after",
+        "attn.proj" => "attention.output.dense",
+        "mlp.fc1" => "intermediate.dense",
+        "mlp.fc2" => "output.dense",
+        other => unreachable!("unexpected ViT tensor {other}"),
+    };
+    format!("encoder.layer.{layer}.{hf}.{kind}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hugging_face_names() {
+        assert_eq!(hf_name("blocks.3.norm1.weight"), "encoder.layer.3.layernorm_before.weight");
+        assert_eq!(hf_name("blocks.11.mlp.fc2.bias"), "encoder.layer.11.output.dense.bias");
+        assert_eq!(hf_name("blocks.0.attn.proj.weight"), "encoder.layer.0.attention.output.dense.weight");
+        assert_eq!(hf_name("pos_embed"), "embeddings.position_embeddings");
+        assert_eq!(hf_qkv_part("blocks.7.attn.qkv.bias"), Some((7, "bias")));
+        assert_eq!(hf_qkv_part("blocks.7.attn.proj.bias"), None);
+    }
+}
