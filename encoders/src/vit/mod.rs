@@ -1,6 +1,7 @@
 //! Vision Transformer: configuration, weights and forward pass.
 
 pub mod config;
+mod cpu_ops;
 pub mod model;
 pub mod weights;
 

@@ -5,7 +5,8 @@ use super::config::{Pooling, VitConfig};
 use super::weights::VitWeights;
 use crate::error::{EncoderError, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::ops::{layer_norm, softmax_last_dim};
+use super::cpu_ops::{bias_gelu, softmax_last_dim};
+use candle_nn::ops::layer_norm;
 
 /// A dense layer `x W^T + b`, weights kept transposed for the matrix product.
 #[derive(Debug, Clone)]
@@ -18,6 +19,15 @@ struct Dense {
 impl Dense {
     fn new(w: &Tensor, b: Option<&Tensor>) -> Result<Self> {
         Ok(Dense { wt: w.t()?.contiguous()?, b: b.cloned() })
+    }
+
+    /// `gelu(x W^T + b)`, bias and activation fused where a kernel exists.
+    fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.matmul(&self.wt)?;
+        Ok(match &self.b {
+            Some(b) => bias_gelu(&y, b)?,
+            None => y.gelu_erf()?,
+        })
     }
 
     /// `x`: `(rows, in)` → `(rows, out)`.
@@ -179,7 +189,7 @@ impl Vit {
             let o = att.matmul(&v)?.transpose(1, 2)?.reshape((b * t, d))?;
             let flat = (flat + blk.proj.forward(&o)?)?;
             let y = blk.norm2.forward(&flat)?;
-            let y = blk.fc2.forward(&blk.fc1.forward(&y)?.gelu_erf()?)?;
+            let y = blk.fc2.forward(&blk.fc1.forward_gelu(&y)?)?;
             x = (flat + y)?.reshape((b, t, d))?;
         }
         let x = self.norm.forward(&x)?;
