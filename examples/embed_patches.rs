@@ -1,0 +1,87 @@
+//! Embeds the 224×224 patch grid of one level of a slide with Path Foundation and prints, per
+//! patch, its position and the first embedding values, plus the throughput.
+//!
+//! `cargo run --release --example embed_patches -- <slide> [--level L] [--limit N] [--weights f.safetensors] [--device cpu|cuda[:N]] [--batch B] [--dtype f32|f16|bf16]`
+//!
+//! Without `--weights` it runs an untrained, seeded ViT and says so loudly.
+
+#[path = "common/args.rs"]
+mod args;
+
+use haidef_wsi::encoders::batch::{Batcher, ImageRef};
+use haidef_wsi::encoders::candle::DType;
+use haidef_wsi::encoders::{device_name, parse_device, path_foundation, Encoder, UNTRAINED_WARNING};
+use haidef_wsi::wsi::{PatchGridOptions, Slide};
+use std::time::Instant;
+
+const USAGE: &str = "usage: embed_patches <slide folder or file> [--level L] [--limit N] [--weights f.safetensors] \
+[--device cpu|cuda[:N]] [--batch B] [--dtype f32|f16|bf16]";
+
+fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
+    let device = parse_device(args.opt("device").unwrap_or("cpu"))?;
+    let dtype = match args.opt("dtype").unwrap_or(if device.is_cpu() { "f32" } else { "bf16" }) {
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        "bf16" => DType::BF16,
+        other => return Err(format!("--dtype {other}: expected f32, f16 or bf16").into()),
+    };
+    let model = match args.opt("weights") {
+        Some(w) => path_foundation::load(std::path::Path::new(w), &device, dtype)?,
+        None => {
+            eprintln!("\n{UNTRAINED_WARNING}\n");
+            path_foundation::untrained(&device, dtype)?
+        }
+    };
+    let slide = Slide::open(args.slide())?;
+    let level = slide.level(args.num("level").unwrap_or(0))?;
+    let limit: usize = args.num("limit").unwrap_or(usize::MAX);
+    let batch: usize = args.num("batch").unwrap_or(if device.is_cpu() { 8 } else { 256 });
+    let mut batcher = Batcher::new(model.input_spec().clone(), batch, device.clone(), dtype)?;
+    println!(
+        "model {} ({}), device {}, {:?}, level {} ({}x{}), batch {batch}",
+        model.model_id(),
+        if model.is_trained() { model.weights_id() } else { "UNTRAINED" },
+        device_name(&device),
+        dtype,
+        level.index(),
+        level.width(),
+        level.height()
+    );
+    let start = Instant::now();
+    let mut pending = Vec::new();
+    let mut done = 0usize;
+    let mut flush = |pending: &mut Vec<haidef_wsi::wsi::Patch>| -> Result<(), Box<dyn std::error::Error>> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let images: Vec<ImageRef<'_>> = pending.iter().map(|p| ImageRef::rgb(224, 224, &p.rgb)).collect();
+        let emb = model.embed(&batcher.pack(&images)?)?.to_vec2::<f32>()?;
+        for (p, e) in pending.iter().zip(&emb) {
+            println!("x={:>6} y={:>6}  [{:+.4}, {:+.4}, {:+.4}, {:+.4}, ...]", p.x, p.y, e[0], e[1], e[2], e[3]);
+        }
+        done += pending.len();
+        pending.clear();
+        Ok(())
+    };
+    for patch in level.patch_grid(PatchGridOptions::default())?.iter().take(limit) {
+        pending.push(patch?);
+        if pending.len() == batch {
+            flush(&mut pending)?;
+        }
+    }
+    flush(&mut pending)?;
+    let secs = start.elapsed().as_secs_f64();
+    println!("{done} patches in {secs:.2} s: {:.1} patches/s, {:.0} embeddings/hour", done as f64 / secs, done as f64 / secs * 3600.0);
+    if !model.is_trained() {
+        println!("{UNTRAINED_WARNING}");
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = args::Args::parse(USAGE, &[]);
+    if let Err(e) = run(&args) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
