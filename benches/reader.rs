@@ -4,7 +4,7 @@
 //! `cargo bench --bench reader`; the peer is `benches/peers/wsidicom_grid.py`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use haidef_wsi::wsi::{OpenOptions, PatchGridOptions, Slide};
+use haidef_wsi::wsi::{OpenOptions, OutOfBounds, PatchGridOptions, Slide};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -59,6 +59,15 @@ fn patch_grid(c: &mut Criterion) {
                 let r = level.read_region(x, y, 224, 224).unwrap();
                 assert_eq!(r.data.len(), 224 * 224 * 3);
             }
+        })
+    });
+    // The same regions through the batch API, which reads them in parallel.
+    let rects: Vec<(i64, i64, u32, u32)> = origins.iter().map(|&(x, y)| (x, y, 224, 224)).collect();
+    group.bench_function("random_regions_224_batch_cache_cleared_per_pass", |b| {
+        b.iter(|| {
+            level.tile_cache().clear();
+            let regions = level.read_regions(&rects, OutOfBounds::Error).unwrap();
+            assert_eq!(regions.len(), rects.len());
         })
     });
     // No cache: every region decodes all frames it touches (wsidicom's "_nocache" figure).

@@ -128,16 +128,9 @@ impl Level {
     /// (sparse tiling): callers treat it as white.
     pub fn read_tile(&self, tx: u32, ty: u32) -> Result<Option<Tile>> {
         let Some(frame) = self.frame_index.frame_at(tx, ty) else { return Ok(None) };
-        match self.cache.get((self.cache_key, frame)) {
-            Some(tile) => Ok(Some(tile)),
-            None => self.decode_and_cache(frame).map(Some),
-        }
-    }
-
-    fn decode_and_cache(&self, frame: u32) -> Result<Tile> {
-        let tile = Arc::new(self.decode_frame(frame)?);
-        self.cache.put((self.cache_key, frame), tile.clone());
-        Ok(tile)
+        self.cache
+            .get_or_decode((self.cache_key, frame), || self.decode_frame(frame).map(Arc::new))
+            .map(Some)
     }
 
     /// Tiles (tx, ty) through the cache; the ones not cached are decoded in parallel.
@@ -148,17 +141,17 @@ impl Level {
             if let Some(frame) = self.frame_index.frame_at(tx, ty) {
                 match self.cache.get((self.cache_key, frame)) {
                     Some(tile) => *slot = Some(tile),
-                    None => misses.push((slot, frame)),
+                    None => misses.push((slot, tx, ty)),
                 }
             }
         }
         // Only fan out when there is more than one frame to decode: waking the thread pool
         // costs more than copying cached tiles.
         if misses.len() > 1 {
-            misses.into_par_iter().try_for_each(|(slot, frame)| self.decode_and_cache(frame).map(|t| *slot = Some(t)))?;
+            misses.into_par_iter().try_for_each(|(slot, tx, ty)| self.read_tile(tx, ty).map(|t| *slot = t))?;
         } else {
-            for (slot, frame) in misses {
-                *slot = Some(self.decode_and_cache(frame)?);
+            for (slot, tx, ty) in misses {
+                *slot = self.read_tile(tx, ty)?;
             }
         }
         Ok(out)
@@ -208,6 +201,13 @@ impl Level {
         let mut data = Vec::new();
         compose(&mut data, (x, y, w, h), (self.width(), self.height()), self.tile_size(), lookup);
         Ok(RgbImage { width: w, height: h, data })
+    }
+
+    /// Reads many rectangles (x, y, w, h) in parallel. Frames shared by several rectangles are
+    /// decoded once (concurrent readers wait for one decode) while they stay in the tile cache.
+    /// Fails on the first rectangle that fails.
+    pub fn read_regions(&self, rects: &[(i64, i64, u32, u32)], policy: OutOfBounds) -> Result<Vec<RgbImage>> {
+        rects.par_iter().map(|&(x, y, w, h)| self.read_region_with(x, y, w, h, policy)).collect()
     }
 
     /// The whole level as one image (meant for small levels and associated images).
