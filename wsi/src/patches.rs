@@ -141,7 +141,21 @@ impl PatchGrid {
 
     /// Streams the grid one patch row at a time.
     pub fn rows_iter(&self) -> PatchRows {
-        PatchRows { grid: self.clone(), next_row: 0, band: VecDeque::new(), failed: false }
+        PatchRows { grid: self.clone(), next_row: 0, band: VecDeque::new(), failed: false, keep: None }
+    }
+
+    /// Streams only the patches whose `keep[row * cols + col]` is true (e.g. those with
+    /// tissue), row by row; frames under no kept patch are not read or decoded. Rows without
+    /// kept patches yield empty vectors.
+    pub fn rows_iter_selected(&self, keep: Vec<bool>) -> Result<PatchRows> {
+        if keep.len() != self.len() {
+            return Err(WsiError::InvalidArgument(format!(
+                "selection has {} entries, the grid has {} patches",
+                keep.len(),
+                self.len()
+            )));
+        }
+        Ok(PatchRows { grid: self.clone(), next_row: 0, band: VecDeque::new(), failed: false, keep: Some(keep) })
     }
 
     /// Streams the grid one patch at a time, in row-major order.
@@ -161,6 +175,8 @@ pub struct PatchRows {
     /// Decoded frame rows currently held: (tile row, tiles of that row).
     band: VecDeque<(u32, Vec<Option<Tile>>)>,
     failed: bool,
+    /// Patches to produce (all when `None`), row-major.
+    keep: Option<Vec<bool>>,
 }
 
 impl PatchRows {
@@ -185,19 +201,48 @@ impl PatchRows {
         have..=ty_b
     }
 
-    /// Decodes tile rows `rows` (all tiles any patch touches), in parallel.
+    fn kept(&self, col: u32, row: u32) -> bool {
+        self.keep.as_ref().is_none_or(|k| k[(row * self.grid.cols + col) as usize])
+    }
+
+    /// Whether tile (tx, ty) lies under a kept patch.
+    fn tile_wanted(&self, tx: u32, ty: u32) -> bool {
+        if self.keep.is_none() {
+            return true;
+        }
+        let (tw, th) = self.grid.level.tile_size();
+        let (size, stride) = (self.grid.options.size, self.grid.options.stride);
+        // Patch rows and columns whose pixels overlap the tile.
+        let first = |t: u32, tile: u32| (t * tile).saturating_sub(size - 1).div_ceil(stride);
+        let last = |t: u32, tile: u32, n: u32| (((t + 1) * tile - 1) / stride).min(n - 1);
+        let (r0, r1) = (first(ty, th), last(ty, th, self.grid.rows));
+        let (c0, c1) = (first(tx, tw), last(tx, tw, self.grid.cols));
+        (r0..=r1).any(|r| (c0..=c1).any(|c| self.kept(c, r)))
+    }
+
+    /// Decodes tile rows `rows` (all tiles any wanted patch touches), in parallel.
     fn decode_tile_rows(&self, rows: std::ops::RangeInclusive<u32>) -> Result<Vec<(u32, Vec<Option<Tile>>)>> {
         let level = &self.grid.level;
         let across = self.tiles_across();
         let wanted: Vec<(u32, u32)> = rows.clone().flat_map(|ty| (0..across).map(move |tx| (tx, ty))).collect();
+        let wanted_mask: Vec<bool> = wanted.iter().map(|&(tx, ty)| self.tile_wanted(tx, ty)).collect();
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let frames: Vec<u32> = wanted.iter().filter_map(|&(tx, ty)| level.frame_at(tx, ty)).collect();
+        let frames: Vec<u32> = wanted
+            .iter()
+            .zip(&wanted_mask)
+            .filter(|(_, w)| **w)
+            .filter_map(|(&(tx, ty), _)| level.frame_at(tx, ty))
+            .collect();
         level.frame_source().prefetch(&frames);
         let decoded: Vec<Option<Tile>> = wanted
             .par_iter()
-            .map(|&(tx, ty)| {
+            .zip(wanted_mask.par_iter())
+            .map(|(&(tx, ty), &want)| {
+                if !want {
+                    return Ok(None);
+                }
                 let Some(frame) = level.frame_at(tx, ty) else { return Ok(None) };
                 let mut buf = self.grid.tile_pool.take();
                 level.decode_frame_into(frame, &mut buf)?;
@@ -219,8 +264,8 @@ impl PatchRows {
         let tile = |tx: u32, ty: u32| {
             band.iter().find(|(t, _)| *t == ty).and_then(|(_, tiles)| tiles[tx as usize].as_deref().map(Vec::as_slice))
         };
-        (0..self.grid.cols)
-            .into_par_iter()
+        let cols: Vec<u32> = (0..self.grid.cols).filter(|&c| self.kept(c, row)).collect();
+        cols.into_par_iter()
             .map(|col| {
                 let (x, y) = self.grid.origin(col, row);
                 let mut rgb = self.grid.patch_pool.take();

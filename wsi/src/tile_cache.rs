@@ -3,7 +3,7 @@
 //! Least recently used tiles are evicted first. The streaming patch grid bypasses it: it holds
 //! its own band of decoded rows and would only flush the cache.
 
-use crate::error::{Result, WsiError};
+use crate::error::Result;
 use crate::level::Tile;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -156,6 +156,7 @@ impl TileCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::WsiError;
 
     #[test]
     fn evicts_least_recently_used_within_capacity() {

@@ -90,3 +90,43 @@ fn each_frame_is_decoded_once_per_pass() {
         }
     }
 }
+
+#[test]
+fn a_selection_reads_only_the_frames_it_needs() {
+    let slide = Slide::open(slide_dir("ihc-full")).unwrap();
+    let level0 = slide.level(0).unwrap();
+    let counting = Arc::new(Counting {
+        inner: level0.frame_source().clone(),
+        reads: (0..level0.info().number_of_frames).map(|_| AtomicUsize::new(0)).collect(),
+    });
+    let level = Level::new(0, level0.info().clone(), counting.clone()).unwrap();
+    let grid = level.patch_grid(PatchGridOptions::default()).unwrap();
+    // Keep two patches: (0, 0) and (5, 3).
+    let keep: Vec<bool> = (0..grid.len()).map(|i| i == 0 || i == (3 * grid.cols() + 5) as usize).collect();
+    let rows: Vec<Vec<_>> = grid.rows_iter_selected(keep).unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), grid.rows() as usize);
+    let kept: Vec<_> = rows.into_iter().flatten().collect();
+    assert_eq!(kept.iter().map(|p| (p.col, p.row)).collect::<Vec<_>>(), vec![(0, 0), (5, 3)]);
+    for p in &kept {
+        let r = level.read_region(i64::from(p.x), i64::from(p.y), 224, 224).unwrap();
+        assert!(r.data == p.rgb);
+    }
+    // Patch (0,0) covers tile (0,0); patch (5,3) = x 1120..1344, y 672..896 covers tiles 4..5 × 2..3.
+    let mut expected = vec![(0u32, 0u32)];
+    for ty in 2..=3 {
+        for tx in 4..=5 {
+            expected.push((tx, ty));
+        }
+    }
+    let (tiles_x, tiles_y) = level.tile_grid();
+    for ty in 0..tiles_y {
+        for tx in 0..tiles_x {
+            let frame = level.frame_at(tx, ty).unwrap() as usize;
+            // read_region above went through the cache after the grid: count grid reads only.
+            let n = counting.reads[frame].load(Ordering::Relaxed);
+            let want = usize::from(expected.contains(&(tx, ty)));
+            assert!(n >= want && (want == 1 || n == 0), "tile ({tx},{ty}) read {n} times");
+        }
+    }
+    assert!(grid.rows_iter_selected(vec![true; 3]).is_err());
+}
