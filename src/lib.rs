@@ -6,3 +6,14 @@ pub use haidef_wsi_dicom as wsi;
 
 /// Tensor batching and foundation-model encoders.
 pub use haidef_wsi_encoders as encoders;
+
+pub mod atomic;
+pub mod clusters;
+pub mod error;
+pub mod heatmap;
+pub mod pipeline;
+pub mod sink;
+pub mod tissue;
+
+pub use error::{PipelineError, Result};
+pub use pipeline::{choose_level, run, LevelChoice, PipelineOptions, RunSummary, StageTimes};

@@ -1,0 +1,39 @@
+//! Errors of the slide → embeddings pipeline.
+
+/// What can stop a pipeline run; each says what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// Reading the slide failed.
+    #[error(transparent)]
+    Slide(#[from] haidef_wsi_dicom::WsiError),
+    /// The encoder failed.
+    #[error(transparent)]
+    Encoder(#[from] haidef_wsi_encoders::EncoderError),
+    /// An output could not be written.
+    #[error("{path}: cannot write: {message}")]
+    Output {
+        /// The file or folder.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The options do not fit this slide (unknown level, µm/px out of range, k too large...).
+    #[error("{0}")]
+    Options(String),
+    /// No patch passed the tissue filter.
+    #[error("no tissue found: {0}")]
+    NoTissue(String),
+    /// The run was cancelled (Ctrl-C); nothing was left half-written.
+    #[error("cancelled; no output was written")]
+    Cancelled,
+}
+
+/// Result of the pipeline.
+pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
+
+impl PipelineError {
+    pub(crate) fn output(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
+        PipelineError::Output { path: path.display().to_string(), message: e.to_string() }
+    }
+}

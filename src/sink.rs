@@ -1,0 +1,121 @@
+//! The Parquet sink: one row per embedded patch, written with arrow-rs.
+//!
+//! Schema (see the README): `slide_id` Utf8 (SeriesInstanceUID), `level` UInt32, `mpp` Float64
+//! (NaN when the slide gives no spacing), `x`, `y`, `width`, `height` UInt32 (level pixels),
+//! `tissue_fraction` Float32, `embedding` FixedSizeList<Float32, D>. File metadata: `model_id`,
+//! `weights_sha256` (or `untrained`), `library_version`, `input_scaling`, and `warning` when the
+//! model is untrained.
+
+use crate::atomic::AtomicFile;
+use crate::error::{PipelineError, Result};
+use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, Float64Array, RecordBatch, StringArray, UInt32Array};
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where one embedding came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PatchRecord {
+    /// Left edge in level pixels.
+    pub x: u32,
+    /// Top edge in level pixels.
+    pub y: u32,
+    /// Width in level pixels.
+    pub width: u32,
+    /// Height in level pixels.
+    pub height: u32,
+    /// Tissue fraction of the patch (1.0 when tissue detection is off).
+    pub tissue_fraction: f32,
+}
+
+/// The Arrow schema of the embeddings file for dimension `dim` and file metadata `meta`.
+pub fn schema(dim: usize, meta: HashMap<String, String>) -> Schema {
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    Schema::new(vec![
+        Field::new("slide_id", DataType::Utf8, false),
+        Field::new("level", DataType::UInt32, false),
+        Field::new("mpp", DataType::Float64, false),
+        Field::new("x", DataType::UInt32, false),
+        Field::new("y", DataType::UInt32, false),
+        Field::new("width", DataType::UInt32, false),
+        Field::new("height", DataType::UInt32, false),
+        Field::new("tissue_fraction", DataType::Float32, false),
+        Field::new("embedding", DataType::FixedSizeList(item, dim as i32), false),
+    ])
+    .with_metadata(meta)
+}
+
+/// Writes embedding rows to `<path>.partial`, renamed to `path` by [`ParquetSink::finish`].
+pub struct ParquetSink {
+    path: PathBuf,
+    atomic: Option<AtomicFile>,
+    writer: Option<ArrowWriter<std::fs::File>>,
+    schema: Arc<Schema>,
+    slide_id: String,
+    level: u32,
+    mpp: f64,
+    dim: usize,
+    rows: usize,
+}
+
+impl ParquetSink {
+    /// Opens the sink.
+    pub fn create(path: &Path, slide_id: &str, level: u32, mpp: Option<f64>, dim: usize, meta: HashMap<String, String>) -> Result<Self> {
+        let (atomic, file) = AtomicFile::create(path)?;
+        let schema = Arc::new(schema(dim, meta));
+        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| PipelineError::output(path, e))?;
+        Ok(ParquetSink {
+            path: path.to_path_buf(),
+            atomic: Some(atomic),
+            writer: Some(writer),
+            schema,
+            slide_id: slide_id.to_string(),
+            level,
+            mpp: mpp.unwrap_or(f64::NAN),
+            dim,
+            rows: 0,
+        })
+    }
+
+    /// Appends rows: `embeddings` holds `records.len() * dim` floats.
+    pub fn write(&mut self, records: &[PatchRecord], embeddings: &[f32]) -> Result<()> {
+        let n = records.len();
+        assert_eq!(embeddings.len(), n * self.dim, "embedding buffer size");
+        let u32s = |f: fn(&PatchRecord) -> u32| Arc::new(UInt32Array::from_iter_values(records.iter().map(f))) as ArrayRef;
+        let item = Arc::new(Field::new("item", DataType::Float32, false));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(&self.slide_id, n))),
+            Arc::new(UInt32Array::from_iter_values(std::iter::repeat_n(self.level, n))),
+            Arc::new(Float64Array::from_iter_values(std::iter::repeat_n(self.mpp, n))),
+            u32s(|r| r.x),
+            u32s(|r| r.y),
+            u32s(|r| r.width),
+            u32s(|r| r.height),
+            Arc::new(Float32Array::from_iter_values(records.iter().map(|r| r.tissue_fraction))),
+            Arc::new(
+                FixedSizeListArray::try_new(item, self.dim as i32, Arc::new(Float32Array::from(embeddings.to_vec())), None)
+                    .map_err(|e| PipelineError::output(&self.path, e))?,
+            ),
+        ];
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| PipelineError::output(&self.path, e))?;
+        self.writer.as_mut().expect("open").write(&batch).map_err(|e| PipelineError::output(&self.path, e))?;
+        self.rows += n;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Closes the file and gives it its final name.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        self.writer.take().expect("open").close().map_err(|e| PipelineError::output(&self.path, e))?;
+        self.atomic.take().expect("open").commit()
+    }
+}
