@@ -12,6 +12,7 @@ use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Reco
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -66,8 +67,11 @@ impl ParquetSink {
     /// Opens the sink.
     pub fn create(path: &Path, slide_id: &str, level: u32, mpp: Option<f64>, dim: usize, meta: HashMap<String, String>) -> Result<Self> {
         let (atomic, file) = AtomicFile::create(path)?;
+        // The metadata goes both into the Arrow schema and into Parquet's own key-value metadata,
+        // so that readers that do not decode the Arrow schema (DuckDB, parquet-tools) see it.
+        let kv: Vec<KeyValue> = meta.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
         let schema = Arc::new(schema(dim, meta));
-        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).set_key_value_metadata(Some(kv)).build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| PipelineError::output(path, e))?;
         Ok(ParquetSink {
             path: path.to_path_buf(),

@@ -1,0 +1,191 @@
+//! The slide → embeddings → Parquet → heatmap pipeline on the fixture slide, checked through
+//! independent paths: the parquet crate's reader and pyarrow for the file, the reader and
+//! encoder called directly for the values.
+
+use arrow_array::{Array, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
+use haidef_wsi::encoders::batch::{Batcher, ImageRef};
+use haidef_wsi::encoders::candle::{DType, Device};
+use haidef_wsi::encoders::{path_foundation, Encoder, VitEncoder};
+use haidef_wsi::wsi::Slide;
+use haidef_wsi::{run, LevelChoice, PipelineError, PipelineOptions, RunSummary};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::OnceLock;
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/slides/ihc-sparse")
+}
+
+fn model() -> &'static VitEncoder {
+    static M: OnceLock<VitEncoder> = OnceLock::new();
+    M.get_or_init(|| path_foundation::untrained(&Device::Cpu, DType::F32).unwrap())
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("haidef-pipeline-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn opts() -> PipelineOptions {
+    // Level 1 (1 µm/px, 1250×900): a 5×4 grid, all patches, 3 clusters, small batches so the
+    // last one is partial.
+    PipelineOptions { level: LevelChoice::Mpp(1.0), all_patches: true, batch_size: 6, k: 3, seed: 11, ..Default::default() }
+}
+
+fn run_into(dir: &Path, opts: &PipelineOptions) -> Result<RunSummary, PipelineError> {
+    let slide = Slide::open(fixture()).unwrap();
+    run(&slide, model(), dir, opts, &AtomicBool::new(false), &|_, _| {})
+}
+
+#[test]
+fn embeddings_file_holds_what_the_encoder_gives_for_each_patch() {
+    let dir = out_dir("main");
+    let s = run_into(&dir, &opts()).unwrap();
+    assert_eq!((s.level, s.patches_total, s.patches_embedded, s.patches_skipped), (1, 20, 20, 0));
+    assert!(!s.trained);
+
+    // Read back with the parquet crate.
+    let file = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let meta: std::collections::HashMap<String, String> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .unwrap()
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(meta["model_id"], "google/path-foundation");
+    assert_eq!(meta["weights_sha256"], "untrained");
+    assert!(meta["warning"].contains("UNTRAINED"));
+    assert!(meta["library_version"].starts_with("haidef-wsi "));
+    assert!(meta["input_scaling"].contains("x/255"));
+    let batches: Vec<_> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 20);
+
+    // Recompute each row's embedding independently: region read + batcher + encoder.
+    let slide = Slide::open(fixture()).unwrap();
+    let level = slide.level(1).unwrap();
+    let mut batcher = Batcher::new(model().input_spec().clone(), 1, Device::Cpu, DType::F32).unwrap();
+    let mut seen = Vec::new();
+    for b in &batches {
+        let col = |name: &str| b.column_by_name(name).unwrap().clone();
+        let slide_id = col("slide_id");
+        let slide_id = slide_id.as_any().downcast_ref::<StringArray>().unwrap();
+        let xs = col("x");
+        let xs = xs.as_any().downcast_ref::<UInt32Array>().unwrap();
+        let ys = col("y");
+        let ys = ys.as_any().downcast_ref::<UInt32Array>().unwrap();
+        let tf = col("tissue_fraction");
+        let tf = tf.as_any().downcast_ref::<Float32Array>().unwrap();
+        let emb = col("embedding");
+        let emb = emb.as_any().downcast_ref::<FixedSizeListArray>().unwrap();
+        assert_eq!(emb.value_length(), 384);
+        for i in 0..b.num_rows() {
+            assert_eq!(slide_id.value(i), slide.series_instance_uid());
+            assert!((0.0..=1.0).contains(&tf.value(i)));
+            let (x, y) = (xs.value(i), ys.value(i));
+            seen.push((x, y));
+            let region = level.read_region(i64::from(x), i64::from(y), 224, 224).unwrap();
+            let direct = model().embed(&batcher.pack(&[ImageRef::rgb(224, 224, &region.data)]).unwrap()).unwrap();
+            let direct = direct.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let stored = emb.value(i);
+            let stored = stored.as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec();
+            let err: f32 = direct.iter().zip(&stored).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(err < 1e-4, "row {i} ({x},{y}): differs by {err}");
+        }
+    }
+    // Row-major grid order.
+    let expected: Vec<(u32, u32)> = (0..4).flat_map(|r| (0..5).map(move |c| (c * 224, r * 224))).collect();
+    assert_eq!(seen, expected);
+
+    // Pictures exist and decode; nothing half-written is left.
+    for name in ["heatmap.png", "clusters.png"] {
+        let f = std::fs::File::open(dir.join(name)).unwrap();
+        let info = png::Decoder::new(std::io::BufReader::new(f)).read_info().unwrap().info().clone();
+        assert!(info.width > 0 && info.height > 0);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".partial")).collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn pyarrow_reads_the_file() {
+    let dir = out_dir("pyarrow");
+    run_into(&dir, &opts()).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/read_parquet.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(dir.join("embeddings.parquet"))
+        .args(["20", "384"])
+        .output()
+        .expect("python3 (with pyarrow, installed by .ci/run) must be available");
+    assert!(out.status.success(), "pyarrow check failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rows"], 20);
+    assert_eq!(v["metadata"]["model_id"], "google/path-foundation");
+    assert_eq!(v["first"]["x"], 0);
+}
+
+#[test]
+fn clusters_are_deterministic_for_a_seed() {
+    let a = run_into(&out_dir("det-a"), &opts()).unwrap();
+    let b = run_into(&out_dir("det-b"), &opts()).unwrap();
+    assert_eq!(a.labels, b.labels);
+    assert_eq!(a.labels.len(), 20);
+    assert!(a.labels.iter().all(|l| *l < 3));
+    // The same seed gives the same picture too.
+    let pa = std::fs::read(a.outputs[1].clone()).unwrap();
+    let pb = std::fs::read(b.outputs[1].clone()).unwrap();
+    assert!(pa == pb);
+}
+
+#[test]
+fn tissue_filter_keeps_tissue_patches() {
+    let dir = out_dir("tissue");
+    let o = PipelineOptions { all_patches: false, min_tissue: 0.5, k: 2, ..opts() };
+    let s = run_into(&dir, &o).unwrap();
+    assert_eq!(s.patches_embedded + s.patches_skipped, 20);
+    assert!(s.patches_embedded > 0 && s.patches_skipped > 0, "{} kept", s.patches_embedded);
+    let file = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    for b in reader {
+        let b = b.unwrap();
+        let tf = b.column_by_name("tissue_fraction").unwrap().as_any().downcast_ref::<Float32Array>().unwrap().clone();
+        assert!(tf.values().iter().all(|f| *f >= 0.5));
+    }
+}
+
+#[test]
+fn bad_options_are_clear_and_leave_nothing() {
+    let check = |name: &str, o: PipelineOptions, want: &str| {
+        let dir = out_dir(name);
+        let err = run_into(&dir, &o).unwrap_err().to_string();
+        assert!(err.contains(want), "{name}: {err}");
+        if dir.exists() {
+            let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+            assert!(files.is_empty(), "{name}: left {files:?}");
+        }
+    };
+    check("level", PipelineOptions { level: LevelChoice::Index(9), ..opts() }, "level 9 does not exist");
+    check("mpp", PipelineOptions { level: LevelChoice::Mpp(40.0), ..opts() }, "beyond this pyramid");
+    check("k", PipelineOptions { k: 21, ..opts() }, "only 20 patches");
+    check("tissue", PipelineOptions { all_patches: false, min_tissue: 1.01, ..opts() }, "no tissue found");
+
+    // An output directory that cannot be created (a file is in the way).
+    let blocker = out_dir("blocked");
+    std::fs::write(&blocker, b"x").unwrap();
+    let err = run_into(&blocker.join("sub"), &opts()).unwrap_err();
+    assert!(matches!(err, PipelineError::Output { .. }), "{err}");
+    std::fs::remove_file(&blocker).unwrap();
+
+    // Cancelled before it starts: an error, and no file that looks finished.
+    let dir = out_dir("cancel");
+    let slide = Slide::open(fixture()).unwrap();
+    let err = run(&slide, model(), &dir, &opts(), &AtomicBool::new(true), &|_, _| {}).unwrap_err();
+    assert!(matches!(err, PipelineError::Cancelled), "{err}");
+    assert!(!dir.join("embeddings.parquet").exists() && !dir.join("embeddings.parquet.partial").exists());
+}
