@@ -1,7 +1,7 @@
 //! The main job: embed every tissue patch of a slide with Path Foundation, write the embeddings
 //! to Parquet and a k-means heatmap of the slide.
 //!
-//! `cargo run --release --example slide_heatmap -- <slide> --out <dir> [--weights f.safetensors] [--level L | --mpp M] [--k K] [--min-tissue F] [--all-patches] [--device cpu|cuda[:N]] [--batch B] [--seed S]`
+//! `cargo run --release --example slide_heatmap -- <slide> --out <dir> [--weights f.safetensors] [--level L | --mpp M] [--k K] [--min-tissue F] [--all-patches] [--icc-to-srgb] [--device cpu|cuda[:N]] [--batch B] [--seed S]`
 //!
 //! Writes `<dir>/embeddings.parquet`, `<dir>/heatmap.png` and `<dir>/clusters.png`.
 
@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const USAGE: &str = "usage: slide_heatmap <slide folder or file> --out <dir> [--weights f.safetensors] \
-[--level L | --mpp M] [--k K] [--min-tissue F] [--all-patches] [--device cpu|cuda[:N]] [--batch B] [--seed S]\n\
+[--level L | --mpp M] [--k K] [--min-tissue F] [--all-patches] [--icc-to-srgb] [--device cpu|cuda[:N]] [--batch B] [--seed S]\n\
   defaults: --mpp 1.0 (~10x), --k 6, --min-tissue 0.5, --device cpu, --batch 32 (cpu) / 256 (cuda), --seed 0";
 
 fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -43,6 +43,7 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
         batch_size: args.num("batch").unwrap_or(if device.is_cpu() { 32 } else { 256 }),
         k: args.num("k").unwrap_or(6),
         seed: args.num("seed").unwrap_or(0),
+        icc_to_srgb: args.switch("icc-to-srgb"),
         ..PipelineOptions::default()
     };
     let slide = Slide::open(args.slide())?;
@@ -93,6 +94,7 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
         s.stages.encode_waited.as_secs_f64(),
         s.stages.write.as_secs_f64()
     );
+    println!("colour: {}", s.color_transform);
     for o in &s.outputs {
         println!("wrote {}", o.display());
     }
@@ -103,7 +105,7 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() {
-    let args = args::Args::parse(USAGE, &["all-patches"]);
+    let args = args::Args::parse(USAGE, &["all-patches", "icc-to-srgb"]);
     if let Err(e) = run(&args) {
         eprintln!("error: {e}");
         std::process::exit(1);

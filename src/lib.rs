@@ -9,6 +9,7 @@ pub use haidef_wsi_encoders as encoders;
 
 pub mod atomic;
 pub mod clusters;
+pub mod color;
 pub mod error;
 pub mod heatmap;
 pub mod pipeline;

@@ -10,6 +10,7 @@
 
 use crate::atomic::write_png;
 use crate::clusters::kmeans;
+use crate::color::ToSrgb;
 use crate::error::{PipelineError, Result};
 use crate::heatmap::{render_cluster_map, render_heatmap, Cell};
 use crate::sink::{ParquetSink, PatchRecord};
@@ -17,6 +18,7 @@ use crate::tissue::{mask_level, TissueMask};
 use haidef_wsi_dicom::{Level, PatchGridOptions, Slide};
 use haidef_wsi_encoders::batch::{Batcher, ImageRef};
 use haidef_wsi_encoders::{Encoder, UNTRAINED_WARNING};
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,11 +52,23 @@ pub struct PipelineOptions {
     pub seed: u64,
     /// Batches in flight between two stages.
     pub queue_depth: usize,
+    /// Convert patches from the slide's ICC profile to sRGB before embedding (no-op, and said
+    /// so in the metadata, when the slide has no profile).
+    pub icc_to_srgb: bool,
 }
 
 impl Default for PipelineOptions {
     fn default() -> Self {
-        PipelineOptions { level: LevelChoice::Mpp(1.0), min_tissue: 0.5, all_patches: false, batch_size: 32, k: 6, seed: 0, queue_depth: 4 }
+        PipelineOptions {
+            level: LevelChoice::Mpp(1.0),
+            min_tissue: 0.5,
+            all_patches: false,
+            batch_size: 32,
+            k: 6,
+            seed: 0,
+            queue_depth: 4,
+            icc_to_srgb: false,
+        }
     }
 }
 
@@ -98,6 +112,8 @@ pub struct RunSummary {
     pub outputs: Vec<PathBuf>,
     /// Whether the model had real weights.
     pub trained: bool,
+    /// Colour transform applied before embedding, in words.
+    pub color_transform: String,
 }
 
 impl RunSummary {
@@ -190,8 +206,19 @@ pub fn run(
         )));
     }
 
+    let to_srgb = match (opts.icc_to_srgb, &level.info().icc_profile) {
+        (true, Some(icc)) => Some(ToSrgb::from_icc(icc)?),
+        _ => None,
+    };
+    let color_transform = match (&to_srgb, opts.icc_to_srgb) {
+        (Some(t), _) => format!("ICC {} -> sRGB (lcms2, perceptual)", t.source),
+        (None, true) => "none: the slide has no ICC profile (treated as sRGB)".to_string(),
+        (None, false) => "none".to_string(),
+    };
+
     // Outputs are written under .partial names and renamed at the end.
     let mut meta = HashMap::new();
+    meta.insert("color_transform".to_string(), color_transform.clone());
     meta.insert("model_id".to_string(), encoder.model_id().to_string());
     meta.insert("weights_sha256".to_string(), encoder.weights_id().to_string());
     meta.insert("library_version".to_string(), format!("haidef-wsi {}", env!("CARGO_PKG_VERSION")));
@@ -212,7 +239,7 @@ pub fn run(
     let (to_writer, from_encoder) = sync_channel::<(Vec<PatchRecord>, Vec<f32>)>(opts.queue_depth);
     let cols = grid.cols();
 
-    let (grid_ref, keep_ref, fractions_ref, spec_ref) = (&grid, &keep, &fractions, &spec);
+    let (grid_ref, keep_ref, fractions_ref, spec_ref, to_srgb_ref) = (&grid, &keep, &fractions, &spec, &to_srgb);
     let outcome: Result<()> = std::thread::scope(|s| {
         let reader = s.spawn(move || -> Result<Duration> {
             let (grid, keep, fractions) = (grid_ref, keep_ref, fractions_ref);
@@ -249,12 +276,15 @@ pub fn run(
             let (mut busy, mut waited) = (Duration::ZERO, Duration::ZERO);
             loop {
                 let t = Instant::now();
-                let Ok((records, patches)) = from_reader.recv() else { break };
+                let Ok((records, mut patches)) = from_reader.recv() else { break };
                 waited += t.elapsed();
                 if cancel.load(Ordering::Relaxed) {
                     return Err(PipelineError::Cancelled);
                 }
                 let t = Instant::now();
+                if let Some(tr) = to_srgb_ref {
+                    patches.par_iter_mut().for_each(|p| tr.apply(&mut p.rgb));
+                }
                 let images: Vec<ImageRef<'_>> = patches.iter().map(|p| ImageRef::rgb(size as usize, size as usize, &p.rgb)).collect();
                 let emb = encoder.embed(&batcher.pack(&images)?)?;
                 let emb = emb.flatten_all().map_err(haidef_wsi_encoders::EncoderError::from)?.to_vec1::<f32>().map_err(haidef_wsi_encoders::EncoderError::from)?;
@@ -328,5 +358,6 @@ pub fn run(
         labels,
         outputs: vec![parquet_path, heat_path, map_path],
         trained: encoder.is_trained(),
+        color_transform,
     })
 }

@@ -179,6 +179,7 @@ mod tests {
     use super::*;
 
     fn image(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> RgbImage {
+        let f = &f;
         RgbImage { width: w, height: h, data: (0..h).flat_map(|y| (0..w).flat_map(move |x| f(x, y))).collect() }
     }
 

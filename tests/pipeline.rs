@@ -189,3 +189,40 @@ fn bad_options_are_clear_and_leave_nothing() {
     assert!(matches!(err, PipelineError::Cancelled), "{err}");
     assert!(!dir.join("embeddings.parquet").exists() && !dir.join("embeddings.parquet.partial").exists());
 }
+
+#[test]
+fn icc_conversion_is_applied_and_recorded() {
+    // The fixture carries the dicomizer's sRGB profile: converting it to sRGB must change
+    // almost nothing, and the run must say what it did.
+    let plain = run_into(&out_dir("icc-off"), &opts()).unwrap();
+    assert_eq!(plain.color_transform, "none");
+    let dir = out_dir("icc-on");
+    let s = run_into(&dir, &PipelineOptions { icc_to_srgb: true, ..opts() }).unwrap();
+    assert!(s.color_transform.starts_with("ICC ") && s.color_transform.ends_with("-> sRGB (lcms2, perceptual)"), "{}", s.color_transform);
+    let file = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let kv = builder.metadata().file_metadata().key_value_metadata().unwrap().clone();
+    assert!(kv.iter().any(|e| e.key == "color_transform" && e.value.as_deref().unwrap_or("").starts_with("ICC ")));
+    let read = |dir: &Path| -> Vec<f32> {
+        let f = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
+        ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap()
+            .flat_map(|b| {
+                let b = b.unwrap();
+                let e = b.column_by_name("embedding").unwrap().as_any().downcast_ref::<FixedSizeListArray>().unwrap().clone();
+                e.values().as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec()
+            })
+            .collect()
+    };
+    let (a, b) = (read(&out_dir_existing("icc-off")), read(&dir));
+    let dot: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    assert!(dot / (na * nb) > 0.999, "cosine {}", dot / (na * nb));
+}
+
+fn out_dir_existing(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("haidef-pipeline-{}-{name}", std::process::id()))
+}

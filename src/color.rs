@@ -1,0 +1,96 @@
+//! Optional colour management before embedding: the slide's ICC profile (from its
+//! OpticalPathSequence) → sRGB, with LittleCMS (lcms2), as Path Foundation's serving offers.
+
+use crate::error::{PipelineError, Result};
+use lcms2::{DisallowCache, Flags, GlobalContext, Intent, PixelFormat, Profile, Transform};
+
+/// A profile → sRGB transform that can be shared between threads.
+pub struct ToSrgb {
+    transform: Transform<[u8; 3], [u8; 3], GlobalContext, DisallowCache>,
+    /// Description of the source profile, for metadata.
+    pub source: String,
+}
+
+impl std::fmt::Debug for ToSrgb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToSrgb").field("source", &self.source).finish()
+    }
+}
+
+impl ToSrgb {
+    /// Builds the transform from an ICC profile's bytes (perceptual intent).
+    pub fn from_icc(icc: &[u8]) -> Result<Self> {
+        let profile = Profile::new_icc(icc).map_err(|e| PipelineError::Options(format!("the slide's ICC profile cannot be read: {e}")))?;
+        let name = profile.info(lcms2::InfoType::Description, lcms2::Locale::none()).unwrap_or_else(|| "unnamed".into());
+        ToSrgb::from_profile(&profile, format!("{name} ({} bytes)", icc.len()))
+    }
+
+    /// Builds the transform from a profile.
+    pub fn from_profile(profile: &Profile, source: String) -> Result<Self> {
+        let transform = Transform::new_flags_context(GlobalContext::new(), profile, PixelFormat::RGB_8, &Profile::new_srgb(), PixelFormat::RGB_8, Intent::Perceptual, Flags::NO_CACHE)
+            .map_err(|e| PipelineError::Options(format!("cannot build an ICC → sRGB transform: {e}")))?;
+        Ok(ToSrgb { transform, source })
+    }
+
+    /// Converts RGB8 pixels in place.
+    pub fn apply(&self, rgb: &mut [u8]) {
+        let pixels: &mut [[u8; 3]] = bytemuck::cast_slice_mut(rgb);
+        self.transform.transform_in_place(pixels);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lcms2::{CIExyY, CIExyYTRIPLE, ToneCurve};
+
+    /// Adobe RGB (1998): D65 white, its primaries, gamma 563/256.
+    fn adobe_rgb() -> Profile {
+        let d65 = CIExyY { x: 0.3127, y: 0.3290, Y: 1.0 };
+        let primaries = CIExyYTRIPLE {
+            Red: CIExyY { x: 0.64, y: 0.33, Y: 1.0 },
+            Green: CIExyY { x: 0.21, y: 0.71, Y: 1.0 },
+            Blue: CIExyY { x: 0.15, y: 0.06, Y: 1.0 },
+        };
+        let g = ToneCurve::new(563.0 / 256.0);
+        Profile::new_rgb(&d65, &primaries, &[&g, &g, &g]).unwrap()
+    }
+
+    /// Adobe RGB → sRGB by the published matrices (Adobe RGB → XYZ D65 → linear sRGB) and the
+    /// sRGB transfer curve: an independent reference for LittleCMS's result.
+    fn by_hand(rgb: [u8; 3]) -> [f64; 3] {
+        let lin: Vec<f64> = rgb.iter().map(|&v| (f64::from(v) / 255.0).powf(563.0 / 256.0)).collect();
+        let m = [[0.5767309, 0.1855540, 0.1881852], [0.2973769, 0.6273491, 0.0752741], [0.0270343, 0.0706872, 0.9911085]];
+        let xyz: Vec<f64> = m.iter().map(|r| r[0] * lin[0] + r[1] * lin[1] + r[2] * lin[2]).collect();
+        let s = [[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560], [0.0556434, -0.2040259, 1.0572252]];
+        let enc = |c: f64| {
+            let c = c.clamp(0.0, 1.0);
+            255.0 * if c <= 0.0031308 { 12.92 * c } else { 1.055 * c.powf(1.0 / 2.4) - 0.055 }
+        };
+        [0, 1, 2].map(|i| enc(s[i][0] * xyz[0] + s[i][1] * xyz[1] + s[i][2] * xyz[2]))
+    }
+
+    #[test]
+    fn adobe_rgb_to_srgb_matches_the_matrices() {
+        let t = ToSrgb::from_profile(&adobe_rgb(), "Adobe RGB".into()).unwrap();
+        for px in [[128u8, 100, 80], [200, 150, 170], [90, 60, 140], [128, 128, 128]] {
+            let mut v = px.to_vec();
+            t.apply(&mut v);
+            let want = by_hand(px);
+            for c in 0..3 {
+                assert!((f64::from(v[c]) - want[c]).abs() <= 2.0, "{px:?}: lcms {v:?}, matrices {want:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn srgb_profile_is_nearly_identity_and_bad_profiles_are_refused() {
+        let srgb = Profile::new_srgb().icc().unwrap();
+        let t = ToSrgb::from_icc(&srgb).unwrap();
+        let mut v: Vec<u8> = (0..=255u8).flat_map(|i| [i, 255 - i, i / 2]).collect();
+        let orig = v.clone();
+        t.apply(&mut v);
+        assert!(v.iter().zip(&orig).all(|(a, b)| a.abs_diff(*b) <= 1));
+        assert!(ToSrgb::from_icc(b"not a profile").is_err());
+    }
+}
