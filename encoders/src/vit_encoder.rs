@@ -115,6 +115,22 @@ impl Encoder for VitEncoder {
         if batch.dims().first() == Some(&0) {
             return Err(EncoderError::EmptyBatch);
         }
+        let n = batch.dims()[0];
+        let threads = rayon::current_num_threads();
+        if self.vit.device().is_cpu() && threads > 1 && n >= threads {
+            // On CPU, one forward pass per thread over a slice of the batch scales better than
+            // splitting every (small) matrix product between threads.
+            use rayon::prelude::*;
+            let per = n.div_ceil(threads);
+            let parts: Vec<Tensor> = (0..n.div_ceil(per))
+                .into_par_iter()
+                .map(|i| {
+                    let len = per.min(n - i * per);
+                    Ok(self.vit.forward(&batch.narrow(0, i * per, len)?)?.to_dtype(DType::F32)?)
+                })
+                .collect::<Result<_>>()?;
+            return Ok(Tensor::cat(&parts, 0)?);
+        }
         Ok(self.vit.forward(batch)?.to_dtype(DType::F32)?)
     }
     fn is_trained(&self) -> bool {
