@@ -36,7 +36,7 @@ fn run(c: &mut Criterion, device: Device, dtype: DType, batches: &[usize], label
 }
 
 fn cpu(c: &mut Criterion) {
-    haidef_wsi::encoders::prefer_batch_parallelism();
+    haidef_wsi::encoders::tune_cpu_inference();
     run(c, Device::Cpu, DType::F32, &[8, 32], "cpu_f32");
 }
 

@@ -43,7 +43,7 @@ fn bench(c: &mut Criterion, device: Device, dtype: DType, batch: usize, label: &
 }
 
 fn cpu(c: &mut Criterion) {
-    haidef_wsi::encoders::prefer_batch_parallelism();
+    haidef_wsi::encoders::tune_cpu_inference();
     bench(c, Device::Cpu, DType::F32, 32, "cpu_f32");
 }
 

@@ -105,7 +105,7 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() {
-    haidef_wsi::encoders::prefer_batch_parallelism();
+    haidef_wsi::encoders::tune_cpu_inference();
     let args = args::Args::parse(USAGE, &["all-patches", "icc-to-srgb"]);
     if let Err(e) = run(&args) {
         eprintln!("error: {e}");

@@ -121,7 +121,8 @@ impl Encoder for VitEncoder {
             // On CPU, one forward pass per thread over a slice of the batch scales better than
             // splitting every (small) matrix product between threads.
             use rayon::prelude::*;
-            let per = n.div_ceil(threads);
+            // Slices of at most 4 images keep each pass's intermediates cache-sized.
+            let per = n.div_ceil(threads).min(4);
             let parts: Vec<Tensor> = (0..n.div_ceil(per))
                 .into_par_iter()
                 .map(|i| {
