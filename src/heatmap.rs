@@ -108,9 +108,8 @@ pub fn render_heatmap(thumb: &RgbImage, level_size: (u32, u32), cells: &[Cell], 
         for y in y0..y1 {
             for x in x0..x1 {
                 let i = ((y * out.width + x) * 3) as usize;
-                for ch in 0..3 {
-                    let v = 0.55 * f64::from(out.data[i + ch]) + 0.45 * f64::from(c[ch]);
-                    out.data[i + ch] = v.round() as u8;
+                for (v, tint) in out.data[i..i + 3].iter_mut().zip(c) {
+                    *v = (0.55 * f64::from(*v) + 0.45 * f64::from(tint)).round() as u8;
                 }
             }
         }

@@ -52,7 +52,7 @@ impl Batcher {
         }
         if spec.mean.len() != spec.channels
             || spec.std.len() != spec.channels
-            || spec.std.iter().any(|s| *s == 0.0)
+            || spec.std.contains(&0.0)
             || spec.divisor == 0.0
         {
             return Err(EncoderError::Config(format!(
