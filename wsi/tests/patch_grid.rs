@@ -25,6 +25,17 @@ impl FrameSource for Counting {
     }
 }
 
+/// Level 0 of a fixture slide, read through a [`Counting`] frame source.
+fn counting_level0(slide: &str) -> (Level, Arc<Counting>) {
+    let slide = Slide::open(slide_dir(slide)).unwrap();
+    let level0 = slide.level(0).unwrap();
+    let counting = Arc::new(Counting {
+        inner: level0.frame_source().clone(),
+        reads: (0..level0.info().number_of_frames).map(|_| AtomicUsize::new(0)).collect(),
+    });
+    (Level::new(0, level0.info().clone(), counting.clone()).unwrap(), counting)
+}
+
 #[test]
 fn grid_covers_the_level_in_row_major_order() {
     let slide = Slide::open(slide_dir("ihc-full")).unwrap();
@@ -66,13 +77,7 @@ fn stride_and_size_are_configurable() {
 
 #[test]
 fn each_frame_is_decoded_once_per_pass() {
-    let slide = Slide::open(slide_dir("ihc-sparse")).unwrap();
-    let level0 = slide.level(0).unwrap();
-    let counting = Arc::new(Counting {
-        inner: level0.frame_source().clone(),
-        reads: (0..level0.info().number_of_frames).map(|_| AtomicUsize::new(0)).collect(),
-    });
-    let level = Level::new(0, level0.info().clone(), counting.clone()).unwrap();
+    let (level, counting) = counting_level0("ihc-sparse");
     let grid = level.patch_grid(PatchGridOptions::default()).unwrap();
     let n: usize = grid.rows_iter().map(|r| r.unwrap().len()).sum();
     assert_eq!(n, grid.len());
@@ -93,13 +98,7 @@ fn each_frame_is_decoded_once_per_pass() {
 
 #[test]
 fn a_selection_reads_only_the_frames_it_needs() {
-    let slide = Slide::open(slide_dir("ihc-full")).unwrap();
-    let level0 = slide.level(0).unwrap();
-    let counting = Arc::new(Counting {
-        inner: level0.frame_source().clone(),
-        reads: (0..level0.info().number_of_frames).map(|_| AtomicUsize::new(0)).collect(),
-    });
-    let level = Level::new(0, level0.info().clone(), counting.clone()).unwrap();
+    let (level, counting) = counting_level0("ihc-full");
     let grid = level.patch_grid(PatchGridOptions::default()).unwrap();
     // Keep two patches: (0, 0) and (5, 3).
     let keep: Vec<bool> = (0..grid.len()).map(|i| i == 0 || i == (3 * grid.cols() + 5) as usize).collect();
