@@ -23,6 +23,7 @@
 mod attrs;
 mod compose;
 pub mod decode;
+pub mod dicomweb;
 pub mod error;
 pub mod frame_index;
 pub mod frame_source;
