@@ -165,6 +165,15 @@ pub enum WsiError {
         /// Why not.
         problem: String,
     },
+    /// A DICOMweb request failed or its answer was unusable (the location never holds
+    /// credentials).
+    #[error("{location}: DICOMweb: {problem}")]
+    DicomWeb {
+        /// URL of the request.
+        location: Location,
+        /// What went wrong and what to do.
+        problem: String,
+    },
     /// A caller asked for something that does not exist or makes no sense.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

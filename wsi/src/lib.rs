@@ -44,5 +44,6 @@ pub use image_info::{ImageFlavor, ImageInfo, Organization};
 pub use level::{Level, OutOfBounds};
 pub use patches::{Patch, PatchGrid, PatchGridOptions, PatchRows};
 pub use rgb::RgbImage;
+pub use dicomweb::{Auth, DicomWebOptions};
 pub use slide::{AssociatedImage, AssociatedKind, OpenOptions, Slide};
 pub use tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};

@@ -109,6 +109,12 @@ impl Slide {
         }
     }
 
+    /// Opens a slide from a DICOMweb series URL
+    /// (`http://host:port/<root>/studies/<study>/series/<series>`).
+    pub fn open_dicomweb(url: &str, options: &crate::dicomweb::DicomWebOptions) -> Result<Slide> {
+        crate::dicomweb::open_series(url, options)
+    }
+
     /// Opens a slide from an explicit list of files; every file must be a WSI instance.
     pub fn open_files<P: AsRef<Path>>(files: &[P], options: &OpenOptions) -> Result<Slide> {
         let location = match files {

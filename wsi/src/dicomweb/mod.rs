@@ -1,5 +1,12 @@
-//! DICOMweb (QIDO-RS / WADO-RS) building blocks. So far: the `multipart/related` parser that
-//! WADO-RS frame and bulk-data answers need. The client and the DICOMweb frame source come next
-//! (issue 4).
+//! DICOMweb (WADO-RS) source: a slide from a series URL, with the same levels, regions and
+//! patch grid as local files. Frames are fetched as stored (`transfer-syntax=*`), many per
+//! request, using the patch grid's prefetch hints; answers are checked (part count,
+//! Content-Location). Plain HTTP only for now.
 
+pub mod client;
 pub mod multipart;
+pub mod open;
+pub mod source;
+
+pub use client::{Auth, DicomWebOptions};
+pub use open::{open_series, parse_series_url};

@@ -1,0 +1,88 @@
+//! Opening a slide from a DICOMweb series URL: series metadata (WADO-RS), one pyramid level or
+//! associated image per instance, built by the same code as local files.
+
+use super::client::{Client, DicomWebOptions};
+use super::source::DicomWebFrames;
+use crate::error::{Result, WsiError};
+use crate::image_info::ImageInfo;
+use crate::slide::{OpenOptions, OpenedInstance, Slide};
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use std::sync::Arc;
+
+/// Splits `http(s)://host[:port]/<prefix>/studies/<study>/series/<series>` into
+/// (series URL without a trailing slash, study UID, series UID).
+pub fn parse_series_url(url: &str) -> Result<(String, String, String)> {
+    let bad = || WsiError::InvalidArgument(format!(
+        "{url}: expected a DICOMweb series URL http(s)://host[:port]/<root>/studies/<study UID>/series/<series UID>"
+    ));
+    let url = url.trim_end_matches('/');
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(bad());
+    }
+    let (_, rest) = url.rsplit_once("/studies/").ok_or_else(bad)?;
+    let (study, series) = rest.split_once("/series/").ok_or_else(bad)?;
+    if study.is_empty() || series.is_empty() || series.contains('/') {
+        return Err(bad());
+    }
+    Ok((url.to_string(), study.to_string(), series.to_string()))
+}
+
+/// Opens the slide at a DICOMweb series URL.
+pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
+    let (series_url, _study, series) = parse_series_url(url)?;
+    if url.starts_with("https://") {
+        return Err(WsiError::DicomWeb {
+            location: series_url,
+            problem: "https is not supported by this build yet; use an http:// endpoint (e.g. through a local proxy)".into(),
+        });
+    }
+    let client = Arc::new(Client::new(options)?);
+    let (_, body) = client.get(&format!("{series_url}/metadata"), "application/dicom+json")?;
+    let fail = |problem: String| WsiError::DicomWeb { location: format!("{series_url}/metadata"), problem };
+    let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| fail(format!("not DICOM JSON: {e}")))?;
+    let items = json.as_array().ok_or_else(|| fail("expected a JSON array of instances".into()))?;
+    let mut opened = Vec::new();
+    let mut skipped = Vec::new();
+    for item in items {
+        let obj: InMemDicomObject = dicom_json::from_value(item.clone()).map_err(|e| fail(format!("cannot read an instance's metadata: {e}")))?;
+        let sop = obj
+            .get(tags::SOP_INSTANCE_UID)
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches('\0').trim().to_string())
+            .ok_or_else(|| fail("an instance has no SOPInstanceUID".into()))?;
+        let instance_url = format!("{series_url}/instances/{sop}");
+        let frames_n = obj.get(tags::NUMBER_OF_FRAMES).and_then(|e| e.to_int::<u32>().ok()).unwrap_or(1);
+        // The metadata does not carry the transfer syntax: the first frame's answer does.
+        let frames = DicomWebFrames::new(client.clone(), instance_url.clone(), frames_n, options.frames_per_request, options.frame_cache_bytes);
+        let ts = match ImageInfo::from_dataset(&obj, "1.2.840.10008.1.2.1", instance_url.clone()) {
+            Err(e @ WsiError::NotWsi { .. }) => {
+                skipped.push(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e),
+            Ok(_) => frames.fetch(&[0])?.ok_or_else(|| WsiError::DicomWeb {
+                location: format!("{instance_url}/frames/1"),
+                problem: "the answer names no transfer syntax".into(),
+            })?,
+        };
+        let info = ImageInfo::from_dataset(&obj, &ts, instance_url)?;
+        opened.push(OpenedInstance { info, frames: Arc::new(frames) });
+    }
+    let options = OpenOptions { series_instance_uid: Some(series), ..OpenOptions::default() };
+    Slide::assemble(series_url, opened, skipped, &options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_urls() {
+        let (u, st, se) = parse_series_url("http://127.0.0.1:8042/dicom-web/studies/1.2/series/3.4/").unwrap();
+        assert_eq!((u.as_str(), st.as_str(), se.as_str()), ("http://127.0.0.1:8042/dicom-web/studies/1.2/series/3.4", "1.2", "3.4"));
+        assert!(parse_series_url("ftp://x/studies/1/series/2").is_err());
+        assert!(parse_series_url("http://x/studies/1").is_err());
+        assert!(parse_series_url("http://x/studies/1/series/2/instances/3").is_err());
+    }
+}

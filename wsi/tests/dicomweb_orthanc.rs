@@ -1,0 +1,108 @@
+//! The DICOMweb source against a real server: Orthanc with its DICOMweb plugin (Debian packages
+//! `orthanc orthanc-dicomweb`, installed by .ci/run), started here on a free loopback port with
+//! a temporary storage directory, loaded with the fixture slide, stopped at the end.
+
+mod common;
+
+use common::slide_dir;
+use haidef_wsi_dicom::{DicomWebOptions, PatchGridOptions, Slide, WsiError};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+const ORTHANC: &str = "/usr/sbin/Orthanc";
+const PLUGIN: &str = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so";
+
+struct Orthanc {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Orthanc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts Orthanc, or returns None (with a message) where it is not installed and this is not CI.
+fn start() -> Option<Orthanc> {
+    if !Path::new(ORTHANC).exists() || !Path::new(PLUGIN).exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install orthanc and orthanc-dicomweb (.ci/run does)");
+        eprintln!("Orthanc or its DICOMweb plugin is not installed: DICOMweb tests not run");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("haidef-orthanc-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(dir.join("db")).unwrap();
+    let config = serde_json::json!({
+        "Name": "haidef-wsi-test", "HttpPort": port, "DicomServerEnabled": false,
+        "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
+        "StorageDirectory": dir.join("db"), "IndexDirectory": dir.join("db"),
+        "Plugins": [PLUGIN],
+        "DicomWeb": { "Enable": true, "Root": "/dicom-web/", "Host": format!("127.0.0.1:{port}") }
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let log = std::fs::File::create(dir.join("orthanc.log")).unwrap();
+    let child = Command::new(ORTHANC).arg(dir.join("config.json")).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+    let server = Orthanc { child, port, dir };
+    let http = reqwest::blocking::Client::new();
+    let start = Instant::now();
+    while http.get(format!("http://127.0.0.1:{port}/system")).send().map(|r| !r.status().is_success()).unwrap_or(true) {
+        assert!(start.elapsed() < Duration::from_secs(20), "Orthanc did not start; see {}", server.dir.join("orthanc.log").display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(server)
+}
+
+fn upload(server: &Orthanc, folder: &Path) {
+    let http = reqwest::blocking::Client::new();
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let body = std::fs::read(entry.unwrap().path()).unwrap();
+        let r = http.post(format!("http://127.0.0.1:{}/instances", server.port)).body(body).send().unwrap();
+        assert!(r.status().is_success(), "upload: {}", r.status());
+    }
+}
+
+#[test]
+fn dicomweb_reads_exactly_what_the_files_hold() {
+    let Some(server) = start() else { return };
+    upload(&server, &slide_dir("ihc-sparse"));
+    let local = Slide::open(slide_dir("ihc-sparse")).unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/dicom-web/studies/{}/series/{}",
+        server.port,
+        local.study_instance_uid(),
+        local.series_instance_uid()
+    );
+    let remote = Slide::open_dicomweb(&url, &DicomWebOptions { frames_per_request: 16, ..Default::default() }).unwrap();
+    assert_eq!(remote.levels().len(), local.levels().len());
+    assert_eq!(remote.associated().len(), local.associated().len());
+    for (r, l) in remote.levels().iter().zip(local.levels()) {
+        assert_eq!((r.width(), r.height(), r.tile_size()), (l.width(), l.height(), l.tile_size()));
+        assert_eq!(r.info().transfer_syntax, l.info().transfer_syntax);
+        assert_eq!(r.info().organization, l.info().organization);
+        assert_eq!(r.mpp(), l.mpp());
+    }
+    // The full level-0 patch grid, byte for byte.
+    let grid_r = remote.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
+    let grid_l = local.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
+    let mut n = 0;
+    for (a, b) in grid_r.iter().zip(grid_l.iter()) {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!((a.x, a.y), (b.x, b.y));
+        assert!(a.rgb == b.rgb, "patch ({}, {}) differs", a.x, a.y);
+        n += 1;
+    }
+    assert_eq!(n, grid_l.len());
+    // A region crossing frame corners on another level.
+    let (r, l) = (remote.level(1).unwrap(), local.level(1).unwrap());
+    assert!(r.read_region(200, 230, 300, 290).unwrap() == l.read_region(200, 230, 300, 290).unwrap());
+
+    // An unknown series is a clear not-found.
+    let bad = format!("http://127.0.0.1:{}/dicom-web/studies/{}/series/1.2.3.4", server.port, local.study_instance_uid());
+    let err = Slide::open_dicomweb(&bad, &DicomWebOptions::default()).unwrap_err();
+    assert!(matches!(err, WsiError::DicomWeb { .. }) && err.to_string().contains("not found"), "{err}");
+}
