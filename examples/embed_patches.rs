@@ -11,10 +11,10 @@ mod args;
 use haidef_wsi::encoders::batch::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::DType;
 use haidef_wsi::encoders::{device_name, parse_device, path_foundation, Encoder, UNTRAINED_WARNING};
-use haidef_wsi::wsi::{PatchGridOptions, Slide};
+use haidef_wsi::wsi::PatchGridOptions;
 use std::time::Instant;
 
-const USAGE: &str = "usage: embed_patches <slide folder or file> [--level L] [--limit N] [--weights f.safetensors] \
+const USAGE: &str = "usage: embed_patches <slide folder, file or DICOMweb series URL> [--bearer-token T | --basic-auth user:pass] [--level L] [--limit N] [--weights f.safetensors] \
 [--device cpu|cuda[:N]] [--batch B] [--dtype f32|f16|bf16]";
 
 fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -32,7 +32,7 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
             path_foundation::untrained(&device, dtype)?
         }
     };
-    let slide = Slide::open(args.slide())?;
+    let slide = args::open_slide(args)?;
     let level = slide.level(args.num("level").unwrap_or(0))?;
     let limit: usize = args.num("limit").unwrap_or(usize::MAX);
     let batch: usize = args.num("batch").unwrap_or(if device.is_cpu() { 8 } else { 256 });

@@ -5,15 +5,14 @@
 #[path = "common/args.rs"]
 mod args;
 
-use haidef_wsi::wsi::{OutOfBounds, Slide};
+use haidef_wsi::wsi::OutOfBounds;
 use std::io::BufWriter;
 
-const USAGE: &str = "usage: extract_patch <slide folder or file> --level L --x X --y Y --width W --height H --out patch.png [--pad] [--series UID]\n\
+const USAGE: &str = "usage: extract_patch <slide folder, file or DICOMweb series URL> [--bearer-token T | --basic-auth user:pass] --level L --x X --y Y --width W --height H --out patch.png [--pad] [--series UID]\n\
   --pad   fill the part of the rectangle outside the level with white instead of failing";
 
 fn run(args: &args::Args) -> Result<String, Box<dyn std::error::Error>> {
-    let options = haidef_wsi::wsi::OpenOptions { series_instance_uid: args.opt("series").map(String::from), ..Default::default() };
-    let slide = Slide::open_with(args.slide(), &options)?;
+    let slide = args::open_slide(args)?;
     let level = slide.level(args.required("level"))?;
     let (x, y): (i64, i64) = (args.required("x"), args.required("y"));
     let (w, h): (u32, u32) = (args.required("width"), args.required("height"));

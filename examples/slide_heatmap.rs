@@ -10,13 +10,12 @@ mod args;
 
 use haidef_wsi::encoders::candle::DType;
 use haidef_wsi::encoders::{device_name, parse_device, path_foundation, Encoder, UNTRAINED_WARNING};
-use haidef_wsi::wsi::Slide;
 use haidef_wsi::{LevelChoice, PipelineOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-const USAGE: &str = "usage: slide_heatmap <slide folder or file> --out <dir> [--weights f.safetensors] \
+const USAGE: &str = "usage: slide_heatmap <slide folder, file or DICOMweb series URL> [--bearer-token T | --basic-auth user:pass] --out <dir> [--weights f.safetensors] \
 [--level L | --mpp M] [--k K] [--min-tissue F] [--all-patches] [--icc-to-srgb] [--device cpu|cuda[:N]] [--batch B] [--seed S]\n\
   defaults: --mpp 1.0 (~10x), --k 6, --min-tissue 0.5, --device cpu, --batch 32 (cpu) / 256 (cuda), --seed 0";
 
@@ -46,7 +45,7 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
         icc_to_srgb: args.switch("icc-to-srgb"),
         ..PipelineOptions::default()
     };
-    let slide = Slide::open(args.slide())?;
+    let slide = args::open_slide(args)?;
     let chosen = haidef_wsi::choose_level(&slide, opts.level)?;
     println!(
         "slide {}\nlevel {} ({}x{}, {} µm/px), model {} ({}), device {} {:?}, batch {}",

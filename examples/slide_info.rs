@@ -6,10 +6,10 @@
 #[path = "common/args.rs"]
 mod args;
 
-use haidef_wsi::wsi::{decode::transfer_syntax_name, Level, Slide};
+use haidef_wsi::wsi::{decode::transfer_syntax_name, Level};
 use serde_json::json;
 
-const USAGE: &str = "usage: slide_info <slide folder or file> [--json] [--series UID]";
+const USAGE: &str = "usage: slide_info <slide folder, file or DICOMweb series URL> [--json] [--series UID] [--bearer-token T | --basic-auth user:pass]";
 
 fn level_json(level: &Level) -> serde_json::Value {
     let info = level.info();
@@ -33,8 +33,7 @@ fn level_json(level: &Level) -> serde_json::Value {
 
 fn main() {
     let args = args::Args::parse(USAGE, &["json"]);
-    let options = haidef_wsi::wsi::OpenOptions { series_instance_uid: args.opt("series").map(String::from), ..Default::default() };
-    let slide = match Slide::open_with(args.slide(), &options) {
+    let slide = match args::open_slide(&args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -64,3 +64,28 @@ pub fn fail(usage: &str, msg: &str) -> ! {
     eprintln!("error: {msg}\n\n{usage}");
     std::process::exit(2)
 }
+
+/// Opens the slide named on the command line: a folder or file path, or a DICOMweb series URL
+/// (`http://host:port/<root>/studies/<study>/series/<series>`), with `--bearer-token T` or
+/// `--basic-auth user:pass` (or the environment variables HAIDEF_BEARER_TOKEN /
+/// HAIDEF_BASIC_AUTH, which keep credentials out of shell history).
+pub fn open_slide(args: &Args) -> Result<haidef_wsi::wsi::Slide, Box<dyn std::error::Error>> {
+    use haidef_wsi::wsi::{Auth, DicomWebOptions, OpenOptions, Slide};
+    let target = args.slide();
+    if target.starts_with("http://") || target.starts_with("https://") {
+        let bearer = args.opt("bearer-token").map(String::from).or_else(|| std::env::var("HAIDEF_BEARER_TOKEN").ok());
+        let basic = args.opt("basic-auth").map(String::from).or_else(|| std::env::var("HAIDEF_BASIC_AUTH").ok());
+        let auth = match (bearer, basic) {
+            (Some(_), Some(_)) => return Err("give a bearer token or basic auth, not both".into()),
+            (Some(t), None) => Auth::Bearer(t),
+            (None, Some(b)) => {
+                let (user, password) = b.split_once(':').ok_or("--basic-auth expects user:password")?;
+                Auth::Basic { user: user.into(), password: password.into() }
+            }
+            (None, None) => Auth::None,
+        };
+        return Ok(Slide::open_dicomweb(target, &DicomWebOptions { auth, ..Default::default() })?);
+    }
+    let options = OpenOptions { series_instance_uid: args.opt("series").map(String::from), ..Default::default() };
+    Ok(Slide::open_with(target, &options)?)
+}

@@ -5,7 +5,7 @@
 mod common;
 
 use common::slide_dir;
-use haidef_wsi_dicom::{DicomWebOptions, PatchGridOptions, Slide, WsiError};
+use haidef_wsi_dicom::{Auth, DicomWebOptions, PatchGridOptions, Slide, WsiError};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -27,8 +27,12 @@ impl Drop for Orthanc {
     }
 }
 
-/// Starts Orthanc, or returns None (with a message) where it is not installed and this is not CI.
-fn start() -> Option<Orthanc> {
+const USER: &str = "alice";
+const PASSWORD: &str = "s3cret-pw";
+
+/// Starts Orthanc (with basic authentication for `alice` when `auth`), or returns None (with a
+/// message) where it is not installed and this is not CI.
+fn start(auth: bool) -> Option<Orthanc> {
     if !Path::new(ORTHANC).exists() || !Path::new(PLUGIN).exists() {
         assert!(std::env::var_os("CI").is_none(), "CI must install orthanc and orthanc-dicomweb (.ci/run does)");
         eprintln!("Orthanc or its DICOMweb plugin is not installed: DICOMweb tests not run");
@@ -39,7 +43,8 @@ fn start() -> Option<Orthanc> {
     std::fs::create_dir_all(dir.join("db")).unwrap();
     let config = serde_json::json!({
         "Name": "haidef-wsi-test", "HttpPort": port, "DicomServerEnabled": false,
-        "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
+        "RemoteAccessAllowed": false, "AuthenticationEnabled": auth,
+        "RegisteredUsers": { USER: PASSWORD },
         "StorageDirectory": dir.join("db"), "IndexDirectory": dir.join("db"),
         "Plugins": [PLUGIN],
         "DicomWeb": { "Enable": true, "Root": "/dicom-web/", "Host": format!("127.0.0.1:{port}") }
@@ -50,7 +55,7 @@ fn start() -> Option<Orthanc> {
     let server = Orthanc { child, port, dir };
     let http = reqwest::blocking::Client::new();
     let start = Instant::now();
-    while http.get(format!("http://127.0.0.1:{port}/system")).send().map(|r| !r.status().is_success()).unwrap_or(true) {
+    while http.get(format!("http://127.0.0.1:{port}/system")).basic_auth(USER, Some(PASSWORD)).send().map(|r| !r.status().is_success()).unwrap_or(true) {
         assert!(start.elapsed() < Duration::from_secs(20), "Orthanc did not start; see {}", server.dir.join("orthanc.log").display());
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -61,14 +66,14 @@ fn upload(server: &Orthanc, folder: &Path) {
     let http = reqwest::blocking::Client::new();
     for entry in std::fs::read_dir(folder).unwrap() {
         let body = std::fs::read(entry.unwrap().path()).unwrap();
-        let r = http.post(format!("http://127.0.0.1:{}/instances", server.port)).body(body).send().unwrap();
+        let r = http.post(format!("http://127.0.0.1:{}/instances", server.port)).basic_auth(USER, Some(PASSWORD)).body(body).send().unwrap();
         assert!(r.status().is_success(), "upload: {}", r.status());
     }
 }
 
 #[test]
 fn dicomweb_reads_exactly_what_the_files_hold() {
-    let Some(server) = start() else { return };
+    let Some(server) = start(false) else { return };
     upload(&server, &slide_dir("ihc-sparse"));
     let local = Slide::open(slide_dir("ihc-sparse")).unwrap();
     let url = format!(
@@ -105,4 +110,102 @@ fn dicomweb_reads_exactly_what_the_files_hold() {
     let bad = format!("http://127.0.0.1:{}/dicom-web/studies/{}/series/1.2.3.4", server.port, local.study_instance_uid());
     let err = Slide::open_dicomweb(&bad, &DicomWebOptions::default()).unwrap_err();
     assert!(matches!(err, WsiError::DicomWeb { .. }) && err.to_string().contains("not found"), "{err}");
+}
+
+fn series_url(server: &Orthanc, local: &Slide) -> String {
+    format!("http://127.0.0.1:{}/dicom-web/studies/{}/series/{}", server.port, local.study_instance_uid(), local.series_instance_uid())
+}
+
+#[test]
+fn basic_auth_works_and_wrong_credentials_are_clear() {
+    let Some(server) = start(true) else { return };
+    upload(&server, &slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let url = series_url(&server, &local);
+    let good = DicomWebOptions { auth: Auth::Basic { user: USER.into(), password: PASSWORD.into() }, ..Default::default() };
+    let remote = Slide::open_dicomweb(&url, &good).unwrap();
+    let (r, l) = (remote.level(2).unwrap(), local.level(2).unwrap());
+    assert!(r.read_all().unwrap() == l.read_all().unwrap());
+    for auth in [Auth::None, Auth::Basic { user: USER.into(), password: "wrong-pw".into() }, Auth::Bearer("tok-123".into())] {
+        let err = Slide::open_dicomweb(&url, &DicomWebOptions { auth, ..Default::default() }).unwrap_err().to_string();
+        assert!(err.contains("not authorised"), "{err}");
+        assert!(!err.contains("wrong-pw") && !err.contains("tok-123") && !err.contains(PASSWORD), "credentials leaked: {err}");
+    }
+    let debug = format!("{:?}", good);
+    assert!(!debug.contains(PASSWORD), "{debug}");
+}
+
+#[test]
+fn a_server_that_dies_mid_read_gives_a_clear_error() {
+    let Some(mut server) = start(false) else { return };
+    upload(&server, &slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let options = DicomWebOptions { attempts: 2, frames_per_request: 4, ..Default::default() };
+    let remote = Slide::open_dicomweb(&series_url(&server, &local), &options).unwrap();
+    // Frame 1 of each level was read while opening; read one more, then kill the server.
+    assert!(remote.level(0).unwrap().read_region(0, 0, 300, 10).is_ok());
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let err = remote.level(0).unwrap().read_region(1000, 1000, 10, 10).unwrap_err().to_string();
+    assert!(err.contains("gave up after 2 attempts") && err.contains("while reading frames"), "{err}");
+}
+
+/// A one-connection-at-a-time HTTP server answering every request with `answer(path)`.
+fn fake_server(answer: impl Fn(&str) -> (String, Vec<u8>) + Send + 'static) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let (content_type, body) = answer(&path);
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_malformed_multipart_answer_is_an_error_not_a_panic() {
+    // Metadata from Orthanc, then frames answers that are broken in different ways.
+    let Some(server) = start(false) else { return };
+    upload(&server, &slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let metadata = reqwest::blocking::Client::new()
+        .get(format!("{}/metadata", series_url(&server, &local)))
+        .header("Accept", "application/dicom+json")
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap()
+        .to_vec();
+    for (what, ct, body) in [
+        ("garbage", "multipart/related; type=\"application/octet-stream\"; boundary=XYZ", b"garbage".to_vec()),
+        ("truncated", "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.4.50; boundary=XYZ", b"--XYZ\r\nContent-Length: 500\r\n\r\nshort".to_vec()),
+        ("not multipart", "application/json", b"{}".to_vec()),
+    ] {
+        let meta = metadata.clone();
+        let port = fake_server(move |path| {
+            if path.ends_with("/metadata") {
+                ("application/dicom+json".into(), meta.clone())
+            } else {
+                (ct.to_string(), body.clone())
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}/dicom-web/studies/{}/series/{}", local.study_instance_uid(), local.series_instance_uid());
+        let err = Slide::open_dicomweb(&url, &DicomWebOptions::default()).unwrap_err();
+        assert!(matches!(err, WsiError::DicomWeb { .. }), "{what}: {err:?}");
+    }
 }
