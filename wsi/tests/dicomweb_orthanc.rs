@@ -102,6 +102,10 @@ fn dicomweb_reads_exactly_what_the_files_hold() {
         n += 1;
     }
     assert_eq!(n, grid_l.len());
+    // The ICC profile, given as a BulkDataURI in the metadata, is fetched.
+    let icc_local = local.level(0).unwrap().info().icc_profile.clone();
+    assert!(icc_local.as_ref().is_some_and(|p| p.len() > 1000), "fixture carries a profile");
+    assert_eq!(remote.level(0).unwrap().info().icc_profile, icc_local);
     // A region crossing frame corners on another level.
     let (r, l) = (remote.level(1).unwrap(), local.level(1).unwrap());
     assert!(r.read_region(200, 230, 300, 290).unwrap() == l.read_region(200, 230, 300, 290).unwrap());

@@ -66,11 +66,33 @@ pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
                 problem: "the answer names no transfer syntax".into(),
             })?,
         };
-        let info = ImageInfo::from_dataset(&obj, &ts, instance_url)?;
+        let mut info = ImageInfo::from_dataset(&obj, &ts, instance_url)?;
+        if info.icc_profile.is_none() {
+            info.icc_profile = fetch_icc(&client, item)?;
+        }
         opened.push(OpenedInstance { info, frames: Arc::new(frames) });
     }
     let options = OpenOptions { series_instance_uid: Some(series), ..OpenOptions::default() };
     Slide::assemble(series_url, opened, skipped, &options)
+}
+
+/// The ICC profile of the first optical path when the metadata gives it as a BulkDataURI
+/// (as Orthanc does): fetched, since colour conversion needs it.
+fn fetch_icc(client: &Client, item: &serde_json::Value) -> Result<Option<Vec<u8>>> {
+    let uri = item
+        .get("00480105")
+        .and_then(|seq| seq.get("Value"))
+        .and_then(|v| v.get(0))
+        .and_then(|path| path.get("00282000"))
+        .and_then(|icc| icc.get("BulkDataURI"))
+        .and_then(|u| u.as_str());
+    let Some(uri) = uri else { return Ok(None) };
+    let (content_type, body) = client.get(uri, "multipart/related; type=\"application/octet-stream\"")?;
+    let fail = |problem: String| WsiError::DicomWeb { location: uri.to_string(), problem };
+    let t = super::multipart::parse_content_type(&content_type).map_err(fail)?;
+    let parts = super::multipart::parse_body(&body, &t.boundary).map_err(|p| fail(format!("malformed multipart answer: {p}")))?;
+    let first = parts.into_iter().next().ok_or_else(|| fail("the bulk data answer is empty".into()))?;
+    Ok(Some(first.body).filter(|b| !b.is_empty()))
 }
 
 #[cfg(test)]
