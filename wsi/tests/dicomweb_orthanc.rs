@@ -213,3 +213,26 @@ fn a_malformed_multipart_answer_is_an_error_not_a_panic() {
         assert!(matches!(err, WsiError::DicomWeb { .. }), "{what}: {err:?}");
     }
 }
+
+#[test]
+fn a_syntax_we_cannot_decode_is_decoded_by_the_server() {
+    // Orthanc transcodes level 2 to JPEG-LS (which this crate does not decode) and stores only
+    // that; reading it over DICOMweb must fall back to Explicit VR Little Endian from the server.
+    let Some(server) = start(false) else { return };
+    let http = reqwest::blocking::Client::new();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let original = std::fs::read(slide_dir("ihc-full").join("level-2.dcm")).unwrap();
+    let id: serde_json::Value = serde_json::from_slice(&http.post(format!("{base}/instances")).body(original).send().unwrap().bytes().unwrap()).unwrap();
+    let id = id["ID"].as_str().unwrap().to_string();
+    let body = serde_json::json!({"Transcode": "1.2.840.10008.1.2.4.80", "Keep": ["StudyInstanceUID", "SeriesInstanceUID"], "Force": true});
+    let jls = http.post(format!("{base}/instances/{id}/modify")).body(body.to_string()).send().unwrap().bytes().unwrap().to_vec();
+    assert!(http.delete(format!("{base}/instances/{id}")).send().unwrap().status().is_success());
+    assert!(http.post(format!("{base}/instances")).body(jls).send().unwrap().status().is_success());
+    let local = Slide::open(slide_dir("ihc-full").join("level-2.dcm")).unwrap();
+    let remote = Slide::open_dicomweb(&series_url(&server, &local), &DicomWebOptions::default()).unwrap();
+    let level = remote.level(0).unwrap();
+    assert_eq!(level.info().transfer_syntax, "1.2.840.10008.1.2.1");
+    assert!(remote.warnings().iter().any(|w| w.contains("decoded by the server")), "{:?}", remote.warnings());
+    // The server decoded the JPEG frames with its own decoder: within the JPEG tolerance.
+    common::assert_close("server-decoded level 2", &level.read_all().unwrap().data, &local.level(0).unwrap().read_all().unwrap().data);
+}

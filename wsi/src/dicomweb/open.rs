@@ -3,6 +3,7 @@
 
 use super::client::{Client, DicomWebOptions};
 use super::source::DicomWebFrames;
+use crate::decode::Codec;
 use crate::error::{Result, WsiError};
 use crate::image_info::ImageInfo;
 use crate::slide::{OpenOptions, OpenedInstance, Slide};
@@ -66,7 +67,22 @@ pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
                 problem: "the answer names no transfer syntax".into(),
             })?,
         };
+        // A stored syntax we cannot decode (JPEG-LS, HTJ2K, ...): let the server decode it.
+        let (frames, ts, decoded_by_server) = if Codec::for_transfer_syntax(&ts, &instance_url).is_err() {
+            let frames = frames.decoded_by_server();
+            let ts = frames.fetch(&[0])?.unwrap_or_else(|| "1.2.840.10008.1.2.1".to_string());
+            (frames, ts, true)
+        } else {
+            (frames, ts, false)
+        };
         let mut info = ImageInfo::from_dataset(&obj, &ts, instance_url)?;
+        if decoded_by_server {
+            // Photometric interpretations that exist only in compressed form come back as RGB.
+            if matches!(info.photometric.as_str(), "YBR_FULL_422" | "YBR_ICT" | "YBR_RCT" | "YBR_PARTIAL_420") {
+                info.photometric = "RGB".into();
+            }
+            info.warnings.push(format!("stored transfer syntax not decodable here; frames decoded by the server to {ts}"));
+        }
         if info.icc_profile.is_none() {
             info.icc_profile = fetch_icc(&client, item)?;
         }

@@ -11,6 +11,11 @@ use std::sync::{Arc, Mutex};
 /// What WADO-RS frames requests ask for: frames exactly as stored.
 pub(crate) const ACCEPT_FRAMES: &str = "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*";
 
+/// Frames decoded by the server into Explicit VR Little Endian, for stored syntaxes this crate
+/// cannot decode.
+pub(crate) const ACCEPT_EXPLICIT_LE: &str =
+    "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1";
+
 #[derive(Debug, Default)]
 struct Cache {
     frames: HashMap<u32, Arc<Vec<u8>>>,
@@ -24,6 +29,7 @@ struct Cache {
 pub struct DicomWebFrames {
     client: Arc<Client>,
     url: String,
+    accept: &'static str,
     number_of_frames: u32,
     per_request: usize,
     cap: usize,
@@ -34,7 +40,14 @@ pub struct DicomWebFrames {
 
 impl DicomWebFrames {
     pub(crate) fn new(client: Arc<Client>, url: String, number_of_frames: u32, per_request: usize, cap: usize) -> Self {
-        DicomWebFrames { client, url, number_of_frames, per_request: per_request.max(1), cap, cache: Mutex::default(), fetching: Mutex::new(()) }
+        DicomWebFrames { client, url, accept: ACCEPT_FRAMES, number_of_frames, per_request: per_request.max(1), cap, cache: Mutex::default(), fetching: Mutex::new(()) }
+    }
+
+    /// From now on, ask the server to decode frames to Explicit VR Little Endian.
+    pub(crate) fn decoded_by_server(mut self) -> Self {
+        self.accept = ACCEPT_EXPLICIT_LE;
+        *self.cache.get_mut().unwrap_or_else(|e| e.into_inner()) = Cache::default();
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -45,7 +58,7 @@ impl DicomWebFrames {
     pub(crate) fn fetch(&self, frames: &[u32]) -> Result<Option<String>> {
         let list: Vec<String> = frames.iter().map(|f| (f + 1).to_string()).collect();
         let url = format!("{}/frames/{}", self.url, list.join(","));
-        let (content_type, body) = self.client.get(&url, ACCEPT_FRAMES)?;
+        let (content_type, body) = self.client.get(&url, self.accept)?;
         let fail = |problem: String| WsiError::DicomWeb { location: url.clone(), problem };
         let t = parse_content_type(&content_type).map_err(fail)?;
         let parts = parse_body(&body, &t.boundary).map_err(|p| fail(format!("malformed multipart answer: {p}")))?;
