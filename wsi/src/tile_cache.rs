@@ -95,8 +95,15 @@ impl TileCache {
             // This thread decoded it: account for it and evict beyond the capacity.
             Some(Ok(size)) => {
                 let mut inner = self.lock();
-                inner.bytes += size;
-                self.evict(&mut inner);
+                if size > self.capacity {
+                    // Larger than the whole cache: hand it out, keep nothing (and evict nothing).
+                    if inner.tiles.get(&key).is_some_and(|en| Arc::ptr_eq(&en.cell, &cell)) {
+                        inner.tiles.remove(&key);
+                    }
+                } else {
+                    inner.bytes += size;
+                    self.evict(&mut inner);
+                }
                 Ok(tile.clone())
             }
             // This thread's decode failed: forget the entry so a later read tries again.
@@ -128,23 +135,6 @@ impl TileCache {
         }
     }
 
-    /// Stores a decoded tile, evicting the least recently used ones beyond the capacity.
-    pub fn put(&self, key: (usize, u32), tile: Tile) {
-        if tile.len() > self.capacity {
-            return;
-        }
-        let mut inner = self.lock();
-        inner.clock += 1;
-        let used = inner.clock;
-        let size = tile.len();
-        let cell = Arc::new(OnceLock::from(tile));
-        if let Some(old) = inner.tiles.insert(key, Entry { cell, used }) {
-            inner.bytes -= old.cell.get().map_or(0, |t| t.len());
-        }
-        inner.bytes += size;
-        self.evict(&mut inner);
-    }
-
     /// Drops every tile.
     pub fn clear(&self) {
         let mut inner = self.lock();
@@ -161,17 +151,21 @@ mod tests {
     #[test]
     fn evicts_least_recently_used_within_capacity() {
         let cache = TileCache::new(3 * 100);
-        let tile = || Arc::new(vec![0u8; 100]);
+        let tile = || Ok(Arc::new(vec![0u8; 100]));
         for f in 0..3 {
-            cache.put((0, f), tile());
+            cache.get_or_decode((0, f), tile).unwrap();
         }
         assert!(cache.get((0, 0)).is_some()); // 0 is now the most recent
-        cache.put((0, 3), tile()); // evicts 1, the least recently used
+        cache.get_or_decode((0, 3), tile).unwrap(); // evicts 1, the least recently used
         assert!(cache.get((0, 1)).is_none());
         assert!(cache.get((0, 0)).is_some() && cache.get((0, 2)).is_some() && cache.get((0, 3)).is_some());
         assert_eq!(cache.bytes(), 300);
-        cache.put((1, 0), Arc::new(vec![0u8; 1000])); // larger than the cache: not stored
+        // Larger than the cache: returned, not stored, and nothing else evicted.
+        let big = cache.get_or_decode((1, 0), || Ok(Arc::new(vec![0u8; 1000]))).unwrap();
+        assert_eq!(big.len(), 1000);
         assert!(cache.get((1, 0)).is_none());
+        assert_eq!(cache.bytes(), 300);
+        assert!(cache.get((0, 3)).is_some());
         cache.clear();
         assert_eq!(cache.bytes(), 0);
     }
