@@ -56,17 +56,17 @@ pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
         let frames_n = obj.get(tags::NUMBER_OF_FRAMES).and_then(|e| e.to_int::<u32>().ok()).unwrap_or(1);
         // The metadata does not carry the transfer syntax: the first frame's answer does.
         let frames = DicomWebFrames::new(client.clone(), instance_url.clone(), frames_n, options.frames_per_request, options.frame_cache_bytes);
-        let ts = match ImageInfo::from_dataset(&obj, "1.2.840.10008.1.2.1", instance_url.clone()) {
+        let mut info = match ImageInfo::from_dataset(&obj, "", instance_url.clone()) {
             Err(e @ WsiError::NotWsi { .. }) => {
                 skipped.push(e.to_string());
                 continue;
             }
-            Err(e) => return Err(e),
-            Ok(_) => frames.fetch(&[0])?.ok_or_else(|| WsiError::DicomWeb {
-                location: format!("{instance_url}/frames/1"),
-                problem: "the answer names no transfer syntax".into(),
-            })?,
+            other => other?,
         };
+        let ts = frames.fetch(&[0])?.ok_or_else(|| WsiError::DicomWeb {
+            location: format!("{instance_url}/frames/1"),
+            problem: "the answer names no transfer syntax".into(),
+        })?;
         // A stored syntax we cannot decode (JPEG-LS, HTJ2K, ...): let the server decode it.
         let (frames, ts, decoded_by_server) = if Codec::for_transfer_syntax(&ts, &instance_url).is_err() {
             let frames = frames.decoded_by_server();
@@ -75,7 +75,7 @@ pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
         } else {
             (frames, ts, false)
         };
-        let mut info = ImageInfo::from_dataset(&obj, &ts, instance_url)?;
+        info.transfer_syntax = ts.clone();
         if decoded_by_server {
             // Photometric interpretations that exist only in compressed form come back as RGB.
             if matches!(info.photometric.as_str(), "YBR_FULL_422" | "YBR_ICT" | "YBR_RCT" | "YBR_PARTIAL_420") {
