@@ -1,97 +1,24 @@
-//! The DICOMweb source against a real server: Orthanc with its DICOMweb plugin (Debian packages
-//! `orthanc orthanc-dicomweb`, installed by .ci/run), started here on a free loopback port with
-//! a temporary storage directory, loaded with the fixture slide, stopped at the end.
+//! The DICOMweb source against a real server: Orthanc with its DICOMweb plugin (see
+//! `orthanc/mod.rs`), loaded with the fixture slides over STOW-RS; plain HTTP, basic auth and
+//! HTTPS. What Orthanc cannot be made to do (answer 503/429/400, stall, send broken multipart,
+//! answer slowly to show concurrency) comes from a small fake server or a proxy in front of it.
 
 mod common;
+mod orthanc;
 
 use common::slide_dir;
 use haidef_wsi_dicom::{Auth, DicomWebOptions, PatchGridOptions, Slide, WsiError};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use orthanc::{Orthanc, Setup, PASSWORD, USER};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-const ORTHANC: &str = "/usr/sbin/Orthanc";
-const PLUGIN: &str = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so";
-
-struct Orthanc {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
+fn series_url(server: &Orthanc, local: &Slide) -> String {
+    server.series_url(local.study_instance_uid(), local.series_instance_uid())
 }
 
-impl Drop for Orthanc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-const USER: &str = "alice";
-const PASSWORD: &str = "s3cret-pw";
-
-/// Starts Orthanc (with basic authentication for `alice` when `auth`), or returns None (with a
-/// message) where it is not installed and this is not CI.
-fn start(auth: bool) -> Option<Orthanc> {
-    if !Path::new(ORTHANC).exists() || !Path::new(PLUGIN).exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install orthanc and orthanc-dicomweb (.ci/run does)");
-        eprintln!("Orthanc or its DICOMweb plugin is not installed: DICOMweb tests not run");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("haidef-orthanc-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(dir.join("db")).unwrap();
-    let config = serde_json::json!({
-        "Name": "haidef-wsi-test", "HttpPort": port, "DicomServerEnabled": false,
-        "RemoteAccessAllowed": false, "AuthenticationEnabled": auth,
-        "RegisteredUsers": { USER: PASSWORD },
-        "StorageDirectory": dir.join("db"), "IndexDirectory": dir.join("db"),
-        "Plugins": [PLUGIN],
-        "DicomWeb": { "Enable": true, "Root": "/dicom-web/", "Host": format!("127.0.0.1:{port}") }
-    });
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    let log = std::fs::File::create(dir.join("orthanc.log")).unwrap();
-    let child = Command::new(ORTHANC).arg(dir.join("config.json")).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
-    let server = Orthanc { child, port, dir };
-    let http = reqwest::blocking::Client::new();
-    let start = Instant::now();
-    while http.get(format!("http://127.0.0.1:{port}/system")).basic_auth(USER, Some(PASSWORD)).send().map(|r| !r.status().is_success()).unwrap_or(true) {
-        assert!(start.elapsed() < Duration::from_secs(20), "Orthanc did not start; see {}", server.dir.join("orthanc.log").display());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(server)
-}
-
-fn upload(server: &Orthanc, folder: &Path) {
-    let http = reqwest::blocking::Client::new();
-    for entry in std::fs::read_dir(folder).unwrap() {
-        let body = std::fs::read(entry.unwrap().path()).unwrap();
-        let r = http.post(format!("http://127.0.0.1:{}/instances", server.port)).basic_auth(USER, Some(PASSWORD)).body(body).send().unwrap();
-        assert!(r.status().is_success(), "upload: {}", r.status());
-    }
-}
-
-#[test]
-fn dicomweb_reads_exactly_what_the_files_hold() {
-    let Some(server) = start(false) else { return };
-    upload(&server, &slide_dir("ihc-sparse"));
-    let local = Slide::open(slide_dir("ihc-sparse")).unwrap();
-    let url = format!(
-        "http://127.0.0.1:{}/dicom-web/studies/{}/series/{}",
-        server.port,
-        local.study_instance_uid(),
-        local.series_instance_uid()
-    );
-    let remote = Slide::open_dicomweb(&url, &DicomWebOptions { frames_per_request: 16, ..Default::default() }).unwrap();
-    assert_eq!(remote.levels().len(), local.levels().len());
-    assert_eq!(remote.associated().len(), local.associated().len());
-    for (r, l) in remote.levels().iter().zip(local.levels()) {
-        assert_eq!((r.width(), r.height(), r.tile_size()), (l.width(), l.height(), l.tile_size()));
-        assert_eq!(r.info().transfer_syntax, l.info().transfer_syntax);
-        assert_eq!(r.info().organization, l.info().organization);
-        assert_eq!(r.mpp(), l.mpp());
-    }
-    // The full level-0 patch grid, byte for byte.
+/// Every patch of level 0's grid, byte for byte, plus a whole low level.
+fn assert_same_grid(remote: &Slide, local: &Slide) {
     let grid_r = remote.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
     let grid_l = local.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
     let mut n = 0;
@@ -102,6 +29,27 @@ fn dicomweb_reads_exactly_what_the_files_hold() {
         n += 1;
     }
     assert_eq!(n, grid_l.len());
+    let last = local.levels().len() - 1;
+    assert!(remote.level(last).unwrap().read_all().unwrap() == local.level(last).unwrap().read_all().unwrap());
+}
+
+#[test]
+fn dicomweb_reads_exactly_what_the_files_hold() {
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    server.stow(&slide_dir("ihc-sparse"));
+    let local = Slide::open(slide_dir("ihc-sparse")).unwrap();
+    let url = series_url(&server, &local);
+    let remote = Slide::open_dicomweb(&url, &DicomWebOptions { frames_per_request: 16, ..Default::default() }).unwrap();
+    assert_eq!(remote.levels().len(), local.levels().len());
+    assert_eq!(remote.associated().len(), local.associated().len());
+    for (r, l) in remote.levels().iter().zip(local.levels()) {
+        assert_eq!((r.width(), r.height(), r.tile_size()), (l.width(), l.height(), l.tile_size()));
+        assert_eq!(r.info().transfer_syntax, l.info().transfer_syntax);
+        assert_eq!(r.info().organization, l.info().organization);
+        assert_eq!(r.mpp(), l.mpp());
+    }
+    // The full level-0 patch grid, byte for byte.
+    assert_same_grid(&remote, &local);
     // The ICC profile, given as a BulkDataURI in the metadata, is fetched.
     let icc_local = local.level(0).unwrap().info().icc_profile.clone();
     assert!(icc_local.as_ref().is_some_and(|p| p.len() > 1000), "fixture carries a profile");
@@ -111,19 +59,15 @@ fn dicomweb_reads_exactly_what_the_files_hold() {
     assert!(r.read_region(200, 230, 300, 290).unwrap() == l.read_region(200, 230, 300, 290).unwrap());
 
     // An unknown series is a clear not-found.
-    let bad = format!("http://127.0.0.1:{}/dicom-web/studies/{}/series/1.2.3.4", server.port, local.study_instance_uid());
+    let bad = server.series_url(local.study_instance_uid(), "1.2.3.4");
     let err = Slide::open_dicomweb(&bad, &DicomWebOptions::default()).unwrap_err();
     assert!(matches!(err, WsiError::DicomWeb { .. }) && err.to_string().contains("not found"), "{err}");
 }
 
-fn series_url(server: &Orthanc, local: &Slide) -> String {
-    format!("http://127.0.0.1:{}/dicom-web/studies/{}/series/{}", server.port, local.study_instance_uid(), local.series_instance_uid())
-}
-
 #[test]
 fn basic_auth_works_and_wrong_credentials_are_clear() {
-    let Some(server) = start(true) else { return };
-    upload(&server, &slide_dir("ihc-full"));
+    let Some(server) = Orthanc::start(Setup { auth: true, ..Setup::default() }) else { return };
+    server.stow(&slide_dir("ihc-full"));
     let local = Slide::open(slide_dir("ihc-full")).unwrap();
     let url = series_url(&server, &local);
     let good = DicomWebOptions { auth: Auth::Basic { user: USER.into(), password: PASSWORD.into() }, ..Default::default() };
@@ -141,53 +85,105 @@ fn basic_auth_works_and_wrong_credentials_are_clear() {
 
 #[test]
 fn a_server_that_dies_mid_read_gives_a_clear_error() {
-    let Some(mut server) = start(false) else { return };
-    upload(&server, &slide_dir("ihc-full"));
+    let Some(mut server) = Orthanc::start(Setup::default()) else { return };
+    server.stow(&slide_dir("ihc-full"));
     let local = Slide::open(slide_dir("ihc-full")).unwrap();
     let options = DicomWebOptions { attempts: 2, frames_per_request: 4, ..Default::default() };
     let remote = Slide::open_dicomweb(&series_url(&server, &local), &options).unwrap();
     // Frame 1 of each level was read while opening; read one more, then kill the server.
     assert!(remote.level(0).unwrap().read_region(0, 0, 300, 10).is_ok());
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    server.kill();
     let err = remote.level(0).unwrap().read_region(1000, 1000, 10, 10).unwrap_err().to_string();
     assert!(err.contains("gave up after 2 attempts") && err.contains("while reading frames"), "{err}");
 }
 
-/// A one-connection-at-a-time HTTP server answering every request with `answer(path)`.
-fn fake_server(answer: impl Fn(&str) -> (String, Vec<u8>) + Send + 'static) -> u16 {
+/// What a fake server answers: status, Content-Type, body.
+type Answer = (u16, String, Vec<u8>);
+
+/// A fake HTTP server on a loopback port, one thread per connection, answering each GET with
+/// `answer(path, accept)`; counts requests and the most in flight at once.
+struct FakeServer {
+    port: u16,
+    requests: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
+}
+
+fn serve(answer: impl Fn(&str, &str) -> Answer + Send + Sync + 'static) -> FakeServer {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let max_in_flight = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let answer = Arc::new(answer);
+    let (req, max) = (requests.clone(), max_in_flight.clone());
     std::thread::spawn(move || {
-        for stream in listener.incoming().take(20) {
+        for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
-            }
-            let mut line = String::new();
-            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-                line.clear();
-            }
-            let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let (content_type, body) = answer(&path);
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
+            let (answer, req, max, in_flight) = (answer.clone(), req.clone(), max.clone(), in_flight.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    return;
+                }
+                let mut accept = String::new();
+                let mut line = String::new();
+                while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                    if let Some((k, v)) = line.split_once(':') {
+                        if k.eq_ignore_ascii_case("accept") {
+                            accept = v.trim().to_string();
+                        }
+                    }
+                    line.clear();
+                }
+                req.fetch_add(1, Ordering::SeqCst);
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                max.fetch_max(now, Ordering::SeqCst);
+                let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (status, content_type, body) = answer(&path, &accept);
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                let head = format!("HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            });
         }
     });
-    port
+    FakeServer { port, requests, max_in_flight }
+}
+
+impl FakeServer {
+    fn series_url(&self, local: &Slide) -> String {
+        format!("http://127.0.0.1:{}/dicom-web/studies/{}/series/{}", self.port, local.study_instance_uid(), local.series_instance_uid())
+    }
+}
+
+/// A proxy in front of Orthanc that forwards GETs (with their Accept header), after `delay`,
+/// unless `fault(request number, path)` names an HTTP status to answer instead.
+fn proxy(server: &Orthanc, delay: Duration, fault: impl Fn(usize, &str) -> Option<u16> + Send + Sync + 'static) -> FakeServer {
+    let (http, base) = (server.http(), server.base());
+    let count = AtomicUsize::new(0);
+    serve(move |path, accept| {
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(delay);
+        if let Some(status) = fault(n, path) {
+            return (status, "text/plain".into(), b"injected fault".to_vec());
+        }
+        let r = http.get(format!("{base}{path}")).header("Accept", accept).send().unwrap();
+        let status = r.status().as_u16();
+        let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        (status, ct, r.bytes().unwrap().to_vec())
+    })
 }
 
 #[test]
 fn a_malformed_multipart_answer_is_an_error_not_a_panic() {
     // Metadata from Orthanc, then frames answers that are broken in different ways.
-    let Some(server) = start(false) else { return };
-    upload(&server, &slide_dir("ihc-full"));
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    server.stow(&slide_dir("ihc-full"));
     let local = Slide::open(slide_dir("ihc-full")).unwrap();
-    let metadata = reqwest::blocking::Client::new()
+    let metadata = server
+        .http()
         .get(format!("{}/metadata", series_url(&server, &local)))
         .header("Accept", "application/dicom+json")
         .send()
@@ -201,15 +197,14 @@ fn a_malformed_multipart_answer_is_an_error_not_a_panic() {
         ("not multipart", "application/json", b"{}".to_vec()),
     ] {
         let meta = metadata.clone();
-        let port = fake_server(move |path| {
+        let fake = serve(move |path, _| {
             if path.ends_with("/metadata") {
-                ("application/dicom+json".into(), meta.clone())
+                (200, "application/dicom+json".into(), meta.clone())
             } else {
-                (ct.to_string(), body.clone())
+                (200, ct.to_string(), body.clone())
             }
         });
-        let url = format!("http://127.0.0.1:{port}/dicom-web/studies/{}/series/{}", local.study_instance_uid(), local.series_instance_uid());
-        let err = Slide::open_dicomweb(&url, &DicomWebOptions::default()).unwrap_err();
+        let err = Slide::open_dicomweb(&fake.series_url(&local), &DicomWebOptions::default()).unwrap_err();
         assert!(matches!(err, WsiError::DicomWeb { .. }), "{what}: {err:?}");
     }
 }
@@ -218,9 +213,9 @@ fn a_malformed_multipart_answer_is_an_error_not_a_panic() {
 fn a_syntax_we_cannot_decode_is_decoded_by_the_server() {
     // Orthanc transcodes level 2 to JPEG-LS (which this crate does not decode) and stores only
     // that; reading it over DICOMweb must fall back to Explicit VR Little Endian from the server.
-    let Some(server) = start(false) else { return };
-    let http = reqwest::blocking::Client::new();
-    let base = format!("http://127.0.0.1:{}", server.port);
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    let http = server.http();
+    let base = server.base();
     let original = std::fs::read(slide_dir("ihc-full").join("level-2.dcm")).unwrap();
     let id: serde_json::Value = serde_json::from_slice(&http.post(format!("{base}/instances")).body(original).send().unwrap().bytes().unwrap()).unwrap();
     let id = id["ID"].as_str().unwrap().to_string();
@@ -235,4 +230,89 @@ fn a_syntax_we_cannot_decode_is_decoded_by_the_server() {
     assert!(remote.warnings().iter().any(|w| w.contains("decoded by the server")), "{:?}", remote.warnings());
     // The server decoded the JPEG frames with its own decoder: within the JPEG tolerance.
     common::assert_close("server-decoded level 2", &level.read_all().unwrap().data, &local.level(0).unwrap().read_all().unwrap().data);
+}
+
+#[test]
+fn https_with_basic_auth_reads_the_same_pixels_and_an_untrusted_certificate_is_clear() {
+    let Some(server) = Orthanc::start(Setup { auth: true, tls: true }) else { return };
+    server.stow(&slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let url = series_url(&server, &local);
+    assert!(url.starts_with("https://"), "{url}");
+    let auth = Auth::Basic { user: USER.into(), password: PASSWORD.into() };
+    let trusted = DicomWebOptions { auth: auth.clone(), ca_certificates: vec![orthanc::test_ca()], ..Default::default() };
+    let remote = Slide::open_dicomweb(&url, &trusted).unwrap();
+    assert_same_grid(&remote, &local);
+    // The ICC profile's BulkDataURI is an https URL too.
+    assert_eq!(remote.level(0).unwrap().info().icc_profile, local.level(0).unwrap().info().icc_profile);
+
+    // Neither the system's roots nor an unrelated CA vouch for the test certificate: a clear
+    // error, at once (a certificate problem is not retried).
+    let other_ca = orthanc::fixtures().join("dicomweb/tls/other-ca.pem");
+    for ca_certificates in [vec![], vec![other_ca]] {
+        let options = DicomWebOptions { auth: auth.clone(), ca_certificates, ..Default::default() };
+        let err = Slide::open_dicomweb(&url, &options).unwrap_err().to_string();
+        assert!(err.contains("TLS failed") && err.contains("--ca-cert") && !err.contains("gave up"), "{err}");
+        assert!(!err.contains(PASSWORD), "{err}");
+    }
+    // A CA file that is not PEM names the file.
+    let not_pem = slide_dir("ihc-full").join("label.dcm");
+    let err = Slide::open_dicomweb(&url, &DicomWebOptions { ca_certificates: vec![not_pem], ..Default::default() }).unwrap_err().to_string();
+    assert!(err.contains("label.dcm") && err.contains("PEM"), "{err}");
+    // Plain http to the TLS port: an error, not a hang or a panic.
+    let plain = url.replacen("https://", "http://", 1);
+    let options = DicomWebOptions { auth, attempts: 1, timeout: Duration::from_secs(5), ..Default::default() };
+    assert!(matches!(Slide::open_dicomweb(&plain, &options), Err(WsiError::DicomWeb { .. })));
+}
+
+#[test]
+fn requests_go_out_together_within_the_bound_and_give_the_same_pixels() {
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    server.stow(&slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    for (bound, expected) in [(1usize, 1..=1usize), (3, 2..=3)] {
+        // A slow server (40 ms per answer) makes overlapping requests visible.
+        let slow = proxy(&server, Duration::from_millis(40), |_, _| None);
+        let options = DicomWebOptions { max_concurrent_requests: bound, frames_per_request: 4, ..Default::default() };
+        let remote = Slide::open_dicomweb(&slow.series_url(&local), &options).unwrap();
+        assert_same_grid(&remote, &local);
+        let most = slow.max_in_flight.load(Ordering::SeqCst);
+        assert!(expected.contains(&most), "bound {bound}: {most} requests were in flight at once");
+    }
+}
+
+#[test]
+fn server_failures_are_retried_and_client_errors_are_not() {
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    server.stow(&slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+
+    // The first three frames requests fail (503, 429, then a timeout); the fourth attempt works.
+    let frames_requests = Arc::new(AtomicUsize::new(0));
+    let seen = frames_requests.clone();
+    let flaky = proxy(&server, Duration::ZERO, move |_, path| {
+        if !path.contains("/frames/") {
+            return None;
+        }
+        match seen.fetch_add(1, Ordering::SeqCst) {
+            0 => Some(503),
+            1 => Some(429),
+            2 => {
+                std::thread::sleep(Duration::from_millis(1500));
+                None
+            }
+            _ => None,
+        }
+    });
+    let options = DicomWebOptions { attempts: 4, timeout: Duration::from_millis(1000), ..Default::default() };
+    let remote = Slide::open_dicomweb(&flaky.series_url(&local), &options).unwrap();
+    let last = local.levels().len() - 1;
+    assert!(remote.level(last).unwrap().read_all().unwrap() == local.level(last).unwrap().read_all().unwrap());
+    assert!(frames_requests.load(Ordering::SeqCst) >= 4);
+
+    // 400 on frames: not retried, the error says what the server answered.
+    let refusing = proxy(&server, Duration::ZERO, |_, path| path.contains("/frames/").then_some(400));
+    let err = Slide::open_dicomweb(&refusing.series_url(&local), &options).unwrap_err().to_string();
+    assert!(err.contains("HTTP 400"), "{err}");
+    assert_eq!(refusing.requests.load(Ordering::SeqCst), 2, "metadata + one frames request, no retry");
 }

@@ -2,6 +2,8 @@
 //! server-side failures, errors that say what the server answered.
 
 use crate::error::{Result, WsiError};
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// How to authenticate to the DICOMweb server.
@@ -46,6 +48,15 @@ pub struct DicomWebOptions {
     pub timeout: Duration,
     /// Bytes of fetched (still compressed) frames kept per instance.
     pub frame_cache_bytes: usize,
+    /// Requests in flight at once, over all instances of the slide. A frame miss sends the
+    /// frames the patch grid will need next as up to this many requests of
+    /// `frames_per_request` frames, together. Against servers that answer small requests
+    /// quickly and in parallel (cloud stores), a smaller `frames_per_request` with more requests
+    /// in flight overlaps their latency.
+    pub max_concurrent_requests: usize,
+    /// Extra certificate authorities (PEM files) trusted for `https://`, on top of the
+    /// system's trust store (which also honours `SSL_CERT_FILE`). For servers with an in-house CA.
+    pub ca_certificates: Vec<PathBuf>,
 }
 
 impl Default for DicomWebOptions {
@@ -56,29 +67,83 @@ impl Default for DicomWebOptions {
             attempts: 4,
             timeout: Duration::from_secs(60),
             frame_cache_bytes: 64 << 20,
+            max_concurrent_requests: 4,
+            ca_certificates: Vec::new(),
         }
     }
 }
 
-/// The HTTP side: one connection pool, shared by all instances of a slide.
+/// The HTTP side: one connection pool and one limit on requests in flight, shared by all
+/// instances of a slide.
 #[derive(Debug)]
 pub(crate) struct Client {
     http: reqwest::blocking::Client,
     auth: Auth,
     attempts: u32,
+    max_in_flight: usize,
+    in_flight: Mutex<usize>,
+    slot_free: Condvar,
+}
+
+/// A request slot, given back on drop.
+struct Slot<'a>(&'a Client);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.in_flight.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.slot_free.notify_one();
+    }
 }
 
 impl Client {
     pub fn new(options: &DicomWebOptions) -> Result<Self> {
+        let fail = |location: String, problem: String| WsiError::DicomWeb { location, problem };
+        // rustls needs a crypto provider: ring, unless the application installed its own.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let mut extra = Vec::new();
+        for path in &options.ca_certificates {
+            let pem = std::fs::read(path).map_err(|e| fail(path.display().to_string(), format!("cannot read the CA certificate file: {e}")))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| fail(path.display().to_string(), "expected PEM certificates (-----BEGIN CERTIFICATE-----)".into()))?;
+            extra.extend(certs);
+        }
         let http = reqwest::blocking::Client::builder()
             .timeout(options.timeout)
+            .tls_certs_merge(extra)
             .build()
-            .map_err(|e| WsiError::DicomWeb { location: "client".into(), problem: e.to_string() })?;
-        Ok(Client { http, auth: options.auth.clone(), attempts: options.attempts.max(1) })
+            .map_err(|e| fail("HTTP client".into(), e.to_string()))?;
+        Ok(Client {
+            http,
+            auth: options.auth.clone(),
+            attempts: options.attempts.max(1),
+            max_in_flight: options.max_concurrent_requests.max(1),
+            in_flight: Mutex::new(0),
+            slot_free: Condvar::new(),
+        })
     }
 
-    /// GETs `url` with `Accept: accept`; returns (Content-Type, body).
+    /// The most requests this client sends at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Waits for a request slot.
+    fn slot(&self) -> Slot<'_> {
+        let mut n = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= self.max_in_flight {
+            n = self.slot_free.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        Slot(self)
+    }
+
+    /// GETs `url` with `Accept: accept` (waiting for a request slot); returns (Content-Type, body).
     pub fn get(&self, url: &str, accept: &str) -> Result<(String, Vec<u8>)> {
+        let _slot = self.slot();
         let fail = |problem: String| WsiError::DicomWeb { location: url.to_string(), problem };
         let mut last = String::new();
         for attempt in 0..self.attempts {
@@ -96,6 +161,12 @@ impl Client {
             };
             let resp = match req.send() {
                 Ok(r) => r,
+                Err(e) if tls_failure(&e).is_some() => {
+                    let detail = tls_failure(&e).unwrap_or_default();
+                    return Err(fail(format!(
+                        "TLS failed: {detail}; if the server uses an in-house certificate authority, pass its PEM file with --ca-cert (DicomWebOptions::ca_certificates) or SSL_CERT_FILE"
+                    )));
+                }
                 Err(e) if e.is_timeout() || e.is_connect() || e.is_request() => {
                     last = format!("request failed: {}", without_url(&e));
                     continue;
@@ -129,11 +200,36 @@ impl Client {
     }
 }
 
-/// reqwest errors embed the URL, which may carry credentials in user-info: drop it.
+/// The error and its causes, without the URL: reqwest errors embed the URL, which may carry
+/// credentials in user-info.
 fn without_url(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
     if let Some(u) = e.url() {
         s = s.replace(u.as_str(), "<url>");
     }
     s
+}
+
+/// The TLS problem behind a failed request (certificate not trusted, wrong name, handshake
+/// failure), which retrying cannot mend.
+fn tls_failure(e: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        // tokio-rustls and hyper wrap the rustls error in io::Errors, whose source() skips it.
+        let mut inner = Some(cause);
+        while let Some(err) = inner {
+            if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+                return Some(tls.to_string());
+            }
+            inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &(dyn std::error::Error + 'static));
+        }
+        source = cause.source();
+    }
+    None
 }

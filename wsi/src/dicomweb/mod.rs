@@ -1,7 +1,7 @@
 //! DICOMweb (WADO-RS) source: a slide from a series URL, with the same levels, regions and
 //! patch grid as local files. Frames are fetched as stored (`transfer-syntax=*`), many per
 //! request, using the patch grid's prefetch hints; answers are checked (part count,
-//! Content-Location). Plain HTTP only for now.
+//! Content-Location). A bounded number of requests go out together; HTTP or HTTPS (rustls).
 
 pub mod client;
 pub mod multipart;

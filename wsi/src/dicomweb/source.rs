@@ -5,8 +5,8 @@ use super::client::Client;
 use super::multipart::{parse_body, parse_content_type};
 use crate::error::{Result, WsiError};
 use crate::frame_source::FrameSource;
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// What WADO-RS frames requests ask for: frames exactly as stored.
 pub(crate) const ACCEPT_FRAMES: &str = "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*";
@@ -21,7 +21,12 @@ struct Cache {
     frames: HashMap<u32, Arc<Vec<u8>>>,
     order: VecDeque<u32>,
     bytes: usize,
-    wanted: Vec<u32>,
+    /// Frames the patch grid said it will read soon, oldest first.
+    wanted: VecDeque<u32>,
+    /// Frames in a request now in flight.
+    pending: HashSet<u32>,
+    /// Why the request for a frame failed, for the readers that were waiting on it.
+    failed: HashMap<u32, String>,
 }
 
 /// Frames of one instance on a DICOMweb server.
@@ -34,13 +39,22 @@ pub struct DicomWebFrames {
     per_request: usize,
     cap: usize,
     cache: Mutex<Cache>,
-    /// One request in flight per instance; readers of other frames wait and then find them.
-    fetching: Mutex<()>,
+    /// Signalled whenever a request ends.
+    arrived: Condvar,
 }
 
 impl DicomWebFrames {
     pub(crate) fn new(client: Arc<Client>, url: String, number_of_frames: u32, per_request: usize, cap: usize) -> Self {
-        DicomWebFrames { client, url, accept: ACCEPT_FRAMES, number_of_frames, per_request: per_request.max(1), cap, cache: Mutex::default(), fetching: Mutex::new(()) }
+        DicomWebFrames {
+            client,
+            url,
+            accept: ACCEPT_FRAMES,
+            number_of_frames,
+            per_request: per_request.max(1),
+            cap,
+            cache: Mutex::default(),
+            arrived: Condvar::new(),
+        }
     }
 
     /// From now on, ask the server to decode frames to Explicit VR Little Endian.
@@ -54,8 +68,9 @@ impl DicomWebFrames {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Fetches `frames` (0-based) in one request; returns the transfer syntax the server gave.
-    pub(crate) fn fetch(&self, frames: &[u32]) -> Result<Option<String>> {
+    /// Fetches `frames` (0-based) in one request and caches them; returns the transfer syntax
+    /// the server gave and the frames' bytes, in the order asked.
+    pub(crate) fn fetch(&self, frames: &[u32]) -> Result<(Option<String>, Vec<Arc<Vec<u8>>>)> {
         let list: Vec<String> = frames.iter().map(|f| (f + 1).to_string()).collect();
         let url = format!("{}/frames/{}", self.url, list.join(","));
         let (content_type, body) = self.client.get(&url, self.accept)?;
@@ -65,16 +80,19 @@ impl DicomWebFrames {
         if parts.len() != frames.len() {
             return Err(fail(format!("asked for frames {} but got {} parts", list.join(","), parts.len())));
         }
-        let mut cache = self.lock();
-        for (&frame, part) in frames.iter().zip(parts) {
+        for (&frame, part) in frames.iter().zip(&parts) {
             if let Some(loc) = part.header("content-location") {
                 if !loc.ends_with(&format!("/frames/{}", frame + 1)) {
                     return Err(fail(format!("part for frame {} is labelled {loc}", frame + 1)));
                 }
             }
-            if cache.frames.insert(frame, Arc::new(part.body.clone())).is_none() {
+        }
+        let bodies: Vec<Arc<Vec<u8>>> = parts.into_iter().map(|p| Arc::new(p.body)).collect();
+        let mut cache = self.lock();
+        for (&frame, body) in frames.iter().zip(&bodies) {
+            if cache.frames.insert(frame, body.clone()).is_none() {
                 cache.order.push_back(frame);
-                cache.bytes += part.body.len();
+                cache.bytes += body.len();
             }
         }
         while cache.bytes > self.cap && cache.order.len() > frames.len() {
@@ -83,7 +101,49 @@ impl DicomWebFrames {
                 cache.bytes -= f.len();
             }
         }
-        Ok(t.transfer_syntax)
+        Ok((t.transfer_syntax, bodies))
+    }
+}
+
+impl DicomWebFrames {
+    /// Splits `index` and the wanted frames not yet cached or in flight into requests of
+    /// `per_request` frames, at most `max_in_flight` of them; marks them pending. The first
+    /// request holds `index`. A band smaller than `per_request` stays one request: Orthanc 1.x
+    /// loads the whole instance for every request, so splitting it finer costs more than the
+    /// overlap gains (measured: docs/BENCHMARKS.md).
+    fn plan(&self, cache: &mut Cache, index: u32) -> Vec<Vec<u32>> {
+        let mut frames = vec![index];
+        let mut seen = HashSet::from([index]);
+        while let Some(f) = cache.wanted.pop_front() {
+            if !cache.frames.contains_key(&f) && !cache.pending.contains(&f) && seen.insert(f) {
+                frames.push(f);
+            }
+        }
+        let taken = frames.len().min(self.per_request * self.client.max_in_flight());
+        cache.wanted.extend(frames.drain(taken..));
+        cache.pending.extend(frames.iter().copied());
+        frames.chunks(self.per_request).map(<[u32]>::to_vec).collect()
+    }
+
+    /// Fetches one planned request and settles its frames: cached, or failed with the error.
+    fn run(&self, frames: &[u32]) -> Result<Vec<Arc<Vec<u8>>>> {
+        let result = self.fetch(frames).map(|(_, bodies)| bodies).map_err(|e| match e {
+            WsiError::DicomWeb { location, problem } => WsiError::DicomWeb {
+                location,
+                problem: format!("{problem} (while reading frames {:?})", frames.iter().map(|f| f + 1).collect::<Vec<_>>()),
+            },
+            other => other,
+        });
+        let mut cache = self.lock();
+        for f in frames {
+            cache.pending.remove(f);
+            if let Err(e) = &result {
+                cache.failed.insert(*f, e.to_string());
+            }
+        }
+        drop(cache);
+        self.arrived.notify_all();
+        result
     }
 }
 
@@ -92,43 +152,32 @@ impl FrameSource for DicomWebFrames {
         if index >= self.number_of_frames {
             return Err(WsiError::frame(self.url.clone(), index, format!("does not exist: the image has {} frames", self.number_of_frames)));
         }
-        if let Some(f) = self.lock().frames.get(&index) {
-            return Ok(f.to_vec());
-        }
-        let _one_at_a_time = self.fetching.lock().unwrap_or_else(|e| e.into_inner());
-        // Another thread may have fetched it meanwhile.
-        if let Some(f) = self.lock().frames.get(&index) {
-            return Ok(f.to_vec());
-        }
-        let batch: Vec<u32> = {
-            let mut cache = self.lock();
-            let mut batch = vec![index];
-            let wanted = std::mem::take(&mut cache.wanted);
-            let mut rest = Vec::new();
-            for f in wanted {
-                if f != index && !cache.frames.contains_key(&f) && !batch.contains(&f) {
-                    if batch.len() < self.per_request {
-                        batch.push(f);
-                    } else {
-                        rest.push(f);
-                    }
-                }
+        let mut cache = self.lock();
+        loop {
+            if let Some(f) = cache.frames.get(&index) {
+                return Ok(f.to_vec());
             }
-            cache.wanted = rest;
-            batch
-        };
-        self.fetch(&batch).map_err(|e| match e {
-            WsiError::DicomWeb { location, problem } => WsiError::DicomWeb {
-                location,
-                problem: format!("{problem} (while reading frames {:?})", batch.iter().map(|f| f + 1).collect::<Vec<_>>()),
-            },
-            other => other,
-        })?;
-        self.lock()
-            .frames
-            .get(&index)
-            .map(|f| f.to_vec())
-            .ok_or_else(|| WsiError::frame(self.url.clone(), index, "the server's answer did not include it"))
+            if let Some(problem) = cache.failed.remove(&index) {
+                return Err(WsiError::DicomWeb { location: self.url.clone(), problem: format!("the request for frame {} failed: {problem}", index + 1) });
+            }
+            if !cache.pending.contains(&index) {
+                break;
+            }
+            cache = self.arrived.wait(cache).unwrap_or_else(|e| e.into_inner());
+        }
+        let requests = self.plan(&mut cache, index);
+        drop(cache);
+        // This thread sends the request holding `index`; the others go out alongside it.
+        let (first, others) = requests.split_first().expect("plan gives at least one request");
+        let mine = std::thread::scope(|scope| {
+            for frames in others {
+                scope.spawn(move || self.run(frames));
+            }
+            self.run(first)
+        });
+        self.lock().failed.remove(&index);
+        // The first frame of the first request is `index`.
+        Ok(mine?[0].to_vec())
     }
 
     fn prefetch(&self, indices: &[u32]) {
