@@ -1,6 +1,6 @@
 //! DICOMweb throughput from a real Orthanc (+ DICOMweb plugin) on loopback: the full level-0
 //! patch grid of the biggest fixture read over WADO-RS, each pass on a freshly opened slide
-//! (empty caches), for 1 or 64 frames per request and 1 or 4 requests in flight. Needs the
+//! (empty caches), for 1, 8 or 64 frames per request and 1 or 4 requests in flight. Needs the
 //! Debian packages `orthanc orthanc-dicomweb`; the server is started by the same harness as the
 //! tests (`wsi/tests/orthanc/mod.rs`). The peer is `benches/peers/wsidicom_web.py`, run against
 //! the same server: this bench prints the series URL and keeps the server up for
@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("dicomweb");
     group.sample_size(10);
     group.throughput(Throughput::Elements(n as u64));
-    for (per_request, in_flight) in [(1usize, 1usize), (1, 4), (64, 1), (64, 4)] {
+    for (per_request, in_flight) in [(1usize, 1usize), (1, 4), (8, 1), (8, 4), (64, 1), (64, 4)] {
         let options = DicomWebOptions { frames_per_request: per_request, max_concurrent_requests: in_flight, ..Default::default() };
         let name = format!("patch_grid_level0_{n}_patches_{frames}_frames/{per_request}_frames_per_request/{in_flight}_in_flight");
         group.bench_function(name, |b| {

@@ -14,7 +14,7 @@ use haidef_wsi::encoders::{device_name, parse_device, path_foundation, Encoder, 
 use haidef_wsi::wsi::PatchGridOptions;
 use std::time::Instant;
 
-const USAGE: &str = "usage: embed_patches <slide folder, file or DICOMweb series URL> [--bearer-token T | --basic-auth user:pass] [--level L] [--limit N] [--weights f.safetensors] \
+const USAGE: &str = "usage: embed_patches <slide folder, file or DICOMweb series/study URL> [--bearer-token T | --basic-auth user:pass] [--ca-cert ca.pem] [--level L] [--limit N] [--weights f.safetensors] \
 [--device cpu|cuda[:N]] [--batch B] [--dtype f32|f16|bf16]";
 
 fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {

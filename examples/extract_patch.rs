@@ -8,7 +8,7 @@ mod args;
 use haidef_wsi::wsi::OutOfBounds;
 use std::io::BufWriter;
 
-const USAGE: &str = "usage: extract_patch <slide folder, file or DICOMweb series URL> [--bearer-token T | --basic-auth user:pass] --level L --x X --y Y --width W --height H --out patch.png [--pad] [--series UID]\n\
+const USAGE: &str = "usage: extract_patch <slide folder, file or DICOMweb series/study URL> [--bearer-token T | --basic-auth user:pass] [--ca-cert ca.pem] --level L --x X --y Y --width W --height H --out patch.png [--pad] [--series UID]\n\
   --pad   fill the part of the rectangle outside the level with white instead of failing";
 
 fn run(args: &args::Args) -> Result<String, Box<dyn std::error::Error>> {

@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-const USAGE: &str = "usage: slide_heatmap <slide folder, file or DICOMweb series URL> [--bearer-token T | --basic-auth user:pass] --out <dir> [--weights f.safetensors] \
+const USAGE: &str = "usage: slide_heatmap <slide folder, file or DICOMweb series/study URL> [--bearer-token T | --basic-auth user:pass] [--ca-cert ca.pem] --out <dir> [--weights f.safetensors] \
 [--level L | --mpp M] [--k K] [--min-tissue F] [--all-patches] [--icc-to-srgb] [--device cpu|cuda[:N]] [--batch B] [--seed S]\n\
   defaults: --mpp 1.0 (~10x), --k 6, --min-tissue 0.5, --device cpu, --batch 32 (cpu) / 256 (cuda), --seed 0";
 

@@ -9,7 +9,7 @@ mod args;
 use haidef_wsi::wsi::{decode::transfer_syntax_name, Level};
 use serde_json::json;
 
-const USAGE: &str = "usage: slide_info <slide folder, file or DICOMweb series URL> [--json] [--series UID] [--bearer-token T | --basic-auth user:pass]";
+const USAGE: &str = "usage: slide_info <slide folder, file or DICOMweb series/study URL> [--json] [--series UID] [--bearer-token T | --basic-auth user:pass] [--ca-cert ca.pem]";
 
 fn level_json(level: &Level) -> serde_json::Value {
     let info = level.info();

@@ -66,9 +66,11 @@ pub fn fail(usage: &str, msg: &str) -> ! {
 }
 
 /// Opens the slide named on the command line: a folder or file path, or a DICOMweb series URL
-/// (`http://host:port/<root>/studies/<study>/series/<series>`), with `--bearer-token T` or
-/// `--basic-auth user:pass` (or the environment variables HAIDEF_BEARER_TOKEN /
-/// HAIDEF_BASIC_AUTH, which keep credentials out of shell history).
+/// (`http(s)://host:port/<root>/studies/<study>/series/<series>`, or a study URL holding one
+/// slide), with `--bearer-token T` or `--basic-auth user:pass` (or the environment variables
+/// HAIDEF_BEARER_TOKEN / HAIDEF_BASIC_AUTH, which keep credentials out of shell history),
+/// `--ca-cert ca.pem` for an in-house certificate authority, `--frames-per-request N` and
+/// `--requests-in-flight N`.
 pub fn open_slide(args: &Args) -> Result<haidef_wsi::wsi::Slide, Box<dyn std::error::Error>> {
     use haidef_wsi::wsi::{Auth, DicomWebOptions, OpenOptions, Slide};
     let target = args.slide();
@@ -84,7 +86,15 @@ pub fn open_slide(args: &Args) -> Result<haidef_wsi::wsi::Slide, Box<dyn std::er
             }
             (None, None) => Auth::None,
         };
-        return Ok(Slide::open_dicomweb(target, &DicomWebOptions { auth, ..Default::default() })?);
+        let defaults = DicomWebOptions::default();
+        let options = DicomWebOptions {
+            auth,
+            ca_certificates: args.opt("ca-cert").map(std::path::PathBuf::from).into_iter().collect(),
+            frames_per_request: args.num("frames-per-request").unwrap_or(defaults.frames_per_request),
+            max_concurrent_requests: args.num("requests-in-flight").unwrap_or(defaults.max_concurrent_requests),
+            ..defaults
+        };
+        return Ok(Slide::open_dicomweb(target, &options)?);
     }
     let options = OpenOptions { series_instance_uid: args.opt("series").map(String::from), ..Default::default() };
     Ok(Slide::open_with(target, &options)?)

@@ -316,3 +316,33 @@ fn server_failures_are_retried_and_client_errors_are_not() {
     assert!(err.contains("HTTP 400"), "{err}");
     assert_eq!(refusing.requests.load(Ordering::SeqCst), 2, "metadata + one frames request, no retry");
 }
+
+#[test]
+fn a_study_url_finds_its_one_slide_with_qido_and_lists_several() {
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    server.stow(&slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let study_url = format!("{}/dicom-web/studies/{}", server.base(), local.study_instance_uid());
+    let remote = Slide::open_dicomweb(&study_url, &DicomWebOptions::default()).unwrap();
+    assert_eq!(remote.series_instance_uid(), local.series_instance_uid());
+    assert_eq!(remote.levels().len(), local.levels().len());
+    let last = local.levels().len() - 1;
+    assert!(remote.level(last).unwrap().read_all().unwrap() == local.level(last).unwrap().read_all().unwrap());
+
+    // A second SM series in the same study (Orthanc rewrites one instance's series UID): the
+    // study URL is ambiguous, and the error lists both series URLs.
+    let (http, direct) = (server.http(), server.direct());
+    let body = std::fs::read(slide_dir("ihc-full").join("level-3.dcm")).unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&http.post(format!("{direct}/instances")).body(body).send().unwrap().bytes().unwrap()).unwrap();
+    let modify = serde_json::json!({"Replace": {"SeriesInstanceUID": "1.2.826.0.1.3680043.8.498.1", "SOPInstanceUID": "1.2.826.0.1.3680043.8.498.2"}, "Force": true});
+    let copy = http.post(format!("{direct}/instances/{}/modify", stored["ID"].as_str().unwrap())).body(modify.to_string()).send().unwrap().bytes().unwrap().to_vec();
+    assert!(http.post(format!("{direct}/instances")).body(copy).send().unwrap().status().is_success());
+    let err = Slide::open_dicomweb(&study_url, &DicomWebOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("holds 2 slide-microscopy series"), "{err}");
+    assert!(err.contains(&format!("/series/{}", local.series_instance_uid())) && err.contains("/series/1.2.826.0.1.3680043.8.498.1 "), "{err}");
+
+    // A study with no such series.
+    let none = format!("{}/dicom-web/studies/1.2.3.999", server.base());
+    let err = Slide::open_dicomweb(&none, &DicomWebOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("no slide-microscopy") || err.contains("not found"), "{err}");
+}

@@ -14,25 +14,77 @@ use std::sync::Arc;
 /// Splits `http(s)://host[:port]/<prefix>/studies/<study>/series/<series>` into
 /// (series URL without a trailing slash, study UID, series UID).
 pub fn parse_series_url(url: &str) -> Result<(String, String, String)> {
-    let bad = || WsiError::InvalidArgument(format!(
-        "{url}: expected a DICOMweb series URL http(s)://host[:port]/<root>/studies/<study UID>/series/<series UID>"
-    ));
-    let url = url.trim_end_matches('/');
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(bad());
+    match parse_url(url)? {
+        (base, study, Some(series)) => Ok((format!("{base}/studies/{study}/series/{series}"), study, series)),
+        (_, _, None) => Err(bad_url(url)),
     }
-    let (_, rest) = url.rsplit_once("/studies/").ok_or_else(bad)?;
-    let (study, series) = rest.split_once("/series/").ok_or_else(bad)?;
-    if study.is_empty() || series.is_empty() || series.contains('/') {
-        return Err(bad());
-    }
-    Ok((url.to_string(), study.to_string(), series.to_string()))
 }
 
-/// Opens the slide at a DICOMweb series URL.
+fn bad_url(url: &str) -> WsiError {
+    WsiError::InvalidArgument(format!(
+        "{url}: expected a DICOMweb series URL http(s)://host[:port]/<root>/studies/<study UID>/series/<series UID> (or a study URL, when the study holds one slide)"
+    ))
+}
+
+/// (DICOMweb root, study UID, series UID if given) of a study or series URL.
+fn parse_url(url: &str) -> Result<(String, String, Option<String>)> {
+    let trimmed = url.trim_end_matches('/');
+    if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
+        return Err(bad_url(url));
+    }
+    let (base, rest) = trimmed.rsplit_once("/studies/").ok_or_else(|| bad_url(url))?;
+    let (study, series) = match rest.split_once("/series/") {
+        Some((study, series)) => (study, Some(series)),
+        None => (rest, None),
+    };
+    let ok = |uid: &str| !uid.is_empty() && !uid.contains('/');
+    if !ok(study) || series.is_some_and(|s| !ok(s)) {
+        return Err(bad_url(url));
+    }
+    Ok((base.to_string(), study.to_string(), series.map(str::to_string)))
+}
+
+/// Finds the study's slide-microscopy series with QIDO-RS (`/studies/<study>/series?Modality=SM`):
+/// its UID when there is exactly one, else an error listing what there is.
+fn find_sm_series(client: &Client, base: &str, study: &str) -> Result<String> {
+    let query = format!("{base}/studies/{study}/series?Modality=SM&includefield=0008103E&includefield=00201209");
+    let fail = |problem: String| WsiError::DicomWeb { location: query.clone(), problem };
+    let (_, body) = client.get(&query, "application/dicom+json")?;
+    // An empty answer (204, or no body) means no match.
+    let json: serde_json::Value = if body.is_empty() { serde_json::json!([]) } else { serde_json::from_slice(&body).map_err(|e| fail(format!("not DICOM JSON: {e}")))? };
+    let text = |item: &serde_json::Value, tag: &str| item[tag]["Value"][0].as_str().map(str::to_string).or_else(|| item[tag]["Value"][0].as_i64().map(|n| n.to_string()));
+    let series: Vec<(String, String)> = json
+        .as_array()
+        .ok_or_else(|| fail("expected a JSON array of series".into()))?
+        .iter()
+        .filter_map(|item| {
+            let uid = text(item, "0020000E")?;
+            let description = text(item, "0008103E").unwrap_or_else(|| "no description".into());
+            let instances = text(item, "00201209").map(|n| format!(", {n} instances")).unwrap_or_default();
+            Some((uid, format!("{description}{instances}")))
+        })
+        .collect();
+    match series.as_slice() {
+        [] => Err(fail(format!("study {study} holds no slide-microscopy (Modality SM) series"))),
+        [(uid, _)] => Ok(uid.clone()),
+        several => Err(fail(format!(
+            "study {study} holds {} slide-microscopy series; open one of them by its series URL:\n{}",
+            several.len(),
+            several.iter().map(|(uid, what)| format!("  {base}/studies/{study}/series/{uid}  ({what})")).collect::<Vec<_>>().join("\n")
+        ))),
+    }
+}
+
+/// Opens the slide at a DICOMweb series URL, or at a study URL when the study holds exactly one
+/// slide-microscopy series (found with QIDO-RS).
 pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
-    let (series_url, _study, series) = parse_series_url(url)?;
+    let (base, study, series) = parse_url(url)?;
     let client = Arc::new(Client::new(options)?);
+    let series = match series {
+        Some(series) => series,
+        None => find_sm_series(&client, &base, &study)?,
+    };
+    let series_url = format!("{base}/studies/{study}/series/{series}");
     let (_, body) = client.get(&format!("{series_url}/metadata"), "application/dicom+json")?;
     let fail = |problem: String| WsiError::DicomWeb { location: format!("{series_url}/metadata"), problem };
     let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| fail(format!("not DICOM JSON: {e}")))?;
@@ -116,5 +168,7 @@ mod tests {
         assert!(parse_series_url("ftp://x/studies/1/series/2").is_err());
         assert!(parse_series_url("http://x/studies/1").is_err());
         assert!(parse_series_url("http://x/studies/1/series/2/instances/3").is_err());
+        assert_eq!(parse_url("https://x/root/studies/1.2/").unwrap(), ("https://x/root".into(), "1.2".into(), None));
+        assert!(parse_url("http://x/studies/").is_err());
     }
 }

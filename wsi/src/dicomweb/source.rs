@@ -16,9 +16,12 @@ pub(crate) const ACCEPT_FRAMES: &str = "multipart/related; type=\"application/oc
 pub(crate) const ACCEPT_EXPLICIT_LE: &str =
     "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1";
 
+/// The stored bytes of one frame, shared between the cache and its readers.
+type Frame = Arc<Vec<u8>>;
+
 #[derive(Debug, Default)]
 struct Cache {
-    frames: HashMap<u32, Arc<Vec<u8>>>,
+    frames: HashMap<u32, Frame>,
     order: VecDeque<u32>,
     bytes: usize,
     /// Frames the patch grid said it will read soon, oldest first.
@@ -70,7 +73,7 @@ impl DicomWebFrames {
 
     /// Fetches `frames` (0-based) in one request and caches them; returns the transfer syntax
     /// the server gave and the frames' bytes, in the order asked.
-    pub(crate) fn fetch(&self, frames: &[u32]) -> Result<(Option<String>, Vec<Arc<Vec<u8>>>)> {
+    pub(crate) fn fetch(&self, frames: &[u32]) -> Result<(Option<String>, Vec<Frame>)> {
         let list: Vec<String> = frames.iter().map(|f| (f + 1).to_string()).collect();
         let url = format!("{}/frames/{}", self.url, list.join(","));
         let (content_type, body) = self.client.get(&url, self.accept)?;
@@ -87,7 +90,7 @@ impl DicomWebFrames {
                 }
             }
         }
-        let bodies: Vec<Arc<Vec<u8>>> = parts.into_iter().map(|p| Arc::new(p.body)).collect();
+        let bodies: Vec<Frame> = parts.into_iter().map(|p| Arc::new(p.body)).collect();
         let mut cache = self.lock();
         for (&frame, body) in frames.iter().zip(&bodies) {
             if cache.frames.insert(frame, body.clone()).is_none() {
@@ -126,7 +129,7 @@ impl DicomWebFrames {
     }
 
     /// Fetches one planned request and settles its frames: cached, or failed with the error.
-    fn run(&self, frames: &[u32]) -> Result<Vec<Arc<Vec<u8>>>> {
+    fn run(&self, frames: &[u32]) -> Result<Vec<Frame>> {
         let result = self.fetch(frames).map(|(_, bodies)| bodies).map_err(|e| match e {
             WsiError::DicomWeb { location, problem } => WsiError::DicomWeb {
                 location,
