@@ -29,8 +29,16 @@ fn bad_url(url: &str) -> WsiError {
 /// (DICOMweb root, study UID, series UID if given) of a study or series URL.
 fn parse_url(url: &str) -> Result<(String, String, Option<String>)> {
     let trimmed = url.trim_end_matches('/');
-    if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
+    let Some((scheme, rest)) = trimmed.split_once("://").filter(|(s, _)| matches!(*s, "http" | "https")) else {
         return Err(bad_url(url));
+    };
+    // user:password@host would end up in every error message and log line: refuse it, without
+    // repeating it.
+    let authority = rest.split('/').next().unwrap_or("");
+    if let Some((_, host)) = authority.rsplit_once('@') {
+        return Err(WsiError::InvalidArgument(format!(
+            "{scheme}://<credentials>@{host}/…: credentials in the URL are not accepted (they would show in messages); give them with --basic-auth / HAIDEF_BASIC_AUTH (DicomWebOptions::auth)"
+        )));
     }
     let (base, rest) = trimmed.rsplit_once("/studies/").ok_or_else(|| bad_url(url))?;
     let (study, series) = match rest.split_once("/series/") {
@@ -170,5 +178,7 @@ mod tests {
         assert!(parse_series_url("http://x/studies/1/series/2/instances/3").is_err());
         assert_eq!(parse_url("https://x/root/studies/1.2/").unwrap(), ("https://x/root".into(), "1.2".into(), None));
         assert!(parse_url("http://x/studies/").is_err());
+        let err = parse_url("http://bob:hunter2@x/studies/1/series/2").unwrap_err().to_string();
+        assert!(err.contains("--basic-auth") && !err.contains("hunter2"), "{err}");
     }
 }
