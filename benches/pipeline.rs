@@ -3,20 +3,30 @@
 //! Throughput is embeddings per second; ×3600 for embeddings/hour.
 //!
 //! `cargo bench --bench pipeline`; the peer is `benches/peers/python_pipeline.py`.
+//!
+//! `HAIDEF_BENCH_TILED=ACROSSxDOWN` (e.g. `160x128`) runs the GPU bench on a large slide built
+//! from the fixture by tiling (`benches/support/tiled_slide.rs`) instead of the 88-patch fixture.
+
+#[path = "support/tiled_slide.rs"]
+mod tiled_slide;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use haidef_wsi::encoders::candle::{DType, Device};
 use haidef_wsi::encoders::path_foundation;
 use haidef_wsi::wsi::Slide;
 use haidef_wsi::{run, LevelChoice, PipelineOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-fn bench(c: &mut Criterion, device: Device, dtype: DType, batch: usize, label: &str) {
-    let slide = Slide::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/slides/ihc-full")).unwrap();
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn bench(c: &mut Criterion, slide: &Path, device: Device, dtype: DType, batch: usize, label: &str) {
+    let slide = Slide::open(slide).unwrap();
     let model = path_foundation::untrained(&device, dtype).unwrap();
     let out = std::env::temp_dir().join(format!("haidef-bench-pipeline-{label}"));
-    // Level 0, every patch: the same 88 patches as the Python peer.
+    // Level 0, every patch (on the fixture: the same 88 patches as the Python peer).
     let opts = PipelineOptions { level: LevelChoice::Index(0), all_patches: true, batch_size: batch, ..Default::default() };
     let n = run(&slide, &model, &out, &opts, &AtomicBool::new(false), &|_, _| {}).unwrap().patches_embedded;
     let mut group = c.benchmark_group("embeddings_per_hour");
@@ -44,12 +54,23 @@ fn bench(c: &mut Criterion, device: Device, dtype: DType, batch: usize, label: &
 
 fn cpu(c: &mut Criterion) {
     haidef_wsi::encoders::tune_cpu_inference();
-    bench(c, Device::Cpu, DType::F32, 32, "cpu_f32");
+    bench(c, &fixtures().join("slides/ihc-full"), Device::Cpu, DType::F32, 32, "cpu_f32");
 }
 
 #[cfg(feature = "cuda")]
 fn gpu(c: &mut Criterion) {
-    bench(c, Device::new_cuda(0).expect("CUDA device 0"), DType::BF16, 256, "cuda_bf16");
+    let device = Device::new_cuda(0).expect("CUDA device 0");
+    bench(c, &fixtures().join("slides/ihc-full"), device.clone(), DType::BF16, 256, "cuda_bf16");
+    if let Some((across, down)) = std::env::var("HAIDEF_BENCH_TILED").ok().and_then(|v| {
+        let (a, d) = v.split_once('x')?;
+        Some((a.parse().ok()?, d.parse().ok()?))
+    }) {
+        let dir = std::env::temp_dir().join(format!("haidef-tiled-{across}x{down}"));
+        let t = std::time::Instant::now();
+        let slide = tiled_slide::build(&fixtures(), &dir, across, down);
+        eprintln!("built the {across}x{down}-frame tiled slide in {:.1} s", t.elapsed().as_secs_f64());
+        bench(c, &slide, device, DType::BF16, 256, &format!("cuda_bf16_tiled_{across}x{down}"));
+    }
 }
 
 #[cfg(not(feature = "cuda"))]

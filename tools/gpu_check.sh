@@ -17,6 +17,14 @@ case "${1:-}" in
       strip --strip-debug -o ".gpu/$name" "$f" && gzip -f ".gpu/$name"   # the carry limit is 64 MiB
     done
     cp ../shared/cuda/peer_torch_vit.py .gpu/
+    # wsidicom and its pure-Python dependencies for the Python pipeline peer (the device has
+    # PyTorch, timm, numpy and Pillow but no internet).
+    sp=$(~/.venvs/torch-cpu/bin/python -c "import site; print(site.getsitepackages()[0])")
+    # (Checked here with `python3 -S` and only numpy + Pillow beside it.)
+    pkgs="wsidicom pydicom cachetools dicomweb_client fsspec marshmallow upath retrying.py requests urllib3 idna certifi charset_normalizer"
+    dists="wsidicom pydicom cachetools dicomweb_client fsspec marshmallow universal_pathlib retrying requests urllib3 idna certifi charset_normalizer"
+    (cd "$sp" && tar -czf "$OLDPWD/.gpu/pylib.tar.gz" --exclude='__pycache__' --exclude='pydicom/data/test_files' \
+      $pkgs $(for d in $dists; do ls -d "$d"-*.dist-info; done))
     ls -la .gpu
     ;;
   run)
@@ -25,8 +33,13 @@ case "${1:-}" in
     nvidia-smi --query-gpu=name,memory.total --format=csv
     /tmp/parity --nocapture cuda_half_precision_matches_cpu_f32
     /tmp/encoder --bench cuda_bf16
-    /tmp/pipeline --bench cuda_bf16
+    # The fixture (88 patches), then a 160x128-frame slide tiled from it (~26,600 patches).
+    HAIDEF_BENCH_TILED=160x128 /tmp/pipeline --bench cuda_bf16
     python3 .gpu/peer_torch_vit.py fixtures/reference/ihc-full-l0-inside-frame.png
+    # The Python pipeline on the same tiled slide (built by the pipeline bench above).
+    mkdir -p /tmp/pylib && tar -xzf .gpu/pylib.tar.gz -C /tmp/pylib
+    PYTHONPATH=/tmp/pylib python3 benches/peers/python_pipeline.py /tmp/haidef-tiled-160x128 \
+      --device cuda --bf16 --batch 256 --threads 16 --repeat 1
     ;;
   *) echo "usage: tools/gpu_check.sh build|run" >&2; exit 2 ;;
 esac
