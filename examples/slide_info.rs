@@ -62,8 +62,8 @@ fn main() {
     println!("series    {}", slide.series_instance_uid());
     println!();
     println!(
-        "{:>5} {:>13} {:>9} {:>7} {:>8}  {:<26} {}",
-        "level", "size", "frame", "frames", "µm/px", "transfer syntax", "organisation"
+        "{:>5} {:>13} {:>9} {:>7} {:>8}  {:<26} organisation",
+        "level", "size", "frame", "frames", "µm/px", "transfer syntax"
     );
     for level in slide.levels() {
         let info = level.info();

@@ -6,7 +6,10 @@ mod common;
 
 use common::{assert_close, fixtures, load_png_rgb};
 
-fn cases() -> Vec<(&'static str, Vec<u8>, u32, u32, Vec<u8>)> {
+/// (name, JPEG bytes, width, height, libjpeg-turbo's decoding as RGB8).
+type Case = (&'static str, Vec<u8>, u32, u32, Vec<u8>);
+
+fn cases() -> Vec<Case> {
     ["ycc420", "ycc422", "rgb", "gray"]
         .into_iter()
         .map(|name| {
