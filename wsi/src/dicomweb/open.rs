@@ -97,7 +97,7 @@ pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
     let fail = |problem: String| WsiError::DicomWeb { location: format!("{series_url}/metadata"), problem };
     let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| fail(format!("not DICOM JSON: {e}")))?;
     let items = json.as_array().ok_or_else(|| fail("expected a JSON array of instances".into()))?;
-    let mut opened = Vec::new();
+    let mut pending = Vec::new();
     let mut skipped = Vec::new();
     for item in items {
         let obj: InMemDicomObject = dicom_json::from_value(item.clone()).map_err(|e| fail(format!("cannot read an instance's metadata: {e}")))?;
@@ -108,42 +108,55 @@ pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
             .ok_or_else(|| fail("an instance has no SOPInstanceUID".into()))?;
         let instance_url = format!("{series_url}/instances/{sop}");
         let frames_n = obj.get(tags::NUMBER_OF_FRAMES).and_then(|e| e.to_int::<u32>().ok()).unwrap_or(1);
-        // The metadata does not carry the transfer syntax: the first frame's answer does.
         let frames = DicomWebFrames::new(client.clone(), instance_url.clone(), frames_n, options.frames_per_request, options.frame_cache_bytes);
-        let mut info = match ImageInfo::from_dataset(&obj, "", instance_url.clone()) {
-            Err(e @ WsiError::NotWsi { .. }) => {
-                skipped.push(e.to_string());
-                continue;
-            }
-            other => other?,
-        };
-        let ts = frames.fetch(&[0])?.0.ok_or_else(|| WsiError::DicomWeb {
-            location: format!("{instance_url}/frames/1"),
-            problem: "the answer names no transfer syntax".into(),
-        })?;
-        // A stored syntax we cannot decode (JPEG-LS, HTJ2K, ...): let the server decode it.
-        let (frames, ts, decoded_by_server) = if Codec::for_transfer_syntax(&ts, &instance_url).is_err() {
-            let frames = frames.decoded_by_server();
-            let ts = frames.fetch(&[0])?.0.unwrap_or_else(|| "1.2.840.10008.1.2.1".to_string());
-            (frames, ts, true)
-        } else {
-            (frames, ts, false)
-        };
-        info.transfer_syntax = ts.clone();
-        if decoded_by_server {
-            // Photometric interpretations that exist only in compressed form come back as RGB.
-            if matches!(info.photometric.as_str(), "YBR_FULL_422" | "YBR_ICT" | "YBR_RCT" | "YBR_PARTIAL_420") {
-                info.photometric = "RGB".into();
-            }
-            info.warnings.push(format!("stored transfer syntax not decodable here; frames decoded by the server to {ts}"));
+        match ImageInfo::from_dataset(&obj, "", instance_url) {
+            Err(e @ WsiError::NotWsi { .. }) => skipped.push(e.to_string()),
+            other => pending.push((other?, frames, item)),
         }
-        if info.icc_profile.is_none() {
-            info.icc_profile = fetch_icc(&client, item)?;
-        }
-        opened.push(OpenedInstance { info, frames: Arc::new(frames) });
     }
+    // Each instance's first frame (for its transfer syntax) and ICC profile, all instances at
+    // once within the client's bound on requests in flight: on a distant server this is one
+    // round trip instead of one per instance.
+    let opened = std::thread::scope(|scope| {
+        let handles: Vec<_> = pending
+            .into_iter()
+            .map(|(info, frames, item)| scope.spawn(|| finish_instance(&client, info, frames, item)))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("instance set-up does not panic")).collect::<Result<Vec<_>>>()
+    })?;
     let options = OpenOptions { series_instance_uid: Some(series), ..OpenOptions::default() };
     Slide::assemble(series_url, opened, skipped, &options)
+}
+
+/// Learns an instance's transfer syntax from its first frame (the metadata does not carry it),
+/// switching to server-side decoding when this crate cannot decode that syntax, and fetches its
+/// ICC profile when the metadata gives it as a BulkDataURI.
+fn finish_instance(client: &Client, mut info: ImageInfo, frames: DicomWebFrames, item: &serde_json::Value) -> Result<OpenedInstance> {
+    let instance_url = info.location.clone();
+    let ts = frames.fetch(&[0])?.0.ok_or_else(|| WsiError::DicomWeb {
+        location: format!("{instance_url}/frames/1"),
+        problem: "the answer names no transfer syntax".into(),
+    })?;
+    // A stored syntax we cannot decode (JPEG-LS, HTJ2K, ...): let the server decode it.
+    let (frames, ts, decoded_by_server) = if Codec::for_transfer_syntax(&ts, &instance_url).is_err() {
+        let frames = frames.decoded_by_server();
+        let ts = frames.fetch(&[0])?.0.unwrap_or_else(|| "1.2.840.10008.1.2.1".to_string());
+        (frames, ts, true)
+    } else {
+        (frames, ts, false)
+    };
+    info.transfer_syntax = ts.clone();
+    if decoded_by_server {
+        // Photometric interpretations that exist only in compressed form come back as RGB.
+        if matches!(info.photometric.as_str(), "YBR_FULL_422" | "YBR_ICT" | "YBR_RCT" | "YBR_PARTIAL_420") {
+            info.photometric = "RGB".into();
+        }
+        info.warnings.push(format!("stored transfer syntax not decodable here; frames decoded by the server to {ts}"));
+    }
+    if info.icc_profile.is_none() {
+        info.icc_profile = fetch_icc(client, item)?;
+    }
+    Ok(OpenedInstance { info, frames: Arc::new(frames) })
 }
 
 /// The ICC profile of the first optical path when the metadata gives it as a BulkDataURI
