@@ -161,18 +161,29 @@ impl FakeServer {
 /// A proxy in front of Orthanc that forwards GETs (with their Accept header), after `delay`,
 /// unless `fault(request number, path)` names an HTTP status to answer instead.
 fn proxy(server: &Orthanc, delay: Duration, fault: impl Fn(usize, &str) -> Option<u16> + Send + Sync + 'static) -> FakeServer {
-    let (http, base) = (server.http(), server.base());
     let count = AtomicUsize::new(0);
-    serve(move |path, accept| {
+    relay(server, move |path, answer| {
         let n = count.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(delay);
-        if let Some(status) = fault(n, path) {
-            return (status, "text/plain".into(), b"injected fault".to_vec());
+        match fault(n, path) {
+            Some(status) => (status, "text/plain".into(), b"injected fault".to_vec()),
+            None => answer(),
         }
-        let r = http.get(format!("{base}{path}")).header("Accept", accept).send().unwrap();
-        let status = r.status().as_u16();
-        let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-        (status, ct, r.bytes().unwrap().to_vec())
+    })
+}
+
+/// A proxy in front of Orthanc whose answers `edit(path, forward)` makes: `forward()` gets
+/// Orthanc's answer to the same GET (with the same Accept header).
+fn relay(server: &Orthanc, edit: impl Fn(&str, &dyn Fn() -> Answer) -> Answer + Send + Sync + 'static) -> FakeServer {
+    let (http, base) = (server.http(), server.base());
+    serve(move |path, accept| {
+        let forward = || {
+            let r = http.get(format!("{base}{path}")).header("Accept", accept).send().unwrap();
+            let status = r.status().as_u16();
+            let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+            (status, ct, r.bytes().unwrap().to_vec())
+        };
+        edit(path, &forward)
     })
 }
 
@@ -348,4 +359,80 @@ fn a_study_url_finds_its_one_slide_with_qido_and_lists_several() {
     let none = format!("{}/dicom-web/studies/1.2.3.999", server.base());
     let err = Slide::open_dicomweb(&none, &DicomWebOptions::default()).unwrap_err().to_string();
     assert!(err.contains("no slide-microscopy") || err.contains("not found"), "{err}");
+}
+
+#[test]
+fn a_failed_request_does_not_poison_later_reads_of_its_frames() {
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    server.stow(&slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let instances = local.levels().len() + local.associated().len();
+    // The first frames request after opening (one per instance) gets a 400: the grid's first
+    // band, all its frames in one request, fails.
+    let frames_requests = Arc::new(AtomicUsize::new(0));
+    let seen = frames_requests.clone();
+    let once = proxy(&server, Duration::ZERO, move |_, path| {
+        (path.contains("/frames/") && seen.fetch_add(1, Ordering::SeqCst) == instances).then_some(400)
+    });
+    let options = DicomWebOptions { max_concurrent_requests: 1, ..Default::default() };
+    let remote = Slide::open_dicomweb(&once.series_url(&local), &options).unwrap();
+    let grid = remote.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
+    let err = grid.rows_iter().next().unwrap().unwrap_err().to_string();
+    assert!(err.contains("HTTP 400") && err.contains("while reading frames"), "{err}");
+    // Reading again asks again: every frame of that band comes, none with the old error.
+    assert_same_grid(&remote, &local);
+}
+
+#[test]
+fn an_answer_in_another_transfer_syntax_is_refused() {
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    server.stow(&slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let instances = local.levels().len() + local.associated().len();
+    let frames_requests = AtomicUsize::new(0);
+    // After opening, frames answers claim JPEG 2000 while carrying the stored JPEG frames.
+    let lying = relay(&server, move |path, forward| {
+        let (status, ct, body) = forward();
+        if path.contains("/frames/") && frames_requests.fetch_add(1, Ordering::SeqCst) >= instances {
+            return (status, ct.replace("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.90"), body);
+        }
+        (status, ct, body)
+    });
+    let remote = Slide::open_dicomweb(&lying.series_url(&local), &DicomWebOptions::default()).unwrap();
+    let err = remote.level(0).unwrap().read_region(300, 300, 10, 10).unwrap_err().to_string();
+    assert!(err.contains("1.2.840.10008.1.2.4.90") && err.contains("came as 1.2.840.10008.1.2.4.50"), "{err}");
+}
+
+#[test]
+fn a_relative_icc_bulk_data_uri_is_resolved_and_a_missing_profile_is_only_a_warning() {
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    server.stow(&slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let icc = local.level(0).unwrap().info().icc_profile.clone();
+    assert!(icc.is_some());
+    // The metadata's absolute BulkDataURIs (…/instances/<sop>/bulk/…) made relative to each
+    // instance URL (../<sop>/bulk/…), and bulk data answered by this proxy, or refused.
+    let prefix = format!("\"{}/instances/", series_url(&server, &local));
+    for refuse in [false, true] {
+        let prefix = prefix.clone();
+        let relative = relay(&server, move |path, forward| {
+            let (status, ct, body) = forward();
+            if path.ends_with("/metadata") {
+                return (status, ct, String::from_utf8(body).unwrap().replace(&prefix, "\"../").into_bytes());
+            }
+            if refuse && path.contains("/bulk/") {
+                return (500, "text/plain".into(), b"no".to_vec());
+            }
+            (status, ct, body)
+        });
+        let options = DicomWebOptions { attempts: 1, ..Default::default() };
+        let remote = Slide::open_dicomweb(&relative.series_url(&local), &options).unwrap();
+        let got = remote.level(0).unwrap().info().icc_profile.clone();
+        if refuse {
+            assert_eq!(got, None);
+            assert!(remote.warnings().iter().any(|w| w.contains("ICC profile not fetched")), "{:?}", remote.warnings());
+        } else {
+            assert_eq!(got, icc);
+        }
+    }
 }

@@ -143,6 +143,11 @@ impl Client {
 
     /// GETs `url` with `Accept: accept` (waiting for a request slot); returns (Content-Type, body).
     pub fn get(&self, url: &str, accept: &str) -> Result<(String, Vec<u8>)> {
+        self.get_with(url, accept, true)
+    }
+
+    /// Like [`Client::get`]; credentials are sent only when `credentials` (not to other hosts).
+    pub fn get_with(&self, url: &str, accept: &str, credentials: bool) -> Result<(String, Vec<u8>)> {
         let _slot = self.slot();
         let fail = |problem: String| WsiError::DicomWeb { location: url.to_string(), problem };
         let mut last = String::new();
@@ -155,6 +160,7 @@ impl Client {
             }
             let mut req = self.http.get(url).header("Accept", accept);
             req = match &self.auth {
+                _ if !credentials => req,
                 Auth::None => req,
                 Auth::Basic { user, password } => req.basic_auth(user, Some(password)),
                 Auth::Bearer(token) => req.bearer_auth(token),

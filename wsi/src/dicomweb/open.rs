@@ -28,26 +28,33 @@ fn bad_url(url: &str) -> WsiError {
 
 /// (DICOMweb root, study UID, series UID if given) of a study or series URL.
 fn parse_url(url: &str) -> Result<(String, String, Option<String>)> {
-    let trimmed = url.trim_end_matches('/');
-    let Some((scheme, rest)) = trimmed.split_once("://").filter(|(s, _)| matches!(*s, "http" | "https")) else {
-        return Err(bad_url(url));
-    };
-    // user:password@host would end up in every error message and log line: refuse it, without
-    // repeating it.
-    let authority = rest.split('/').next().unwrap_or("");
-    if let Some((_, host)) = authority.rsplit_once('@') {
+    // user:password@host would end up in every error message and log line: never repeat an
+    // input that may hold one.
+    let shown = if url.contains('@') { "<the URL, not repeated here as it may hold credentials>" } else { url };
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|e| WsiError::InvalidArgument(format!("{shown}: not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad_url(shown));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(WsiError::InvalidArgument(format!(
-            "{scheme}://<credentials>@{host}/…: credentials in the URL are not accepted (they would show in messages); give them with --basic-auth / HAIDEF_BASIC_AUTH (DicomWebOptions::auth)"
+            "{}://<credentials>@{}/…: credentials in the URL are not accepted (they would show in messages); give them with --basic-auth / HAIDEF_BASIC_AUTH (DicomWebOptions::auth)",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or("")
         )));
     }
-    let (base, rest) = trimmed.rsplit_once("/studies/").ok_or_else(|| bad_url(url))?;
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(WsiError::InvalidArgument(format!("{shown}: drop the ?query / #fragment: a series URL has none")));
+    }
+    let trimmed = parsed.as_str().trim_end_matches('/');
+    let (base, rest) = trimmed.rsplit_once("/studies/").ok_or_else(|| bad_url(shown))?;
     let (study, series) = match rest.split_once("/series/") {
         Some((study, series)) => (study, Some(series)),
         None => (rest, None),
     };
-    let ok = |uid: &str| !uid.is_empty() && !uid.contains('/');
-    if !ok(study) || series.is_some_and(|s| !ok(s)) {
-        return Err(bad_url(url));
+    // DICOM UIDs: digits and dots, at most 64 characters.
+    let uid = |u: &str| !u.is_empty() && u.len() <= 64 && u.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if !uid(study) || series.is_some_and(|s| !uid(s)) {
+        return Err(bad_url(shown));
     }
     Ok((base.to_string(), study.to_string(), series.map(str::to_string)))
 }
@@ -107,11 +114,13 @@ pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
             .map(|s| s.trim_end_matches('\0').trim().to_string())
             .ok_or_else(|| fail("an instance has no SOPInstanceUID".into()))?;
         let instance_url = format!("{series_url}/instances/{sop}");
-        let frames_n = obj.get(tags::NUMBER_OF_FRAMES).and_then(|e| e.to_int::<u32>().ok()).unwrap_or(1);
-        let frames = DicomWebFrames::new(client.clone(), instance_url.clone(), frames_n, options.frames_per_request, options.frame_cache_bytes);
-        match ImageInfo::from_dataset(&obj, "", instance_url) {
+        match ImageInfo::from_dataset(&obj, "", instance_url.clone()) {
             Err(e @ WsiError::NotWsi { .. }) => skipped.push(e.to_string()),
-            other => pending.push((other?, frames, item)),
+            other => {
+                let info = other?;
+                let frames = DicomWebFrames::new(client.clone(), instance_url, info.number_of_frames, options.frames_per_request, options.frame_cache_bytes);
+                pending.push((info, frames, item));
+            }
         }
     }
     // Each instance's first frame (for its transfer syntax) and ICC profile, all instances at
@@ -154,14 +163,19 @@ fn finish_instance(client: &Client, mut info: ImageInfo, frames: DicomWebFrames,
         info.warnings.push(format!("stored transfer syntax not decodable here; frames decoded by the server to {ts}"));
     }
     if info.icc_profile.is_none() {
-        info.icc_profile = fetch_icc(client, item)?;
+        // The profile is optional: without it colour conversion is unavailable, nothing else.
+        match fetch_icc(client, item, &instance_url) {
+            Ok(icc) => info.icc_profile = icc,
+            Err(e) => info.warnings.push(format!("ICC profile not fetched, so no colour conversion for this image: {e}")),
+        }
     }
     Ok(OpenedInstance { info, frames: Arc::new(frames) })
 }
 
 /// The ICC profile of the first optical path when the metadata gives it as a BulkDataURI
-/// (as Orthanc does): fetched, since colour conversion needs it.
-fn fetch_icc(client: &Client, item: &serde_json::Value) -> Result<Option<Vec<u8>>> {
+/// (as Orthanc does): fetched, since colour conversion needs it. A relative URI is resolved
+/// against the instance URL; credentials go only to the DICOMweb server's own origin.
+fn fetch_icc(client: &Client, item: &serde_json::Value, instance_url: &str) -> Result<Option<Vec<u8>>> {
     let uri = item
         .get("00480105")
         .and_then(|seq| seq.get("Value"))
@@ -170,8 +184,12 @@ fn fetch_icc(client: &Client, item: &serde_json::Value) -> Result<Option<Vec<u8>
         .and_then(|icc| icc.get("BulkDataURI"))
         .and_then(|u| u.as_str());
     let Some(uri) = uri else { return Ok(None) };
-    let (content_type, body) = client.get(uri, "multipart/related; type=\"application/octet-stream\"")?;
     let fail = |problem: String| WsiError::DicomWeb { location: uri.to_string(), problem };
+    let base = reqwest::Url::parse(&format!("{instance_url}/")).map_err(|e| fail(e.to_string()))?;
+    let url = base.join(uri).map_err(|e| fail(format!("not a usable BulkDataURI: {e}")))?;
+    let same_origin = url.origin() == base.origin();
+    let accept = "multipart/related; type=\"application/octet-stream\"";
+    let (content_type, body) = client.get_with(url.as_str(), accept, same_origin)?;
     let t = super::multipart::parse_content_type(&content_type).map_err(fail)?;
     let parts = super::multipart::parse_body(&body, &t.boundary).map_err(|p| fail(format!("malformed multipart answer: {p}")))?;
     let first = parts.into_iter().next().ok_or_else(|| fail("the bulk data answer is empty".into()))?;
@@ -191,7 +209,14 @@ mod tests {
         assert!(parse_series_url("http://x/studies/1/series/2/instances/3").is_err());
         assert_eq!(parse_url("https://x/root/studies/1.2/").unwrap(), ("https://x/root".into(), "1.2".into(), None));
         assert!(parse_url("http://x/studies/").is_err());
-        let err = parse_url("http://bob:hunter2@x/studies/1/series/2").unwrap_err().to_string();
-        assert!(err.contains("--basic-auth") && !err.contains("hunter2"), "{err}");
+        assert_eq!(parse_url("HTTP://[::1]:8042/dicom-web/studies/1.2/series/3").unwrap().0, "http://[::1]:8042/dicom-web");
+        for with_password in ["http://bob:hunter2@x/studies/1/series/2", "HTTPS://bob:hunter2@x/studies/1/series/2", "http://bob:hun/ter2@x/studies/1/series/2", "htps://bob:hunter2@x/studies/1"] {
+            let err = parse_url(with_password).unwrap_err().to_string();
+            assert!(!err.contains("hunter2") && !err.contains("ter2"), "{err}");
+        }
+        assert!(parse_url("http://bob:hunter2@x/studies/1/series/2").unwrap_err().to_string().contains("--basic-auth"));
+        for junk in ["http://x/studies/1.2/series/3.4?x=1", "http://x/studies/1.2/series/3.4#f", "http://x/studies/1.2/series/abc", "http://x/studies/1.2/series/3.4/instances/5"] {
+            assert!(parse_url(junk).is_err(), "{junk}");
+        }
     }
 }

@@ -28,8 +28,13 @@ struct Cache {
     wanted: VecDeque<u32>,
     /// Frames in a request now in flight.
     pending: HashSet<u32>,
-    /// Why the request for a frame failed, for the readers that were waiting on it.
-    failed: HashMap<u32, String>,
+    /// Readers waiting for a frame in flight, per frame.
+    waiting: HashMap<u32, usize>,
+    /// Why the request for a frame failed, kept only while readers that waited on it have not
+    /// all seen it: a later read asks again.
+    failed: HashMap<u32, (String, String)>,
+    /// The transfer syntax the server's answers have named so far.
+    syntax: Option<String>,
 }
 
 /// Frames of one instance on a DICOMweb server.
@@ -80,6 +85,17 @@ impl DicomWebFrames {
         let fail = |problem: String| WsiError::DicomWeb { location: url.clone(), problem };
         let t = parse_content_type(&content_type).map_err(fail)?;
         let parts = parse_body(&body, &t.boundary).map_err(|p| fail(format!("malformed multipart answer: {p}")))?;
+        {
+            // Every answer must be in the syntax the frames are decoded as.
+            let mut cache = self.lock();
+            match (&cache.syntax, &t.transfer_syntax) {
+                (Some(known), Some(now)) if known != now => {
+                    return Err(fail(format!("the answer is in transfer syntax {now}, but this instance's frames came as {known} before")));
+                }
+                (None, Some(now)) => cache.syntax = Some(now.clone()),
+                _ => {}
+            }
+        }
         if parts.len() != frames.len() {
             return Err(fail(format!("asked for frames {} but got {} parts", list.join(","), parts.len())));
         }
@@ -93,10 +109,12 @@ impl DicomWebFrames {
         let bodies: Vec<Frame> = parts.into_iter().map(|p| Arc::new(p.body)).collect();
         let mut cache = self.lock();
         for (&frame, body) in frames.iter().zip(&bodies) {
-            if cache.frames.insert(frame, body.clone()).is_none() {
-                cache.order.push_back(frame);
-                cache.bytes += body.len();
+            cache.failed.remove(&frame);
+            match cache.frames.insert(frame, body.clone()) {
+                None => cache.order.push_back(frame),
+                Some(old) => cache.bytes -= old.len(),
             }
+            cache.bytes += body.len();
         }
         while cache.bytes > self.cap && cache.order.len() > frames.len() {
             let old = cache.order.pop_front().expect("non-empty");
@@ -122,14 +140,43 @@ impl DicomWebFrames {
                 frames.push(f);
             }
         }
-        let taken = frames.len().min(self.per_request * self.client.max_in_flight());
+        let mut taken = frames.len().min(self.per_request * self.client.max_in_flight());
+        // No more than half the cache holds (by the frames seen so far), so that one plan's
+        // answers do not evict each other before their readers get them.
+        if let Some(average) = cache.bytes.checked_div(cache.frames.len()).filter(|a| *a > 0) {
+            taken = taken.min((self.cap / 2 / average).max(1));
+        }
         cache.wanted.extend(frames.drain(taken..));
         cache.pending.extend(frames.iter().copied());
         frames.chunks(self.per_request).map(<[u32]>::to_vec).collect()
     }
 
-    /// Fetches one planned request and settles its frames: cached, or failed with the error.
+    /// Fetches one planned request and settles its frames: cached, or, for readers waiting on
+    /// them, failed with the error. Settles them even if the fetch panics, so that no reader
+    /// waits forever.
     fn run(&self, frames: &[u32]) -> Result<Vec<Frame>> {
+        struct Settle<'a> {
+            source: &'a DicomWebFrames,
+            frames: &'a [u32],
+            error: Option<(String, String)>,
+        }
+        impl Drop for Settle<'_> {
+            fn drop(&mut self) {
+                let error = self.error.take().or_else(|| std::thread::panicking().then(|| (self.source.url.clone(), "the request panicked".to_string())));
+                let mut cache = self.source.lock();
+                for f in self.frames {
+                    cache.pending.remove(f);
+                    if let Some(e) = &error {
+                        if cache.waiting.get(f).is_some_and(|n| *n > 0) {
+                            cache.failed.insert(*f, e.clone());
+                        }
+                    }
+                }
+                drop(cache);
+                self.source.arrived.notify_all();
+            }
+        }
+        let mut settle = Settle { source: self, frames, error: None };
         let result = self.fetch(frames).map(|(_, bodies)| bodies).map_err(|e| match e {
             WsiError::DicomWeb { location, problem } => WsiError::DicomWeb {
                 location,
@@ -137,15 +184,12 @@ impl DicomWebFrames {
             },
             other => other,
         });
-        let mut cache = self.lock();
-        for f in frames {
-            cache.pending.remove(f);
-            if let Err(e) = &result {
-                cache.failed.insert(*f, e.to_string());
-            }
+        if let Err(e) = &result {
+            settle.error = Some(match e {
+                WsiError::DicomWeb { location, problem } => (location.clone(), problem.clone()),
+                other => (self.url.clone(), other.to_string()),
+            });
         }
-        drop(cache);
-        self.arrived.notify_all();
         result
     }
 }
@@ -158,15 +202,29 @@ impl FrameSource for DicomWebFrames {
         let mut cache = self.lock();
         loop {
             if let Some(f) = cache.frames.get(&index) {
+                let f = f.clone();
+                drop(cache);
                 return Ok(f.to_vec());
-            }
-            if let Some(problem) = cache.failed.remove(&index) {
-                return Err(WsiError::DicomWeb { location: self.url.clone(), problem: format!("the request for frame {} failed: {problem}", index + 1) });
             }
             if !cache.pending.contains(&index) {
                 break;
             }
+            *cache.waiting.entry(index).or_default() += 1;
             cache = self.arrived.wait(cache).unwrap_or_else(|e| e.into_inner());
+            let left = cache.waiting.get_mut(&index).map(|n| {
+                *n -= 1;
+                *n
+            });
+            if left == Some(0) {
+                cache.waiting.remove(&index);
+            }
+            // The request this reader waited on failed: report it (the last waiter clears it).
+            if let Some((location, problem)) = cache.failed.get(&index).cloned() {
+                if left == Some(0) {
+                    cache.failed.remove(&index);
+                }
+                return Err(WsiError::DicomWeb { location, problem });
+            }
         }
         let requests = self.plan(&mut cache, index);
         drop(cache);
@@ -178,14 +236,13 @@ impl FrameSource for DicomWebFrames {
             }
             self.run(first)
         });
-        self.lock().failed.remove(&index);
         // The first frame of the first request is `index`.
         Ok(mine?[0].to_vec())
     }
 
     fn prefetch(&self, indices: &[u32]) {
         let mut cache = self.lock();
-        let new: Vec<u32> = indices.iter().copied().filter(|f| !cache.frames.contains_key(f)).collect();
+        let new: Vec<u32> = indices.iter().copied().filter(|f| *f < self.number_of_frames && !cache.frames.contains_key(f)).collect();
         cache.wanted.extend(new);
     }
 
