@@ -172,6 +172,22 @@ fn proxy(server: &Orthanc, delay: Duration, fault: impl Fn(usize, &str) -> Optio
     })
 }
 
+/// `body` with every `transfer-syntax=<from>` replaced by `transfer-syntax=<to>` (UIDs of the
+/// same length), the first `skip` occurrences left alone.
+fn relabel_from(mut body: Vec<u8>, from: &str, to: &str, skip: usize) -> Vec<u8> {
+    let (from, to) = (format!("transfer-syntax={from}").into_bytes(), format!("transfer-syntax={to}").into_bytes());
+    assert_eq!(from.len(), to.len());
+    let hits: Vec<usize> = body.windows(from.len()).enumerate().filter(|(_, w)| *w == &from[..]).map(|(i, _)| i).collect();
+    for &at in hits.iter().skip(skip) {
+        body[at..at + to.len()].copy_from_slice(&to);
+    }
+    body
+}
+
+fn relabel(body: Vec<u8>, from: &str, to: &str) -> Vec<u8> {
+    relabel_from(body, from, to, 0)
+}
+
 /// A proxy in front of Orthanc whose answers `edit(path, forward)` makes: `forward()` gets
 /// Orthanc's answer to the same GET (with the same Accept header).
 fn relay(server: &Orthanc, edit: impl Fn(&str, &dyn Fn() -> Answer) -> Answer + Send + Sync + 'static) -> FakeServer {
@@ -385,6 +401,8 @@ fn a_failed_request_does_not_poison_later_reads_of_its_frames() {
 
 #[test]
 fn an_answer_in_another_transfer_syntax_is_refused() {
+    const JPEG: &str = "1.2.840.10008.1.2.4.50";
+    const J2K: &str = "1.2.840.10008.1.2.4.90";
     let Some(server) = Orthanc::start(Setup::default()) else { return };
     server.stow(&slide_dir("ihc-full"));
     let local = Slide::open(slide_dir("ihc-full")).unwrap();
@@ -394,13 +412,17 @@ fn an_answer_in_another_transfer_syntax_is_refused() {
     let lying = relay(&server, move |path, forward| {
         let (status, ct, body) = forward();
         if path.contains("/frames/") && frames_requests.fetch_add(1, Ordering::SeqCst) >= instances {
-            return (status, ct.replace("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.90"), body);
+            // On the answer and on each part (same length: Content-Length stays right).
+            return (status, ct.replace(JPEG, J2K), relabel(body, JPEG, J2K));
         }
         (status, ct, body)
     });
     let remote = Slide::open_dicomweb(&lying.series_url(&local), &DicomWebOptions::default()).unwrap();
-    let err = remote.level(0).unwrap().read_region(300, 300, 10, 10).unwrap_err().to_string();
-    assert!(err.contains("1.2.840.10008.1.2.4.90") && err.contains("came as 1.2.840.10008.1.2.4.50"), "{err}");
+    let err = match remote.level(0).unwrap().read_region(300, 300, 10, 10) {
+        Ok(_) => panic!("a relabelled answer was decoded"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains(&format!("in transfer syntax {J2K}, but this instance's frames came as {JPEG} before")), "{err}");
 }
 
 #[test]
@@ -433,6 +455,43 @@ fn a_relative_icc_bulk_data_uri_is_resolved_and_a_missing_profile_is_only_a_warn
             assert!(remote.warnings().iter().any(|w| w.contains("ICC profile not fetched")), "{:?}", remote.warnings());
         } else {
             assert_eq!(got, icc);
+        }
+    }
+}
+
+#[test]
+fn a_transfer_syntax_given_only_on_the_parts_is_used_and_must_agree() {
+    // The standard allows the transfer syntax on each part rather than on the whole answer
+    // (Orthanc gives both): the relay drops it from Orthanc's answer header.
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    server.stow(&slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    const JPEG: &str = "1.2.840.10008.1.2.4.50";
+    for disagree in [false, true] {
+        let per_part = relay(&server, move |path, forward| {
+            let (status, ct, body) = forward();
+            if !path.contains("/frames/") {
+                return (status, ct, body);
+            }
+            assert!(ct.contains(JPEG), "{ct}");
+            let ct = ct.replace(&format!("; transfer-syntax={JPEG}"), "");
+            // Disagreeing: every part after the first claims JPEG 2000.
+            let body = if disagree { relabel_from(body, JPEG, "1.2.840.10008.1.2.4.90", 1) } else { body };
+            (status, ct, body)
+        });
+        let options = DicomWebOptions { frames_per_request: 16, ..Default::default() };
+        let remote = Slide::open_dicomweb(&per_part.series_url(&local), &options).unwrap();
+        assert_eq!(remote.level(0).unwrap().info().transfer_syntax, JPEG);
+        if disagree {
+            // The grid asks for a band of frames at once: a many-part answer.
+            let grid = remote.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
+            let err = match grid.rows_iter().next().unwrap() {
+                Ok(_) => panic!("a band with disagreeing parts was read"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains("part 2 is in transfer syntax 1.2.840.10008.1.2.4.90"), "{err}");
+        } else {
+            assert_same_grid(&remote, &local);
         }
     }
 }

@@ -77,6 +77,19 @@ impl Part {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
+
+    /// The media type of the part's Content-Type, lower-cased, without parameters.
+    pub fn media_type(&self) -> Option<String> {
+        self.header("content-type").map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    }
+
+    /// The `transfer-syntax` parameter of the part's Content-Type (servers may label each part
+    /// rather than, or as well as, the whole answer).
+    pub fn transfer_syntax(&self) -> Option<String> {
+        let ct = self.header("content-type")?;
+        let (_, params) = ct.split_once(';')?;
+        parameters(params).into_iter().find(|(k, _)| k == "transfer-syntax").map(|(_, v)| v)
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -195,6 +208,11 @@ mod tests {
         assert_eq!(parts[0].body, f1);
         assert_eq!(parts[1].body, f2);
         assert!(parts[1].header("content-location").unwrap().ends_with("/frames/2"));
+        assert_eq!(parts[0].media_type().as_deref(), Some("image/jpeg"));
+        assert_eq!(parts[0].transfer_syntax(), None);
+        let labelled = format!("--{B}\r\nContent-Type: Image/JPEG; transfer-syntax=\"1.2.840.10008.1.2.4.50\"\r\n\r\nabc\r\n--{B}--");
+        let part = &parse_body(labelled.as_bytes(), B).unwrap()[0];
+        assert_eq!((part.media_type().as_deref(), part.transfer_syntax().as_deref()), (Some("image/jpeg"), Some("1.2.840.10008.1.2.4.50")));
     }
 
     #[test]

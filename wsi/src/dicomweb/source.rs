@@ -85,10 +85,26 @@ impl DicomWebFrames {
         let fail = |problem: String| WsiError::DicomWeb { location: url.clone(), problem };
         let t = parse_content_type(&content_type).map_err(fail)?;
         let parts = parse_body(&body, &t.boundary).map_err(|p| fail(format!("malformed multipart answer: {p}")))?;
+        // The transfer syntax: on the whole answer (Orthanc), on each part (others), or, for
+        // unlabelled application/octet-stream, the standard's default, Explicit VR Little
+        // Endian (compressed bytes taken for raw ones fail the size check when decoded).
+        let media = parts.first().and_then(|p| p.media_type()).or_else(|| t.part_type.clone());
+        let syntax = t
+            .transfer_syntax
+            .clone()
+            .or_else(|| parts.first().and_then(|p| p.transfer_syntax()))
+            .or_else(|| (media.as_deref() == Some("application/octet-stream")).then(|| "1.2.840.10008.1.2.1".to_string()));
+        for (i, part) in parts.iter().enumerate() {
+            if let (Some(own), Some(all)) = (part.transfer_syntax(), &syntax) {
+                if &own != all {
+                    return Err(fail(format!("part {} is in transfer syntax {own}, the answer in {all}", i + 1)));
+                }
+            }
+        }
         {
             // Every answer must be in the syntax the frames are decoded as.
             let mut cache = self.lock();
-            match (&cache.syntax, &t.transfer_syntax) {
+            match (&cache.syntax, &syntax) {
                 (Some(known), Some(now)) if known != now => {
                     return Err(fail(format!("the answer is in transfer syntax {now}, but this instance's frames came as {known} before")));
                 }
@@ -122,7 +138,7 @@ impl DicomWebFrames {
                 cache.bytes -= f.len();
             }
         }
-        Ok((t.transfer_syntax, bodies))
+        Ok((syntax, bodies))
     }
 }
 
