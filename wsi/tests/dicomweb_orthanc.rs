@@ -495,3 +495,23 @@ fn a_transfer_syntax_given_only_on_the_parts_is_used_and_must_agree() {
         }
     }
 }
+
+#[test]
+fn retry_after_is_honoured() {
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    server.stow(&slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let first = AtomicUsize::new(0);
+    // The first frames request: 503 with Retry-After: 1 (extra header lines ride on the
+    // fake server's Content-Type).
+    let busy = relay(&server, move |path, forward| {
+        if path.contains("/frames/") && first.fetch_add(1, Ordering::SeqCst) == 0 {
+            return (503, "text/plain\r\nRetry-After: 1".into(), b"busy".to_vec());
+        }
+        forward()
+    });
+    let started = std::time::Instant::now();
+    let remote = Slide::open_dicomweb(&busy.series_url(&local), &DicomWebOptions::default()).unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(950), "retried after {:?}, before the server's Retry-After", started.elapsed());
+    assert_eq!(remote.levels().len(), local.levels().len());
+}

@@ -42,7 +42,8 @@ pub struct DicomWebOptions {
     /// Frames asked for in one WADO-RS request (Orthanc 1.x reloads the whole instance for
     /// every frames request, so many per request is much faster).
     pub frames_per_request: usize,
-    /// Attempts per request on 5xx, 429, timeouts and connection failures (4xx is not retried).
+    /// Attempts per request on 5xx, 429, timeouts and connection failures (4xx is not retried),
+    /// waiting the server's `Retry-After` (at most 30 s) or an exponential backoff with jitter.
     pub attempts: u32,
     /// Timeout of one request.
     pub timeout: Duration,
@@ -151,12 +152,15 @@ impl Client {
         let _slot = self.slot();
         let fail = |problem: String| WsiError::DicomWeb { location: url.to_string(), problem };
         let mut last = String::new();
+        let mut retry_after: Option<Duration> = None;
         for attempt in 0..self.attempts {
             if attempt > 0 {
-                // Exponential backoff with jitter: 100 ms, 200 ms, 400 ms, ... ±50%.
+                // The server's Retry-After when it gave one (at most 30 s), else exponential
+                // backoff with jitter: 100 ms, 200 ms, 400 ms, ... ±50%.
                 let base = 100u64 << (attempt - 1).min(6);
                 let jitter = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) as u64) % base;
-                std::thread::sleep(Duration::from_millis(base / 2 + jitter));
+                let backoff = Duration::from_millis(base / 2 + jitter);
+                std::thread::sleep(retry_after.take().map_or(backoff, |d: Duration| d.min(Duration::from_secs(30))));
             }
             let mut req = self.http.get(url).header("Accept", accept);
             req = match &self.auth {
@@ -198,7 +202,11 @@ impl Client {
                     )))
                 }
                 404 => return Err(fail("HTTP 404: not found; check the study and series UIDs and the DICOMweb root".into())),
-                429 | 500..=599 => last = format!("HTTP {code}"),
+                429 | 500..=599 => {
+                    // Retry-After in seconds (the HTTP-date form is rare from DICOMweb servers).
+                    retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+                    last = format!("HTTP {code}");
+                }
                 _ => return Err(fail(format!("HTTP {code}: {}", status.canonical_reason().unwrap_or("error")))),
             }
         }
