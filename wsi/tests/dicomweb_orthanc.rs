@@ -515,3 +515,18 @@ fn retry_after_is_honoured() {
     assert!(started.elapsed() >= Duration::from_millis(950), "retried after {:?}, before the server's Retry-After", started.elapsed());
     assert_eq!(remote.levels().len(), local.levels().len());
 }
+
+#[test]
+fn jpeg_2000_and_uncompressed_slides_read_the_same_over_dicomweb() {
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    for name in ["ihc-j2k", "ihc-raw", "ihc-raw-implicit"] {
+        server.stow(&slide_dir(name));
+        let local = Slide::open(slide_dir(name)).unwrap();
+        let remote = Slide::open_dicomweb(&series_url(&server, &local), &DicomWebOptions::default()).unwrap();
+        assert_eq!(remote.levels().len(), local.levels().len(), "{name}");
+        for (r, l) in remote.levels().iter().zip(local.levels()) {
+            assert_eq!((r.width(), r.height()), (l.width(), l.height()), "{name}");
+            assert!(r.read_all().unwrap() == l.read_all().unwrap(), "{name} level {} differs", l.index());
+        }
+    }
+}
