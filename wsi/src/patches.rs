@@ -167,6 +167,9 @@ impl PatchGrid {
     }
 }
 
+/// Tile rows beyond the band being decoded whose frames are hinted to the frame source.
+const LOOK_AHEAD_TILE_ROWS: u32 = 8;
+
 /// Iterator over patch rows; see [`PatchGrid::rows_iter`]. Stops after the first error.
 #[derive(Debug)]
 pub struct PatchRows {
@@ -229,12 +232,17 @@ impl PatchRows {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let frames: Vec<u32> = wanted
+        let mut frames: Vec<u32> = wanted
             .iter()
             .zip(&wanted_mask)
             .filter(|(_, w)| **w)
             .filter_map(|(&(tx, ty), _)| level.frame_at(tx, ty))
             .collect();
+        // Then the frames of the next tile rows: a network source fetches as many of them with
+        // this band as its requests hold (fewer round trips); a local file ignores the hint.
+        let (_, tiles_down) = level.tile_grid();
+        let ahead = (rows.end() + 1)..(rows.end() + 1 + LOOK_AHEAD_TILE_ROWS).min(tiles_down);
+        frames.extend(ahead.flat_map(|ty| (0..across).map(move |tx| (tx, ty))).filter(|&(tx, ty)| self.tile_wanted(tx, ty)).filter_map(|(tx, ty)| level.frame_at(tx, ty)));
         level.frame_source().prefetch(&frames);
         let decoded: Vec<Option<Tile>> = wanted
             .par_iter()
