@@ -1,6 +1,7 @@
 //! DICOMweb throughput from a real Orthanc (+ DICOMweb plugin) on loopback: the full level-0
 //! patch grid of the biggest fixture read over WADO-RS, each pass on a freshly opened slide
-//! (empty caches), for 1, 8 or 64 frames per request and 1 or 4 requests in flight. Needs the
+//! (empty caches), for 1, 8 or 64 frames per request and 1 or 4 requests in flight, on
+//! loopback and behind a door that adds 20 ms before each answer (a distant server). Needs the
 //! Debian packages `orthanc orthanc-dicomweb`; the server is started by the same harness as the
 //! tests (`wsi/tests/orthanc/mod.rs`). The peer is `benches/peers/wsidicom_web.py`, run against
 //! the same server: this bench prints the series URL and keeps the server up for
@@ -42,9 +43,26 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // A distant server: 20 ms added before each answer (a same-region cloud store's round
+    // trip), where requests in flight matter.
+    let slow = server.slow_door(Duration::from_millis(20));
+    let slow_url = url.replacen(&server.base(), &slow, 1);
+    for (per_request, in_flight) in [(8usize, 1usize), (8, 4), (64, 1), (64, 4)] {
+        let options = DicomWebOptions { frames_per_request: per_request, max_concurrent_requests: in_flight, ..Default::default() };
+        let name = format!("patch_grid_level0_{n}_patches_{frames}_frames_20ms_latency/{per_request}_frames_per_request/{in_flight}_in_flight");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let slide = Slide::open_dicomweb(&slow_url, &options).unwrap();
+                let grid = slide.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
+                let count: usize = grid.rows_iter().map(|r| r.unwrap().len()).sum();
+                assert_eq!(count, n);
+            })
+        });
+    }
     group.finish();
     if let Some(secs) = std::env::var("HAIDEF_KEEP_ORTHANC").ok().and_then(|s| s.parse::<u64>().ok()) {
         eprintln!("series URL for the peer: {url}");
+        eprintln!("the same behind 20 ms of latency: {slow_url}");
         std::thread::sleep(Duration::from_secs(secs));
     }
 }

@@ -152,6 +152,26 @@ impl Orthanc {
         assert_eq!(stored, files.len(), "STOW-RS stored {stored} of {} files", files.len());
     }
 
+    /// A plain-HTTP door to this server that waits `delay` before forwarding each request, as a
+    /// distant server would (round-trip time); returns its base URL. (Bulk-data URIs in the
+    /// metadata still point at Orthanc itself.)
+    pub fn slow_door(&self, delay: Duration) -> String {
+        install_crypto_provider();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (http, orthanc_port) = (reqwest::blocking::Client::new(), self.port);
+        std::thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(mut tcp) = tcp else { continue };
+                let http = http.clone();
+                std::thread::spawn(move || {
+                    forward_one(&mut tcp, &http, orthanc_port, delay);
+                });
+            }
+        });
+        format!("http://127.0.0.1:{port}")
+    }
+
     /// The DICOMweb series URL of a stored series.
     pub fn series_url(&self, study: &str, series: &str) -> String {
         format!("{}/dicom-web/studies/{study}/series/{series}", self.base())
@@ -168,7 +188,7 @@ impl Orthanc {
 /// Accept and Authorization headers, to Orthanc's plain HTTP port; one request per connection.
 fn tls_front_door(listener: std::net::TcpListener, orthanc_port: u16) {
     use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::Write;
     let pem = fixtures().join("dicomweb/tls/server.pem");
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&pem).unwrap().map(Result::unwrap).collect();
     let key = PrivateKeyDer::from_pem_file(&pem).unwrap();
@@ -188,39 +208,9 @@ fn tls_front_door(listener: std::net::TcpListener, orthanc_port: u16) {
             std::thread::spawn(move || {
                 let conn = rustls::ServerConnection::new(config).unwrap();
                 let mut tls = rustls::StreamOwned::new(conn, tcp);
-                let mut headers = Vec::new();
-                let path;
-                {
-                    let mut reader = BufReader::new(&mut tls);
-                    let mut line = String::new();
-                    // A client that refuses the certificate hangs up here.
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    loop {
-                        line.clear();
-                        if reader.read_line(&mut line).unwrap_or(0) <= 2 {
-                            break;
-                        }
-                        if let Some((k, v)) = line.split_once(':') {
-                            if k.eq_ignore_ascii_case("accept") || k.eq_ignore_ascii_case("authorization") {
-                                headers.push((k.to_string(), v.trim().to_string()));
-                            }
-                        }
-                    }
+                if !forward_one(&mut tls, &http, orthanc_port, Duration::ZERO) {
+                    return;
                 }
-                let mut request = http.get(format!("http://127.0.0.1:{orthanc_port}{path}"));
-                for (k, v) in headers {
-                    request = request.header(k, v);
-                }
-                let Ok(answer) = request.send() else { return };
-                let status = answer.status().as_u16();
-                let ct = answer.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                let body = answer.bytes().map(|b| b.to_vec()).unwrap_or_default();
-                let head = format!("HTTP/1.1 {status} X\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-                let _ = tls.write_all(head.as_bytes());
-                let _ = tls.write_all(&body);
                 tls.conn.send_close_notify();
                 let _ = tls.flush();
             });
@@ -233,4 +223,46 @@ fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
+}
+
+/// Reads one GET from `stream`, waits `delay`, forwards it (with its Accept and Authorization
+/// headers) to Orthanc's plain HTTP port and writes the answer back; false if the client hung
+/// up first.
+fn forward_one<S: std::io::Read + std::io::Write>(stream: &mut S, http: &reqwest::blocking::Client, orthanc_port: u16, delay: Duration) -> bool {
+    use std::io::{BufRead, BufReader};
+    let mut headers = Vec::new();
+    let path;
+    {
+        let mut reader = BufReader::new(&mut *stream);
+        let mut line = String::new();
+        // A client that refuses a TLS certificate hangs up here.
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return false;
+        }
+        path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) <= 2 {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("accept") || k.eq_ignore_ascii_case("authorization") {
+                    headers.push((k.to_string(), v.trim().to_string()));
+                }
+            }
+        }
+    }
+    std::thread::sleep(delay);
+    let mut request = http.get(format!("http://127.0.0.1:{orthanc_port}{path}"));
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    let Ok(answer) = request.send() else { return false };
+    let status = answer.status().as_u16();
+    let ct = answer.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let body = answer.bytes().map(|b| b.to_vec()).unwrap_or_default();
+    let head = format!("HTTP/1.1 {status} X\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&body);
+    true
 }
