@@ -530,3 +530,36 @@ fn jpeg_2000_and_uncompressed_slides_read_the_same_over_dicomweb() {
         }
     }
 }
+
+#[test]
+fn the_grid_asks_for_its_frames_in_few_full_requests() {
+    // With the grid's hints (band + look-ahead), level 0's frames come in as few requests as
+    // `frames_per_request` allows, not one (or one per band) at a time.
+    let Some(server) = Orthanc::start(Setup::default()) else { return };
+    server.stow(&slide_dir("ihc-full"));
+    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let instances = local.levels().len() + local.associated().len();
+    let frames = {
+        let (across, down) = local.level(0).unwrap().tile_grid();
+        (across * down) as usize
+    };
+    for per_request in [64usize, 16] {
+        let counting = proxy(&server, Duration::ZERO, |_, _| None);
+        let options = DicomWebOptions { frames_per_request: per_request, ..Default::default() };
+        let remote = Slide::open_dicomweb(&counting.series_url(&local), &options).unwrap();
+        assert_same_grid_level0(&remote, &local);
+        // The metadata, each instance's first frame, then level 0's other frames.
+        let expected = 1 + instances + (frames - 1).div_ceil(per_request);
+        let sent = counting.requests.load(Ordering::SeqCst);
+        assert!(sent <= expected + 1, "{per_request} frames per request: {sent} requests, expected about {expected}");
+    }
+}
+
+/// Level 0's grid only (no other level read).
+fn assert_same_grid_level0(remote: &Slide, local: &Slide) {
+    let grid_r = remote.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
+    let grid_l = local.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
+    for (a, b) in grid_r.iter().zip(grid_l.iter()) {
+        assert!(a.unwrap().rgb == b.unwrap().rgb);
+    }
+}
