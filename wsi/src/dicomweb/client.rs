@@ -1,6 +1,7 @@
 //! A small blocking DICOMweb HTTP client: authentication, retries with backoff and jitter on
 //! server-side failures, errors that say what the server answered.
 
+use super::multipart::{parse_body, parse_content_type, MultipartType, Part};
 use crate::error::{Result, WsiError};
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
@@ -145,6 +146,16 @@ impl Client {
     /// GETs `url` with `Accept: accept` (waiting for a request slot); returns (Content-Type, body).
     pub fn get(&self, url: &str, accept: &str) -> Result<(String, Vec<u8>)> {
         self.get_with(url, accept, true)
+    }
+
+    /// GETs a `multipart/related` answer (WADO-RS frames, bulk data) and splits it into its
+    /// parts; returns the answer's Content-Type parameters and the parts.
+    pub fn get_multipart(&self, url: &str, accept: &str, credentials: bool) -> Result<(MultipartType, Vec<Part>)> {
+        let (content_type, body) = self.get_with(url, accept, credentials)?;
+        let fail = |problem: String| WsiError::DicomWeb { location: url.to_string(), problem };
+        let t = parse_content_type(&content_type).map_err(fail)?;
+        let parts = parse_body(&body, &t.boundary).map_err(|p| fail(format!("malformed multipart answer: {p}")))?;
+        Ok((t, parts))
     }
 
     /// Like [`Client::get`]; credentials are sent only when `credentials` (not to other hosts).

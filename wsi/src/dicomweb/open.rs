@@ -189,9 +189,7 @@ fn fetch_icc(client: &Client, item: &serde_json::Value, instance_url: &str) -> R
     let url = base.join(uri).map_err(|e| fail(format!("not a usable BulkDataURI: {e}")))?;
     let same_origin = url.origin() == base.origin();
     let accept = "multipart/related; type=\"application/octet-stream\"";
-    let (content_type, body) = client.get_with(url.as_str(), accept, same_origin)?;
-    let t = super::multipart::parse_content_type(&content_type).map_err(fail)?;
-    let parts = super::multipart::parse_body(&body, &t.boundary).map_err(|p| fail(format!("malformed multipart answer: {p}")))?;
+    let (_, parts) = client.get_multipart(url.as_str(), accept, same_origin)?;
     let first = parts.into_iter().next().ok_or_else(|| fail("the bulk data answer is empty".into()))?;
     Ok(Some(first.body).filter(|b| !b.is_empty()))
 }

@@ -2,7 +2,6 @@
 //! with a byte-capped cache and the patch grid's prefetch hints.
 
 use super::client::Client;
-use super::multipart::{parse_body, parse_content_type};
 use crate::error::{Result, WsiError};
 use crate::frame_source::FrameSource;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -81,10 +80,8 @@ impl DicomWebFrames {
     pub(crate) fn fetch(&self, frames: &[u32]) -> Result<(Option<String>, Vec<Frame>)> {
         let list: Vec<String> = frames.iter().map(|f| (f + 1).to_string()).collect();
         let url = format!("{}/frames/{}", self.url, list.join(","));
-        let (content_type, body) = self.client.get(&url, self.accept)?;
+        let (t, parts) = self.client.get_multipart(&url, self.accept, true)?;
         let fail = |problem: String| WsiError::DicomWeb { location: url.clone(), problem };
-        let t = parse_content_type(&content_type).map_err(fail)?;
-        let parts = parse_body(&body, &t.boundary).map_err(|p| fail(format!("malformed multipart answer: {p}")))?;
         // The transfer syntax: on the whole answer (Orthanc), on each part (others), or, for
         // unlabelled application/octet-stream, the standard's default, Explicit VR Little
         // Endian (compressed bytes taken for raw ones fail the size check when decoded).
@@ -101,17 +98,6 @@ impl DicomWebFrames {
                 }
             }
         }
-        {
-            // Every answer must be in the syntax the frames are decoded as.
-            let mut cache = self.lock();
-            match (&cache.syntax, &syntax) {
-                (Some(known), Some(now)) if known != now => {
-                    return Err(fail(format!("the answer is in transfer syntax {now}, but this instance's frames came as {known} before")));
-                }
-                (None, Some(now)) => cache.syntax = Some(now.clone()),
-                _ => {}
-            }
-        }
         if parts.len() != frames.len() {
             return Err(fail(format!("asked for frames {} but got {} parts", list.join(","), parts.len())));
         }
@@ -124,6 +110,14 @@ impl DicomWebFrames {
         }
         let bodies: Vec<Frame> = parts.into_iter().map(|p| Arc::new(p.body)).collect();
         let mut cache = self.lock();
+        // Every answer must be in the syntax the frames are decoded as.
+        match (&cache.syntax, &syntax) {
+            (Some(known), Some(now)) if known != now => {
+                return Err(fail(format!("the answer is in transfer syntax {now}, but this instance's frames came as {known} before")));
+            }
+            (None, Some(now)) => cache.syntax = Some(now.clone()),
+            _ => {}
+        }
         for (&frame, body) in frames.iter().zip(&bodies) {
             cache.failed.remove(&frame);
             match cache.frames.insert(frame, body.clone()) {
