@@ -17,6 +17,9 @@ use haidef_wsi::wsi::{DicomWebOptions, PatchGridOptions, Slide};
 use orthanc::{Orthanc, Setup};
 use std::time::Duration;
 
+/// (frames per request, requests in flight).
+type Case = (usize, usize);
+
 fn bench(c: &mut Criterion) {
     let server = Orthanc::start(Setup::default()).expect("Orthanc (apt install orthanc orthanc-dicomweb)");
     let folder = orthanc::fixtures().join("slides/ihc-full");
@@ -30,34 +33,27 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("dicomweb");
     group.sample_size(10);
     group.throughput(Throughput::Elements(n as u64));
-    for (per_request, in_flight) in [(1usize, 1usize), (1, 4), (8, 1), (8, 4), (64, 1), (64, 4)] {
-        let options = DicomWebOptions { frames_per_request: per_request, max_concurrent_requests: in_flight, ..Default::default() };
-        let name = format!("patch_grid_level0_{n}_patches_{frames}_frames/{per_request}_frames_per_request/{in_flight}_in_flight");
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                // A fresh slide each pass: nothing cached.
-                let slide = Slide::open_dicomweb(&url, &options).unwrap();
-                let grid = slide.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
-                let count: usize = grid.rows_iter().map(|r| r.unwrap().len()).sum();
-                assert_eq!(count, n);
-            })
-        });
-    }
-    // A distant server: 20 ms added before each answer (a same-region cloud store's round
-    // trip), where requests in flight matter.
-    let slow = server.slow_door(Duration::from_millis(20));
-    let slow_url = url.replacen(&server.base(), &slow, 1);
-    for (per_request, in_flight) in [(8usize, 1usize), (8, 4), (64, 1), (64, 4)] {
-        let options = DicomWebOptions { frames_per_request: per_request, max_concurrent_requests: in_flight, ..Default::default() };
-        let name = format!("patch_grid_level0_{n}_patches_{frames}_frames_20ms_latency/{per_request}_frames_per_request/{in_flight}_in_flight");
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                let slide = Slide::open_dicomweb(&slow_url, &options).unwrap();
-                let grid = slide.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
-                let count: usize = grid.rows_iter().map(|r| r.unwrap().len()).sum();
-                assert_eq!(count, n);
-            })
-        });
+    // On loopback, then behind a door that adds 20 ms before each answer (a same-region cloud
+    // store's round trip), where requests in flight matter.
+    let slow_url = url.replacen(&server.base(), &server.slow_door(Duration::from_millis(20)), 1);
+    let runs: [(&str, &str, &[Case]); 2] = [
+        (&url, "", &[(1, 1), (1, 4), (8, 1), (8, 4), (64, 1), (64, 4)]),
+        (&slow_url, "_20ms_latency", &[(8, 1), (8, 4), (64, 1), (64, 4)]),
+    ];
+    for (target, label, cases) in runs {
+        for &(per_request, in_flight) in cases {
+            let options = DicomWebOptions { frames_per_request: per_request, max_concurrent_requests: in_flight, ..Default::default() };
+            let name = format!("patch_grid_level0_{n}_patches_{frames}_frames{label}/{per_request}_frames_per_request/{in_flight}_in_flight");
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    // A fresh slide each pass: nothing cached.
+                    let slide = Slide::open_dicomweb(target, &options).unwrap();
+                    let grid = slide.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
+                    let count: usize = grid.rows_iter().map(|r| r.unwrap().len()).sum();
+                    assert_eq!(count, n);
+                })
+            });
+        }
     }
     group.finish();
     if let Some(secs) = std::env::var("HAIDEF_KEEP_ORTHANC").ok().and_then(|s| s.parse::<u64>().ok()) {

@@ -17,8 +17,21 @@ fn series_url(server: &Orthanc, local: &Slide) -> String {
     server.series_url(local.study_instance_uid(), local.series_instance_uid())
 }
 
-/// Every patch of level 0's grid, byte for byte, plus a whole low level.
-fn assert_same_grid(remote: &Slide, local: &Slide) {
+/// Starts Orthanc (see `orthanc/mod.rs`) with the fixture slide `name` stored in it; returns it
+/// with the same slide opened from its files.
+fn serving(setup: Setup, name: &str) -> Option<(Orthanc, Slide)> {
+    let server = Orthanc::start(setup)?;
+    server.stow(&slide_dir(name));
+    Some((server, Slide::open(slide_dir(name)).unwrap()))
+}
+
+/// Instances of a slide: pyramid levels and associated images.
+fn instance_count(slide: &Slide) -> usize {
+    slide.levels().len() + slide.associated().len()
+}
+
+/// Every patch of level 0's grid, byte for byte, at the same positions.
+fn assert_same_level0_grid(remote: &Slide, local: &Slide) {
     let grid_r = remote.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
     let grid_l = local.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
     let mut n = 0;
@@ -29,15 +42,18 @@ fn assert_same_grid(remote: &Slide, local: &Slide) {
         n += 1;
     }
     assert_eq!(n, grid_l.len());
+}
+
+/// Level 0's grid (as above) plus the whole lowest level.
+fn assert_same_grid(remote: &Slide, local: &Slide) {
+    assert_same_level0_grid(remote, local);
     let last = local.levels().len() - 1;
     assert!(remote.level(last).unwrap().read_all().unwrap() == local.level(last).unwrap().read_all().unwrap());
 }
 
 #[test]
 fn dicomweb_reads_exactly_what_the_files_hold() {
-    let Some(server) = Orthanc::start(Setup::default()) else { return };
-    server.stow(&slide_dir("ihc-sparse"));
-    let local = Slide::open(slide_dir("ihc-sparse")).unwrap();
+    let Some((server, local)) = serving(Setup::default(), "ihc-sparse") else { return };
     let url = series_url(&server, &local);
     let remote = Slide::open_dicomweb(&url, &DicomWebOptions { frames_per_request: 16, ..Default::default() }).unwrap();
     assert_eq!(remote.levels().len(), local.levels().len());
@@ -66,9 +82,7 @@ fn dicomweb_reads_exactly_what_the_files_hold() {
 
 #[test]
 fn basic_auth_works_and_wrong_credentials_are_clear() {
-    let Some(server) = Orthanc::start(Setup { auth: true, ..Setup::default() }) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let Some((server, local)) = serving(Setup { auth: true, ..Setup::default() }, "ihc-full") else { return };
     let url = series_url(&server, &local);
     let good = DicomWebOptions { auth: Auth::Basic { user: USER.into(), password: PASSWORD.into() }, ..Default::default() };
     let remote = Slide::open_dicomweb(&url, &good).unwrap();
@@ -85,9 +99,7 @@ fn basic_auth_works_and_wrong_credentials_are_clear() {
 
 #[test]
 fn a_server_that_dies_mid_read_gives_a_clear_error() {
-    let Some(mut server) = Orthanc::start(Setup::default()) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let Some((mut server, local)) = serving(Setup::default(), "ihc-full") else { return };
     let options = DicomWebOptions { attempts: 2, frames_per_request: 4, ..Default::default() };
     let remote = Slide::open_dicomweb(&series_url(&server, &local), &options).unwrap();
     // Frame 1 of each level was read while opening; read one more, then kill the server.
@@ -109,7 +121,6 @@ struct FakeServer {
 }
 
 fn serve(answer: impl Fn(&str, &str) -> Answer + Send + Sync + 'static) -> FakeServer {
-    use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let requests = Arc::new(AtomicUsize::new(0));
@@ -122,30 +133,14 @@ fn serve(answer: impl Fn(&str, &str) -> Answer + Send + Sync + 'static) -> FakeS
             let Ok(mut stream) = stream else { continue };
             let (answer, req, max, in_flight) = (answer.clone(), req.clone(), max.clone(), in_flight.clone());
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request_line = String::new();
-                if reader.read_line(&mut request_line).is_err() {
-                    return;
-                }
-                let mut accept = String::new();
-                let mut line = String::new();
-                while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-                    if let Some((k, v)) = line.split_once(':') {
-                        if k.eq_ignore_ascii_case("accept") {
-                            accept = v.trim().to_string();
-                        }
-                    }
-                    line.clear();
-                }
+                let Some((path, headers)) = orthanc::read_request(stream.try_clone().unwrap()) else { return };
+                let accept = headers.into_iter().find(|(k, _)| k == "accept").map(|(_, v)| v).unwrap_or_default();
                 req.fetch_add(1, Ordering::SeqCst);
                 let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 max.fetch_max(now, Ordering::SeqCst);
-                let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let (status, content_type, body) = answer(&path, &accept);
                 in_flight.fetch_sub(1, Ordering::SeqCst);
-                let head = format!("HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-                let _ = stream.write_all(head.as_bytes());
-                let _ = stream.write_all(&body);
+                orthanc::write_answer(&mut stream, status, &content_type, &body);
             });
         }
     });
@@ -206,9 +201,7 @@ fn relay(server: &Orthanc, edit: impl Fn(&str, &dyn Fn() -> Answer) -> Answer + 
 #[test]
 fn a_malformed_multipart_answer_is_an_error_not_a_panic() {
     // Metadata from Orthanc, then frames answers that are broken in different ways.
-    let Some(server) = Orthanc::start(Setup::default()) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let Some((server, local)) = serving(Setup::default(), "ihc-full") else { return };
     let metadata = server
         .http()
         .get(format!("{}/metadata", series_url(&server, &local)))
@@ -261,9 +254,7 @@ fn a_syntax_we_cannot_decode_is_decoded_by_the_server() {
 
 #[test]
 fn https_with_basic_auth_reads_the_same_pixels_and_an_untrusted_certificate_is_clear() {
-    let Some(server) = Orthanc::start(Setup { auth: true, tls: true }) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let Some((server, local)) = serving(Setup { auth: true, tls: true }, "ihc-full") else { return };
     let url = series_url(&server, &local);
     assert!(url.starts_with("https://"), "{url}");
     let auth = Auth::Basic { user: USER.into(), password: PASSWORD.into() };
@@ -294,9 +285,7 @@ fn https_with_basic_auth_reads_the_same_pixels_and_an_untrusted_certificate_is_c
 
 #[test]
 fn requests_go_out_together_within_the_bound_and_give_the_same_pixels() {
-    let Some(server) = Orthanc::start(Setup::default()) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let Some((server, local)) = serving(Setup::default(), "ihc-full") else { return };
     for (bound, expected) in [(1usize, 1..=1usize), (3, 2..=3)] {
         // A slow server (40 ms per answer) makes overlapping requests visible.
         let slow = proxy(&server, Duration::from_millis(40), |_, _| None);
@@ -310,9 +299,7 @@ fn requests_go_out_together_within_the_bound_and_give_the_same_pixels() {
 
 #[test]
 fn server_failures_are_retried_and_client_errors_are_not() {
-    let Some(server) = Orthanc::start(Setup::default()) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let Some((server, local)) = serving(Setup::default(), "ihc-full") else { return };
 
     // The first three frames requests fail (503, 429, then a timeout); the fourth attempt works.
     let frames_requests = Arc::new(AtomicUsize::new(0));
@@ -343,15 +330,13 @@ fn server_failures_are_retried_and_client_errors_are_not() {
     assert!(err.contains("HTTP 400"), "{err}");
     // The instances are set up concurrently: the metadata, then one frames request per
     // instance, none repeated.
-    let instances = local.levels().len() + local.associated().len();
+    let instances = instance_count(&local);
     assert_eq!(refusing.requests.load(Ordering::SeqCst), 1 + instances, "metadata + one frames request per instance, no retry");
 }
 
 #[test]
 fn a_study_url_finds_its_one_slide_with_qido_and_lists_several() {
-    let Some(server) = Orthanc::start(Setup::default()) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let Some((server, local)) = serving(Setup::default(), "ihc-full") else { return };
     let study_url = format!("{}/dicom-web/studies/{}", server.base(), local.study_instance_uid());
     let remote = Slide::open_dicomweb(&study_url, &DicomWebOptions::default()).unwrap();
     assert_eq!(remote.series_instance_uid(), local.series_instance_uid());
@@ -379,10 +364,8 @@ fn a_study_url_finds_its_one_slide_with_qido_and_lists_several() {
 
 #[test]
 fn a_failed_request_does_not_poison_later_reads_of_its_frames() {
-    let Some(server) = Orthanc::start(Setup::default()) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
-    let instances = local.levels().len() + local.associated().len();
+    let Some((server, local)) = serving(Setup::default(), "ihc-full") else { return };
+    let instances = instance_count(&local);
     // The first frames request after opening (one per instance) gets a 400: the grid's first
     // band, all its frames in one request, fails.
     let frames_requests = Arc::new(AtomicUsize::new(0));
@@ -403,10 +386,8 @@ fn a_failed_request_does_not_poison_later_reads_of_its_frames() {
 fn an_answer_in_another_transfer_syntax_is_refused() {
     const JPEG: &str = "1.2.840.10008.1.2.4.50";
     const J2K: &str = "1.2.840.10008.1.2.4.90";
-    let Some(server) = Orthanc::start(Setup::default()) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
-    let instances = local.levels().len() + local.associated().len();
+    let Some((server, local)) = serving(Setup::default(), "ihc-full") else { return };
+    let instances = instance_count(&local);
     let frames_requests = AtomicUsize::new(0);
     // After opening, frames answers claim JPEG 2000 while carrying the stored JPEG frames.
     let lying = relay(&server, move |path, forward| {
@@ -427,9 +408,7 @@ fn an_answer_in_another_transfer_syntax_is_refused() {
 
 #[test]
 fn a_relative_icc_bulk_data_uri_is_resolved_and_a_missing_profile_is_only_a_warning() {
-    let Some(server) = Orthanc::start(Setup::default()) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let Some((server, local)) = serving(Setup::default(), "ihc-full") else { return };
     let icc = local.level(0).unwrap().info().icc_profile.clone();
     assert!(icc.is_some());
     // The metadata's absolute BulkDataURIs (…/instances/<sop>/bulk/…) made relative to each
@@ -463,9 +442,7 @@ fn a_relative_icc_bulk_data_uri_is_resolved_and_a_missing_profile_is_only_a_warn
 fn a_transfer_syntax_given_only_on_the_parts_is_used_and_must_agree() {
     // The standard allows the transfer syntax on each part rather than on the whole answer
     // (Orthanc gives both): the relay drops it from Orthanc's answer header.
-    let Some(server) = Orthanc::start(Setup::default()) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let Some((server, local)) = serving(Setup::default(), "ihc-full") else { return };
     const JPEG: &str = "1.2.840.10008.1.2.4.50";
     for disagree in [false, true] {
         let per_part = relay(&server, move |path, forward| {
@@ -498,9 +475,7 @@ fn a_transfer_syntax_given_only_on_the_parts_is_used_and_must_agree() {
 
 #[test]
 fn retry_after_is_honoured() {
-    let Some(server) = Orthanc::start(Setup::default()) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
+    let Some((server, local)) = serving(Setup::default(), "ihc-full") else { return };
     let first = AtomicUsize::new(0);
     // The first frames request: 503 with Retry-After: 1 (extra header lines ride on the
     // fake server's Content-Type).
@@ -535,10 +510,8 @@ fn jpeg_2000_and_uncompressed_slides_read_the_same_over_dicomweb() {
 fn the_grid_asks_for_its_frames_in_few_full_requests() {
     // With the grid's hints (band + look-ahead), level 0's frames come in as few requests as
     // `frames_per_request` allows, not one (or one per band) at a time.
-    let Some(server) = Orthanc::start(Setup::default()) else { return };
-    server.stow(&slide_dir("ihc-full"));
-    let local = Slide::open(slide_dir("ihc-full")).unwrap();
-    let instances = local.levels().len() + local.associated().len();
+    let Some((server, local)) = serving(Setup::default(), "ihc-full") else { return };
+    let instances = instance_count(&local);
     let frames = {
         let (across, down) = local.level(0).unwrap().tile_grid();
         (across * down) as usize
@@ -547,19 +520,10 @@ fn the_grid_asks_for_its_frames_in_few_full_requests() {
         let counting = proxy(&server, Duration::ZERO, |_, _| None);
         let options = DicomWebOptions { frames_per_request: per_request, ..Default::default() };
         let remote = Slide::open_dicomweb(&counting.series_url(&local), &options).unwrap();
-        assert_same_grid_level0(&remote, &local);
+        assert_same_level0_grid(&remote, &local);
         // The metadata, each instance's first frame, then level 0's other frames.
         let expected = 1 + instances + (frames - 1).div_ceil(per_request);
         let sent = counting.requests.load(Ordering::SeqCst);
         assert!(sent <= expected + 1, "{per_request} frames per request: {sent} requests, expected about {expected}");
-    }
-}
-
-/// Level 0's grid only (no other level read).
-fn assert_same_grid_level0(remote: &Slide, local: &Slide) {
-    let grid_r = remote.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
-    let grid_l = local.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();
-    for (a, b) in grid_r.iter().zip(grid_l.iter()) {
-        assert!(a.unwrap().rgb == b.unwrap().rgb);
     }
 }

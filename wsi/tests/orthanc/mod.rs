@@ -225,44 +225,49 @@ fn install_crypto_provider() {
     }
 }
 
+/// The path and headers (names lower-cased) of one request read from `stream`; None if the
+/// client hung up first (as a client that refuses a TLS certificate does).
+pub fn read_request<R: std::io::Read>(stream: R) -> Option<(String, Vec<(String, String)>)> {
+    use std::io::{BufRead, BufReader};
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) <= 2 {
+            return Some((path, headers));
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+}
+
+/// Writes a whole answer (the connection is closed after it).
+pub fn write_answer<W: std::io::Write>(stream: &mut W, status: u16, content_type: &str, body: &[u8]) {
+    let head = format!("HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+}
+
 /// Reads one GET from `stream`, waits `delay`, forwards it (with its Accept and Authorization
 /// headers) to Orthanc's plain HTTP port and writes the answer back; false if the client hung
 /// up first.
 fn forward_one<S: std::io::Read + std::io::Write>(stream: &mut S, http: &reqwest::blocking::Client, orthanc_port: u16, delay: Duration) -> bool {
-    use std::io::{BufRead, BufReader};
-    let mut headers = Vec::new();
-    let path;
-    {
-        let mut reader = BufReader::new(&mut *stream);
-        let mut line = String::new();
-        // A client that refuses a TLS certificate hangs up here.
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return false;
-        }
-        path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) <= 2 {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case("accept") || k.eq_ignore_ascii_case("authorization") {
-                    headers.push((k.to_string(), v.trim().to_string()));
-                }
-            }
-        }
-    }
+    let Some((path, headers)) = read_request(&mut *stream) else { return false };
     std::thread::sleep(delay);
     let mut request = http.get(format!("http://127.0.0.1:{orthanc_port}{path}"));
-    for (k, v) in headers {
+    for (k, v) in headers.into_iter().filter(|(k, _)| k == "accept" || k == "authorization") {
         request = request.header(k, v);
     }
     let Ok(answer) = request.send() else { return false };
     let status = answer.status().as_u16();
     let ct = answer.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body = answer.bytes().map(|b| b.to_vec()).unwrap_or_default();
-    let head = format!("HTTP/1.1 {status} X\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(&body);
+    write_answer(stream, status, &ct, &body);
     true
 }
