@@ -1,7 +1,7 @@
 //! Embeds the 224×224 patch grid of one level of a slide with Path Foundation and prints, per
 //! patch, its position and the first embedding values, plus the throughput.
 //!
-//! `cargo run --release --example embed_patches -- <slide> [--level L] [--limit N] [--weights f.safetensors] [--device cpu|cuda[:N]] [--batch B] [--dtype f32|f16|bf16]`
+//! `cargo run --release --example embed_patches -- <slide> [--level L] [--limit N] [--model NAME] [--weights f.safetensors] [--device cpu|cuda[:N]] [--batch B] [--dtype f32|f16|bf16]`
 //!
 //! Without `--weights` it runs an untrained, seeded ViT and says so loudly.
 
@@ -10,11 +10,11 @@ mod args;
 
 use haidef_wsi::encoders::batch::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::DType;
-use haidef_wsi::encoders::{device_name, parse_device, path_foundation, Encoder, UNTRAINED_WARNING};
+use haidef_wsi::encoders::{device_name, parse_device, registry, UNTRAINED_WARNING};
 use haidef_wsi::wsi::PatchGridOptions;
 use std::time::Instant;
 
-const USAGE: &str = "usage: embed_patches <slide folder, file or DICOMweb series/study URL> [--bearer-token T | --basic-auth user:pass] [--ca-cert ca.pem] [--level L] [--limit N] [--weights f.safetensors] \
+const USAGE: &str = "usage: embed_patches <slide folder, file or DICOMweb series/study URL> [--bearer-token T | --basic-auth user:pass] [--ca-cert ca.pem] [--level L] [--limit N] [--model NAME] [--weights f.safetensors] \
 [--device cpu|cuda[:N]] [--batch B] [--dtype f32|f16|bf16]";
 
 fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -25,13 +25,11 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
         "bf16" => DType::BF16,
         other => return Err(format!("--dtype {other}: expected f32, f16 or bf16").into()),
     };
-    let model = match args.opt("weights") {
-        Some(w) => path_foundation::load(std::path::Path::new(w), &device, dtype)?,
-        None => {
-            eprintln!("\n{UNTRAINED_WARNING}\n");
-            path_foundation::untrained(&device, dtype)?
-        }
-    };
+    let entry = registry::find(args.opt("model").unwrap_or(registry::DEFAULT_MODEL))?;
+    if args.opt("weights").is_none() {
+        eprintln!("\n{UNTRAINED_WARNING}\n");
+    }
+    let model = entry.open(args.opt("weights").map(std::path::Path::new), &device, dtype)?;
     let slide = args::open_slide(args)?;
     let level = slide.level(args.num("level").unwrap_or(0))?;
     let limit: usize = args.num("limit").unwrap_or(usize::MAX);
@@ -54,7 +52,7 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
         if pending.is_empty() {
             return Ok(());
         }
-        let images: Vec<ImageRef<'_>> = pending.iter().map(|p| ImageRef::rgb(224, 224, &p.rgb)).collect();
+        let images: Vec<ImageRef<'_>> = pending.iter().map(|p| ImageRef::rgb(p.size as usize, p.size as usize, &p.rgb)).collect();
         let emb = model.embed(&batcher.pack(&images)?)?.to_vec2::<f32>()?;
         for (p, e) in pending.iter().zip(&emb) {
             println!("x={:>6} y={:>6}  [{:+.4}, {:+.4}, {:+.4}, {:+.4}, ...]", p.x, p.y, e[0], e[1], e[2], e[3]);
@@ -63,7 +61,11 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
         pending.clear();
         Ok(())
     };
-    for patch in level.patch_grid(PatchGridOptions::default())?.iter().take(limit) {
+    let size = model.input_spec().width as u32;
+    if model.input_spec().height != model.input_spec().width {
+        return Err(format!("{} takes {}x{} inputs; patches are square", entry.name, model.input_spec().width, model.input_spec().height).into());
+    }
+    for patch in level.patch_grid(PatchGridOptions { size, stride: size })?.iter().take(limit) {
         pending.push(patch?);
         if pending.len() == batch {
             flush(&mut pending)?;

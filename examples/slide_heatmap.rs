@@ -1,7 +1,7 @@
 //! The main job: embed every tissue patch of a slide with Path Foundation, write the embeddings
 //! to Parquet and a k-means heatmap of the slide.
 //!
-//! `cargo run --release --example slide_heatmap -- <slide> --out <dir> [--weights f.safetensors] [--level L | --mpp M] [--k K] [--min-tissue F] [--all-patches] [--icc-to-srgb] [--device cpu|cuda[:N]] [--batch B] [--seed S]`
+//! `cargo run --release --example slide_heatmap -- <slide> --out <dir> [--model NAME] [--weights f.safetensors] [--level L | --mpp M] [--k K] [--min-tissue F] [--all-patches] [--icc-to-srgb] [--device cpu|cuda[:N]] [--batch B] [--seed S]`
 //!
 //! Writes `<dir>/embeddings.parquet`, `<dir>/heatmap.png` and `<dir>/clusters.png`.
 
@@ -9,13 +9,13 @@
 mod args;
 
 use haidef_wsi::encoders::candle::DType;
-use haidef_wsi::encoders::{device_name, parse_device, path_foundation, Encoder, UNTRAINED_WARNING};
+use haidef_wsi::encoders::{device_name, parse_device, registry, UNTRAINED_WARNING};
 use haidef_wsi::{LevelChoice, PipelineOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-const USAGE: &str = "usage: slide_heatmap <slide folder, file or DICOMweb series/study URL> [--bearer-token T | --basic-auth user:pass] [--ca-cert ca.pem] --out <dir> [--weights f.safetensors] \
+const USAGE: &str = "usage: slide_heatmap <slide folder, file or DICOMweb series/study URL> [--bearer-token T | --basic-auth user:pass] [--ca-cert ca.pem] --out <dir> [--model NAME] [--weights f.safetensors] \
 [--level L | --mpp M] [--k K] [--min-tissue F] [--all-patches] [--icc-to-srgb] [--device cpu|cuda[:N]] [--batch B] [--seed S]\n\
   defaults: --mpp 1.0 (~10x), --k 6, --min-tissue 0.5, --device cpu, --batch 32 (cpu) / 256 (cuda), --seed 0";
 
@@ -23,13 +23,11 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
     let out: String = args.required("out");
     let device = parse_device(args.opt("device").unwrap_or("cpu"))?;
     let dtype = if device.is_cpu() { DType::F32 } else { DType::BF16 };
-    let model = match args.opt("weights") {
-        Some(w) => path_foundation::load(std::path::Path::new(w), &device, dtype)?,
-        None => {
-            eprintln!("\n{UNTRAINED_WARNING}\n");
-            path_foundation::untrained(&device, dtype)?
-        }
-    };
+    let entry = registry::find(args.opt("model").unwrap_or(registry::DEFAULT_MODEL))?;
+    if args.opt("weights").is_none() {
+        eprintln!("\n{UNTRAINED_WARNING}\n");
+    }
+    let model = entry.open(args.opt("weights").map(std::path::Path::new), &device, dtype)?;
     let level = match (args.num::<usize>("level"), args.num::<f64>("mpp")) {
         (Some(_), Some(_)) => return Err("give --level or --mpp, not both".into()),
         (Some(l), None) => LevelChoice::Index(l),
@@ -73,7 +71,7 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let result = haidef_wsi::run(&slide, &model, std::path::Path::new(&out), &opts, &cancel, &progress);
+    let result = haidef_wsi::run(&slide, model.as_ref(), std::path::Path::new(&out), &opts, &cancel, &progress);
     bar.finish_and_clear();
     let s = result?;
     let per_s = s.patches_per_second();

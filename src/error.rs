@@ -18,6 +18,14 @@ pub enum PipelineError {
         /// What went wrong.
         message: String,
     },
+    /// An input file cannot be used (unreadable, not an image, too large, wrong size).
+    #[error("{path}: {problem}")]
+    Input {
+        /// The file.
+        path: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
     /// The options do not fit this slide (unknown level, µm/px out of range, k too large...).
     #[error("{0}")]
     Options(String),

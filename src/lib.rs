@@ -12,6 +12,7 @@ pub mod clusters;
 pub mod color;
 pub mod error;
 pub mod heatmap;
+pub mod images;
 pub mod pipeline;
 pub mod sink;
 pub mod tissue;

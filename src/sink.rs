@@ -1,6 +1,8 @@
-//! The Parquet sink: one row per embedded patch, written with arrow-rs.
+//! The Parquet sink: one row per embedded input, written with arrow-rs: the source's key
+//! columns, then `embedding` (`FixedSizeList<Float32, D>`; for a token map its shape is in the
+//! field's metadata under `shape`, e.g. `[8, 8, 1376]`).
 //!
-//! Schema (see the README): `slide_id` Utf8 (SeriesInstanceUID), `level` UInt32, `mpp` Float64
+//! Slide schema (see the README): `slide_id` Utf8 (SeriesInstanceUID), `level` UInt32, `mpp` Float64
 //! (NaN when the slide gives no spacing), `x`, `y`, `width`, `height` UInt32 (level pixels),
 //! `tissue_fraction` Float32, `embedding` FixedSizeList<Float32, D>. File metadata: `model_id`,
 //! `weights_sha256` (or `untrained`), `library_version`, `input_scaling`, and `warning` when the
@@ -33,10 +35,9 @@ pub struct PatchRecord {
     pub tissue_fraction: f32,
 }
 
-/// The Arrow schema of the embeddings file for dimension `dim` and file metadata `meta`.
-pub fn schema(dim: usize, meta: HashMap<String, String>) -> Schema {
-    let item = Arc::new(Field::new("item", DataType::Float32, false));
-    Schema::new(vec![
+/// The slide's key columns.
+pub fn slide_fields() -> Vec<Field> {
+    vec![
         Field::new("slide_id", DataType::Utf8, false),
         Field::new("level", DataType::UInt32, false),
         Field::new("mpp", DataType::Float64, false),
@@ -45,9 +46,26 @@ pub fn schema(dim: usize, meta: HashMap<String, String>) -> Schema {
         Field::new("width", DataType::UInt32, false),
         Field::new("height", DataType::UInt32, false),
         Field::new("tissue_fraction", DataType::Float32, false),
-        Field::new("embedding", DataType::FixedSizeList(item, dim as i32), false),
-    ])
-    .with_metadata(meta)
+    ]
+}
+
+/// The Arrow schema of an embeddings file: `keys`, then `embedding` of `shape` (one number for
+/// a vector; a token map's shape goes into the field's metadata), with file metadata `meta`.
+pub fn schema(keys: Vec<Field>, shape: &[usize], meta: HashMap<String, String>) -> Schema {
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let dim: usize = shape.iter().product();
+    let mut embedding = Field::new("embedding", DataType::FixedSizeList(item, dim as i32), false);
+    if shape.len() > 1 {
+        embedding = embedding.with_metadata(HashMap::from([("shape".to_string(), format!("{shape:?}"))]));
+    }
+    Schema::new(keys.into_iter().chain([embedding]).collect::<Vec<_>>()).with_metadata(meta)
+}
+
+/// Where the slide's rows come from: the same for every row.
+struct SlideKeys {
+    slide_id: String,
+    level: u32,
+    mpp: f64,
 }
 
 /// Writes embedding rows to `<path>.partial`, renamed to `path` by [`ParquetSink::finish`].
@@ -56,21 +74,26 @@ pub struct ParquetSink {
     atomic: Option<AtomicFile>,
     writer: Option<ArrowWriter<std::fs::File>>,
     schema: Arc<Schema>,
-    slide_id: String,
-    level: u32,
-    mpp: f64,
+    slide: Option<SlideKeys>,
     dim: usize,
     rows: usize,
 }
 
 impl ParquetSink {
-    /// Opens the sink.
+    /// Opens a sink for a slide's patches (the slide schema above).
     pub fn create(path: &Path, slide_id: &str, level: u32, mpp: Option<f64>, dim: usize, meta: HashMap<String, String>) -> Result<Self> {
+        let mut sink = Self::create_with(path, slide_fields(), &[dim], meta)?;
+        sink.slide = Some(SlideKeys { slide_id: slide_id.to_string(), level, mpp: mpp.unwrap_or(f64::NAN) });
+        Ok(sink)
+    }
+
+    /// Opens a sink with any key columns and an embedding of `shape`.
+    pub fn create_with(path: &Path, keys: Vec<Field>, shape: &[usize], meta: HashMap<String, String>) -> Result<Self> {
         let (atomic, file) = AtomicFile::create(path)?;
         // The metadata goes both into the Arrow schema and into Parquet's own key-value metadata,
         // so that readers that do not decode the Arrow schema (DuckDB, parquet-tools) see it.
         let kv: Vec<KeyValue> = meta.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
-        let schema = Arc::new(schema(dim, meta));
+        let schema = Arc::new(schema(keys, shape, meta));
         let props = WriterProperties::builder().set_compression(Compression::SNAPPY).set_key_value_metadata(Some(kv)).build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| PipelineError::output(path, e))?;
         Ok(ParquetSink {
@@ -78,38 +101,58 @@ impl ParquetSink {
             atomic: Some(atomic),
             writer: Some(writer),
             schema,
-            slide_id: slide_id.to_string(),
-            level,
-            mpp: mpp.unwrap_or(f64::NAN),
-            dim,
+            slide: None,
+            dim: shape.iter().product(),
             rows: 0,
         })
     }
 
-    /// Appends rows: `embeddings` holds `records.len() * dim` floats.
+    /// Appends a slide's rows: `embeddings` holds `records.len() * dim` floats.
     pub fn write(&mut self, records: &[PatchRecord], embeddings: &[f32]) -> Result<()> {
         let n = records.len();
-        assert_eq!(embeddings.len(), n * self.dim, "embedding buffer size");
+        let Some(slide) = &self.slide else {
+            return Err(PipelineError::Options("internal: ParquetSink::write needs a slide sink (ParquetSink::create)".into()));
+        };
         let u32s = |f: fn(&PatchRecord) -> u32| Arc::new(UInt32Array::from_iter_values(records.iter().map(f))) as ArrayRef;
-        let item = Arc::new(Field::new("item", DataType::Float32, false));
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(&self.slide_id, n))),
-            Arc::new(UInt32Array::from_iter_values(std::iter::repeat_n(self.level, n))),
-            Arc::new(Float64Array::from_iter_values(std::iter::repeat_n(self.mpp, n))),
+        let keys: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(&slide.slide_id, n))),
+            Arc::new(UInt32Array::from_iter_values(std::iter::repeat_n(slide.level, n))),
+            Arc::new(Float64Array::from_iter_values(std::iter::repeat_n(slide.mpp, n))),
             u32s(|r| r.x),
             u32s(|r| r.y),
             u32s(|r| r.width),
             u32s(|r| r.height),
             Arc::new(Float32Array::from_iter_values(records.iter().map(|r| r.tissue_fraction))),
-            Arc::new(
-                FixedSizeListArray::try_new(item, self.dim as i32, Arc::new(Float32Array::from(embeddings.to_vec())), None)
-                    .map_err(|e| PipelineError::output(&self.path, e))?,
-            ),
         ];
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| PipelineError::output(&self.path, e))?;
+        self.write_columns(keys, embeddings)
+    }
+
+    /// Appends rows given as key columns (in the schema's order, all of one length `n`) and
+    /// `n * dim` embedding floats.
+    pub fn write_columns(&mut self, mut keys: Vec<ArrayRef>, embeddings: &[f32]) -> Result<()> {
+        let n = keys.first().map_or(0, |k| k.len());
+        if embeddings.len() != n * self.dim {
+            return Err(PipelineError::Options(format!(
+                "internal: {} embedding values for {n} rows of dimension {}",
+                embeddings.len(),
+                self.dim
+            )));
+        }
+        let item = Arc::new(Field::new("item", DataType::Float32, false));
+        keys.push(Arc::new(
+            FixedSizeListArray::try_new(item, self.dim as i32, Arc::new(Float32Array::from(embeddings.to_vec())), None)
+                .map_err(|e| PipelineError::output(&self.path, e))?,
+        ));
+        let batch = RecordBatch::try_new(self.schema.clone(), keys).map_err(|e| PipelineError::output(&self.path, e))?;
         self.writer.as_mut().expect("open").write(&batch).map_err(|e| PipelineError::output(&self.path, e))?;
         self.rows += n;
         Ok(())
+    }
+
+    /// Adds a key-value pair to the Parquet file's metadata (for what is known only at the end,
+    /// such as the inputs that failed). The Arrow schema's metadata was fixed at creation.
+    pub fn append_metadata(&mut self, key: &str, value: &str) {
+        self.writer.as_mut().expect("open").append_key_value_metadata(KeyValue::new(key.to_string(), value.to_string()));
     }
 
     /// Rows written so far.

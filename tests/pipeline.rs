@@ -226,3 +226,45 @@ fn icc_conversion_is_applied_and_recorded() {
 fn out_dir_existing(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("haidef-pipeline-{}-{name}", std::process::id()))
 }
+
+/// Both registered models through the slide pipeline, against timm running the same seeded
+/// weights on the same pixels (the lossless JPEG 2000 slide's level-0 grid is reference
+/// patches 0–5 of fixtures/encoders/reference.json; wsidicom read them for PyTorch).
+#[test]
+fn both_models_give_timms_embeddings_through_the_slide_pipeline() {
+    use haidef_wsi::encoders::registry;
+    let read = |p: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(p)).unwrap()).unwrap() };
+    let encoders = read("fixtures/encoders/reference.json");
+    let images = read("fixtures/images/reference.json");
+    let cases = [("path-foundation", &encoders["vit_s16"]["embeddings"]), ("vit_base_patch16_224", &images["vit_b16"]["patch_embeddings"])];
+    let slide = Slide::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/slides/ihc-j2k")).unwrap();
+    for (name, want) in cases {
+        let model = registry::find(name).unwrap().untrained(&Device::Cpu, DType::F32).unwrap();
+        let dir = out_dir(&format!("timm-{name}"));
+        let opts = PipelineOptions { level: LevelChoice::Index(0), all_patches: true, batch_size: 4, k: 2, ..Default::default() };
+        let s = run(&slide, model.as_ref(), &dir, &opts, &AtomicBool::new(false), &|_, _| {}).unwrap();
+        assert_eq!(s.patches_embedded, 6, "{name}");
+        let file = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
+        let mut checked = 0;
+        for b in ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap() {
+            let b = b.unwrap();
+            let xs = b.column_by_name("x").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
+            let ys = b.column_by_name("y").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
+            let emb = b.column_by_name("embedding").unwrap().as_any().downcast_ref::<FixedSizeListArray>().unwrap().clone();
+            for i in 0..b.num_rows() {
+                let (x, y) = (xs.value(i), ys.value(i));
+                // Reference patch k has origin (224 (k mod 3), 224 (k div 3)) for k < 6.
+                let k = (y / 224 * 3 + x / 224) as usize;
+                let ours = emb.value(i);
+                let ours = ours.as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec();
+                let reference: Vec<f32> = want[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+                let num: f64 = ours.iter().zip(&reference).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+                let den: f64 = reference.iter().map(|b| f64::from(*b).powi(2)).sum();
+                let e = (num / den).sqrt();
+                assert!(e <= 1e-4, "{name}: patch at ({x}, {y}): relative error {e:.2e} vs timm");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 6, "{name}");
+    }
+}

@@ -1,30 +1,39 @@
-//! The batching core shared by every encoder: 8-bit images in, a normalised `(N, C, H, W)`
-//! tensor on the encoder's device and dtype out. Packing runs in parallel on rayon into a host
-//! buffer that is reused from batch to batch.
+//! The batching core shared by every image encoder: images in (8-bit, 16-bit or f32 samples,
+//! grey, RGB or RGBA, any size), a normalised `(N, C, H, W)` tensor on the encoder's device and
+//! dtype out, following the model's [`InputSpec`].
+//!
+//! On the host, each image's pixels are laid out as channel planes in their stored sample type
+//! (padded and resized first where the spec says so), in parallel on rayon, into buffers reused
+//! from batch to batch. The batch then travels to the device as stored samples: 8-bit as `u8`
+//! (a quarter of f32's bytes), 16-bit as `i16` holding `sample − 32768` (candle has no u16
+//! dtype; i16 keeps 2 bytes a sample and the offset is undone exactly in f32), and f32 as f32
+//! (also what non-antialiased interpolation produces). Scaling, min–max, windowing and
+//! mean/std run there as tensor ops, the same ops on CPU and CUDA.
 
 use crate::error::{EncoderError, Result};
-use crate::spec::InputSpec;
+pub use crate::image::{ImageRef, Samples};
+use crate::input::{InputSpec, Range, Resize};
+use crate::resize::{antialiased, interpolate, Sample};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
-/// An 8-bit image, row-major, interleaved channels (1 grey, 3 RGB or 4 RGBA).
-#[derive(Debug, Clone, Copy)]
-pub struct ImageRef<'a> {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// Interleaved channels per pixel.
-    pub channels: usize,
-    /// `width * height * channels` bytes.
-    pub data: &'a [u8],
+/// How a batch travels to the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Transport {
+    U8,
+    I16,
+    F32,
 }
 
-impl<'a> ImageRef<'a> {
-    /// An RGB8 image.
-    pub fn rgb(width: usize, height: usize, data: &'a [u8]) -> Self {
-        ImageRef { width, height, channels: 3, data }
-    }
+/// Offset that maps u16 samples into i16.
+const I16_OFFSET: i32 = 32768;
+
+/// Host buffers, one per transport type, reused between batches.
+#[derive(Debug, Default)]
+struct HostBuffers {
+    u8: Vec<u8>,
+    i16: Vec<i16>,
+    f32: Vec<f32>,
 }
 
 /// Builds encoder input batches.
@@ -34,10 +43,10 @@ pub struct Batcher {
     device: Device,
     dtype: DType,
     max_batch: usize,
-    resize: bool,
-    /// Per channel: the normalised value of each 8-bit level.
-    lut: Vec<[f32; 256]>,
-    host: Vec<f32>,
+    /// `(1, C, 1, 1)` on the device, f32.
+    mean: Tensor,
+    std: Tensor,
+    host: HostBuffers,
 }
 
 impl Batcher {
@@ -50,27 +59,45 @@ impl Batcher {
         if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
             return Err(EncoderError::Config(format!("dtype {dtype:?}: expected f32, f16 or bf16")));
         }
-        if spec.mean.len() != spec.channels
-            || spec.std.len() != spec.channels
-            || spec.std.contains(&0.0)
-            || spec.divisor == 0.0
-        {
+        if !matches!(spec.channels, 1 | 3) || spec.height == 0 || spec.width == 0 {
+            return Err(EncoderError::Config(format!(
+                "input spec {}x{}x{}: a model takes 1 or 3 channels and a non-empty size",
+                spec.height, spec.width, spec.channels
+            )));
+        }
+        if spec.mean.len() != spec.channels || spec.std.len() != spec.channels || spec.std.contains(&0.0) {
             return Err(EncoderError::Config(format!(
                 "input spec needs {} means and {} non-zero stds, got {:?} and {:?}",
                 spec.channels, spec.channels, spec.mean, spec.std
             )));
         }
-        let lut = (0..spec.channels)
-            .map(|c| std::array::from_fn(|v| (v as f32 / spec.divisor - spec.mean[c]) / spec.std[c]))
-            .collect();
-        Ok(Batcher { spec, device, dtype, max_batch, resize: false, lut, host: Vec::new() })
-    }
-
-    /// Allow inputs of another size, resized bilinearly to the spec (off by default: a patch of
-    /// the wrong size is then an error).
-    pub fn with_resize(mut self, resize: bool) -> Self {
-        self.resize = resize;
-        self
+        match spec.range {
+            Range::Divide(d) if !(d.is_finite() && d != 0.0) => {
+                return Err(EncoderError::Config(format!("range divisor {d}: expected a non-zero number")))
+            }
+            Range::Window { width, center } if !(width > 0.0 && center.is_finite()) => {
+                return Err(EncoderError::Config(format!("window width {width}: expected a positive width")))
+            }
+            _ => {}
+        }
+        if let Some(pct) = spec.center_crop {
+            if !(pct > 0.0 && pct <= 1.0) || spec.height != spec.width {
+                return Err(EncoderError::Config(format!(
+                    "centre crop with crop_pct {pct} on {}x{}: needs 0 < crop_pct <= 1 and a square input",
+                    spec.height, spec.width
+                )));
+            }
+        }
+        let per_channel = |v: &[f32]| Tensor::from_slice(v, (1, spec.channels, 1, 1), &device);
+        Ok(Batcher {
+            mean: per_channel(&spec.mean)?,
+            std: per_channel(&spec.std)?,
+            spec,
+            device,
+            dtype,
+            max_batch,
+            host: HostBuffers::default(),
+        })
     }
 
     /// Largest batch this batcher makes.
@@ -83,7 +110,7 @@ impl Batcher {
         &self.spec
     }
 
-    /// Packs 1..=max_batch images into one `(N, C, H, W)` tensor.
+    /// Packs 1..=max_batch images into one `(N, C, H, W)` tensor on the device, normalised.
     pub fn pack(&mut self, images: &[ImageRef<'_>]) -> Result<Tensor> {
         if images.is_empty() {
             return Err(EncoderError::EmptyBatch);
@@ -96,29 +123,97 @@ impl Batcher {
                 self.max_batch
             )));
         }
-        let (c, h, w) = (self.spec.channels, self.spec.height, self.spec.width);
         for (index, img) in images.iter().enumerate() {
-            self.check(index, img)?;
+            self.validate(index, img)?;
         }
-        let per_image = c * h * w;
-        let n = images.len();
-        self.host.resize(self.max_batch * per_image, 0.0);
-        let (lut, resize) = (&self.lut, self.resize);
-        self.host[..n * per_image].par_chunks_mut(per_image).zip(images.par_iter()).for_each(|(out, img)| {
-            if img.width == w && img.height == h {
-                pack_planes(img, out, lut, (c, h, w), |x, y| (x, y));
-            } else {
-                debug_assert!(resize);
-                pack_resized(img, out, lut, (c, h, w));
-            }
-        });
-        let cpu = Tensor::from_slice(&self.host[..n * per_image], (n, c, h, w), &Device::Cpu)?;
-        // Convert where it is cheapest: on the GPU after the copy, on the CPU otherwise.
-        let t = if self.device.is_cpu() { cpu.to_dtype(self.dtype)? } else { cpu.to_device(&self.device)?.to_dtype(self.dtype)? };
-        Ok(t)
+        let raw = self.lay_out(images)?;
+        self.normalise(raw, images)
     }
 
-    fn check(&self, index: usize, img: &ImageRef<'_>) -> Result<()> {
+    fn transport(&self, images: &[ImageRef<'_>]) -> Transport {
+        let interpolates = matches!(self.spec.resize, Resize::Interpolate { .. });
+        images
+            .iter()
+            .map(|img| match img.samples {
+                Samples::F32(_) => Transport::F32,
+                _ if interpolates && self.needs_geometry(img) => Transport::F32,
+                Samples::U16 { .. } => Transport::I16,
+                Samples::U8(_) => Transport::U8,
+            })
+            .max()
+            .unwrap_or(Transport::U8)
+    }
+
+    fn needs_geometry(&self, img: &ImageRef<'_>) -> bool {
+        (self.spec.pad_to_square && img.width != img.height) || (img.width, img.height) != (self.spec.width, self.spec.height)
+    }
+
+    /// Channel planes of every image in the transport type, as a CPU tensor `(N, C, H, W)`.
+    fn lay_out(&mut self, images: &[ImageRef<'_>]) -> Result<Tensor> {
+        let (c, h, w) = (self.spec.channels, self.spec.height, self.spec.width);
+        let per_image = c * h * w;
+        let n = images.len();
+        let shape = (n, c, h, w);
+        let spec = &self.spec;
+        macro_rules! fill {
+            ($buf:expr, $t:ty, $conv:expr) => {{
+                let buf: &mut Vec<$t> = $buf;
+                buf.resize(self.max_batch * per_image, Default::default());
+                buf[..n * per_image]
+                    .par_chunks_mut(per_image)
+                    .zip(images.par_iter())
+                    .try_for_each(|(out, img)| prepare(spec, img, out, $conv))?;
+                Tensor::from_slice(&buf[..n * per_image], shape, &Device::Cpu)?
+            }};
+        }
+        Ok(match self.transport(images) {
+            Transport::U8 => fill!(&mut self.host.u8, u8, Conv::<u8> { u8: |v| v, u16: |_| 0, f32: |_| 0 }),
+            Transport::I16 => fill!(
+                &mut self.host.i16,
+                i16,
+                Conv::<i16> {
+                    u8: |v| (i32::from(v) - I16_OFFSET) as i16,
+                    u16: |v| (i32::from(v) - I16_OFFSET) as i16,
+                    f32: |_| 0
+                }
+            ),
+            Transport::F32 => fill!(&mut self.host.f32, f32, Conv::<f32> { u8: f32::from, u16: f32::from, f32: |v| v }),
+        })
+    }
+
+    /// On the device: undo the transport offset, scale the range, subtract mean, divide by std,
+    /// cast to the model's dtype.
+    fn normalise(&self, raw: Tensor, images: &[ImageRef<'_>]) -> Result<Tensor> {
+        let n = images.len();
+        let stored = raw.dtype();
+        let mut x = raw.to_device(&self.device)?.to_dtype(DType::F32)?;
+        if stored == DType::I16 {
+            x = (x + f64::from(I16_OFFSET))?;
+        }
+        let per_image = |v: Vec<f32>| Tensor::from_vec(v, (n, 1, 1, 1), &self.device);
+        x = match self.spec.range {
+            Range::Full => x.broadcast_div(&per_image(images.iter().map(|i| i.samples.full_scale()).collect())?)?,
+            Range::Divide(d) => x.broadcast_div(&per_image(vec![d; n])?)?,
+            Range::MinMax => {
+                let flat = x.flatten_from(1)?;
+                let lo = flat.min_keepdim(1)?.reshape((n, 1, 1, 1))?;
+                let hi = flat.max_keepdim(1)?.reshape((n, 1, 1, 1))?;
+                // A flat image has x − lo = 0 everywhere: any positive divisor gives 0.
+                let span = (hi - &lo)?.maximum(f32::MIN_POSITIVE)?;
+                x.broadcast_sub(&lo)?.broadcast_div(&span)?
+            }
+            Range::Window { center, width } => {
+                let lo = f64::from(center) - f64::from(width) / 2.0;
+                x.broadcast_sub(&per_image(vec![lo as f32; n])?)?.broadcast_div(&per_image(vec![width; n])?)?.clamp(0f32, 1f32)?
+            }
+        };
+        let x = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
+        Ok(x.to_dtype(self.dtype)?)
+    }
+
+    /// Checks that `img` can be packed (channels, sample count and values, size or a resize
+    /// method); the error names it as input `index`.
+    pub fn validate(&self, index: usize, img: &ImageRef<'_>) -> Result<()> {
         let bad = |problem: String| EncoderError::BadInput { index, problem };
         if !matches!(img.channels, 1 | 3 | 4) {
             return Err(bad(format!("{} channels per pixel; expected 1 (grey), 3 (RGB) or 4 (RGBA)", img.channels)));
@@ -126,22 +221,40 @@ impl Batcher {
         if self.spec.channels == 1 && img.channels != 1 {
             return Err(bad(format!("{} channels given; this encoder takes greyscale images", img.channels)));
         }
-        if img.data.len() != img.width * img.height * img.channels {
+        let expected = img.width * img.height * img.channels;
+        if img.samples.len() != expected {
             return Err(bad(format!(
-                "{} bytes for a {}x{}x{} image (expected {})",
-                img.data.len(),
+                "{} samples for a {}x{}x{} image (expected {expected})",
+                img.samples.len(),
                 img.width,
                 img.height,
-                img.channels,
-                img.width * img.height * img.channels
+                img.channels
             )));
         }
         if img.width == 0 || img.height == 0 {
             return Err(bad("empty image".into()));
         }
-        if (img.width, img.height) != (self.spec.width, self.spec.height) && !self.resize {
+        match img.samples {
+            Samples::U16 { data, bits_stored } => {
+                if !(8..=16).contains(&bits_stored) {
+                    return Err(bad(format!("{bits_stored} bits stored; expected 8 to 16")));
+                }
+                let max = ((1u32 << bits_stored) - 1) as u16;
+                if let Some(v) = data.iter().find(|v| **v > max) {
+                    return Err(bad(format!("sample value {v} exceeds {max}, the largest {bits_stored}-bit value")));
+                }
+            }
+            Samples::F32(data) => {
+                let count = data.iter().filter(|v| !v.is_finite()).count();
+                if count > 0 {
+                    return Err(bad(format!("{count} samples are NaN or infinite")));
+                }
+            }
+            Samples::U8(_) => {}
+        }
+        if self.needs_geometry(img) && self.spec.resize == Resize::None {
             return Err(bad(format!(
-                "image is {}x{}, the encoder takes {}x{}; pass patches of that size or enable resizing (Batcher::with_resize)",
+                "image is {}x{}, the encoder takes {}x{} and resizes nothing; cut patches of that size or choose a resize method",
                 img.width, img.height, self.spec.width, self.spec.height
             )));
         }
@@ -149,44 +262,90 @@ impl Batcher {
     }
 }
 
-/// Writes channel planes of `out` from `img`, `src(x, y)` mapping output to input pixels.
-fn pack_planes(img: &ImageRef<'_>, out: &mut [f32], lut: &[[f32; 256]], (c, h, w): (usize, usize, usize), src: impl Fn(usize, usize) -> (usize, usize)) {
-    for (ch, plane) in out.chunks_exact_mut(h * w).enumerate().take(c) {
-        // Grey input feeds every channel; RGB(A) input feeds channel ch.
-        let from = if img.channels == 1 { 0 } else { ch };
-        let table = &lut[ch];
-        for y in 0..h {
-            let row = &mut plane[y * w..(y + 1) * w];
-            for (x, v) in row.iter_mut().enumerate() {
-                let (sx, sy) = src(x, y);
-                *v = table[img.data[(sy * img.width + sx) * img.channels + from] as usize];
-            }
-        }
+/// How each stored sample type becomes the transport type `T` (only the conversions a
+/// transport is chosen for are ever called).
+struct Conv<T> {
+    u8: fn(u8) -> T,
+    u16: fn(u16) -> T,
+    f32: fn(f32) -> T,
+}
+
+/// Lays one image out as channel planes `out` (C, H, W): channels mapped, padded and resized
+/// as the spec says.
+fn prepare<T: Copy + Send + Default>(spec: &InputSpec, img: &ImageRef<'_>, out: &mut [T], conv: Conv<T>) -> Result<()> {
+    match img.samples {
+        Samples::U8(d) => prepare_typed(spec, img, d, out, conv.u8, conv.f32),
+        Samples::U16 { data, .. } => prepare_typed(spec, img, data, out, conv.u16, conv.f32),
+        Samples::F32(d) => prepare_typed(spec, img, d, out, conv.f32, conv.f32),
     }
 }
 
-/// Bilinear resize (pixel centres aligned, no antialiasing) then normalisation.
-fn pack_resized(img: &ImageRef<'_>, out: &mut [f32], lut: &[[f32; 256]], (c, h, w): (usize, usize, usize)) {
-    let sx = img.width as f32 / w as f32;
-    let sy = img.height as f32 / h as f32;
-    for (ch, plane) in out.chunks_exact_mut(h * w).enumerate().take(c) {
-        let from = if img.channels == 1 { 0 } else { ch };
-        let table = &lut[ch];
-        let at = |x: usize, y: usize| f32::from(img.data[(y * img.width + x) * img.channels + from]);
-        for y in 0..h {
-            let fy = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (img.height - 1) as f32);
-            let (y0, ty) = (fy.floor() as usize, fy - fy.floor());
-            let y1 = (y0 + 1).min(img.height - 1);
-            for x in 0..w {
-                let fx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (img.width - 1) as f32);
-                let (x0, tx) = (fx.floor() as usize, fx - fx.floor());
-                let x1 = (x0 + 1).min(img.width - 1);
-                let top = at(x0, y0) * (1.0 - tx) + at(x1, y0) * tx;
-                let bottom = at(x0, y1) * (1.0 - tx) + at(x1, y1) * tx;
-                let v = top * (1.0 - ty) + bottom * ty;
-                // Interpolated values fall between LUT entries: apply the affine map directly.
-                plane[y * w + x] = table[0] + (table[1] - table[0]) * v;
+fn prepare_typed<S: Sample, T: Copy>(spec: &InputSpec, img: &ImageRef<'_>, data: &[S], out: &mut [T], conv: fn(S) -> T, from_f32: fn(f32) -> T) -> Result<()> {
+    let (c, h, w) = (spec.channels, spec.height, spec.width);
+    if (img.width, img.height) == (w, h) && !(spec.pad_to_square && w != h) {
+        planes(data, img.width, img.height, img.channels, c, out, conv);
+        return Ok(());
+    }
+    // Geometry: first an interleaved image with the model's channels, padded if asked.
+    let side = img.width.max(img.height);
+    let (pw, ph) = if spec.pad_to_square { (side, side) } else { (img.width, img.height) };
+    let pad = S::from_pad(spec.pad_value);
+    let mut inter = vec![pad; pw * ph * c];
+    for y in 0..img.height {
+        for x in 0..img.width {
+            let src = (y * img.width + x) * img.channels;
+            let dst = (y * pw + x) * c;
+            for ch in 0..c {
+                inter[dst + ch] = data[src + if img.channels == 1 { 0 } else { ch }];
             }
+        }
+    }
+    // The resize target: the model's size, or timm's shorter side before a centre crop.
+    let (rw, rh) = match spec.center_crop {
+        Some(pct) => {
+            let short = (w.min(h) as f32 / pct).floor() as usize;
+            let scaled = |long: usize, shortest: usize| (short as f64 * long as f64 / shortest as f64) as usize;
+            if pw <= ph { (short, scaled(ph, pw)) } else { (scaled(pw, ph), short) }
+        }
+        None => (w, h),
+    };
+    let (left, top) = ((rw - w) as f64 / 2.0, (rh - h) as f64 / 2.0);
+    let origin = (left.round_ties_even() as usize, top.round_ties_even() as usize);
+    match spec.resize {
+        Resize::Antialiased(filter) => {
+            let resized = antialiased(&inter, (pw, ph), c, (rw, rh), filter);
+            let mut full = vec![S::default(); rw * rh * c];
+            planes(&resized, rw, rh, c, c, &mut full, |v| v);
+            crop_planes(&full, (rw, rh), (w, h), origin, out, conv);
+        }
+        Resize::Interpolate { kernel, coordinates } => {
+            let mut f = vec![0f32; pw * ph * c];
+            planes(&inter, pw, ph, c, c, &mut f, S::to_f32);
+            let resized = interpolate(&f, (pw, ph), c, (rw, rh), kernel, coordinates);
+            crop_planes(&resized, (rw, rh), (w, h), origin, out, from_f32);
+        }
+        Resize::None => unreachable!("checked: no geometry without a resize method"),
+    }
+    Ok(())
+}
+
+/// Planes `(c, rh, rw)` → their `(c, h, w)` window from `(left, top)` (Python's `round` of
+/// the centring offset, ties to even, as torchvision's `CenterCrop`).
+fn crop_planes<S: Copy, T>(full: &[S], (rw, rh): (usize, usize), (w, h): (usize, usize), (left, top): (usize, usize), out: &mut [T], conv: fn(S) -> T) {
+    for (r, dst) in out.chunks_exact_mut(w).enumerate() {
+        let (ch, y) = (r / h, r % h);
+        let at = (ch * rh + y + top) * rw + left;
+        dst.iter_mut().zip(&full[at..at + w]).for_each(|(o, v)| *o = conv(*v));
+    }
+}
+
+/// Interleaved `(h, w, from)` → planes `(to, h, w)`: grey feeds every plane, RGB(A) channel k
+/// feeds plane k, alpha is dropped.
+fn planes<S: Copy, T>(data: &[S], w: usize, h: usize, from: usize, to: usize, out: &mut [T], conv: fn(S) -> T) {
+    for (ch, plane) in out.chunks_exact_mut(w * h).enumerate().take(to) {
+        let k = if from == 1 { 0 } else { ch };
+        for (o, px) in plane.iter_mut().zip(data.chunks_exact(from)) {
+            *o = conv(px[k]);
         }
     }
 }
@@ -194,16 +353,25 @@ fn pack_resized(img: &ImageRef<'_>, out: &mut [f32], lut: &[[f32; 256]], (c, h, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::{Coordinates, Kernel};
+
+    fn spec(h: usize, w: usize) -> InputSpec {
+        InputSpec { height: h, width: w, ..InputSpec::rgb_unit(1) }
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
 
     #[test]
     fn packs_nchw_with_normalisation() {
-        let spec = InputSpec { height: 2, width: 2, channels: 3, divisor: 255.0, mean: vec![0.5, 0.0, 0.0], std: vec![0.5, 1.0, 2.0] };
+        let spec = InputSpec { mean: vec![0.5, 0.0, 0.0], std: vec![0.5, 1.0, 2.0], ..spec(2, 2) };
         let mut b = Batcher::new(spec, 4, Device::Cpu, DType::F32).unwrap();
         // Pixel (x, y) = [10x+y, 100, 255].
         let img: Vec<u8> = (0..4).flat_map(|i| [(10 * (i % 2) + i / 2) as u8, 100, 255]).collect();
         let t = b.pack(&[ImageRef::rgb(2, 2, &img), ImageRef::rgb(2, 2, &img)]).unwrap();
         assert_eq!(t.dims(), &[2, 3, 2, 2]);
-        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let v = values(&t);
         let r = |p: u8| (p as f32 / 255.0 - 0.5) / 0.5;
         assert_eq!(&v[0..4], &[r(0), r(10), r(1), r(11)]);
         assert_eq!(v[4], 100.0 / 255.0);
@@ -212,13 +380,65 @@ mod tests {
     }
 
     #[test]
+    fn non_square_inputs_keep_rows_and_columns() {
+        let mut b = Batcher::new(spec(2, 3), 1, Device::Cpu, DType::F32).unwrap();
+        let img: Vec<u8> = (0..6u8).flat_map(|i| [i, 0, 0]).collect();
+        let v = values(&b.pack(&[ImageRef::rgb(3, 2, &img)]).unwrap());
+        assert_eq!(&v[..6], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0].map(|x: f32| x / 255.0));
+    }
+
+    #[test]
     fn grey_feeds_all_channels_and_dtypes_convert() {
         let mut b = Batcher::new(InputSpec::rgb_unit(2), 1, Device::Cpu, DType::BF16).unwrap();
-        let t = b.pack(&[ImageRef { width: 2, height: 2, channels: 1, data: &[0, 51, 102, 255] }]).unwrap();
+        let t = b.pack(&[ImageRef::u8(2, 2, 1, &[0, 51, 102, 255])]).unwrap();
         assert_eq!(t.dtype(), DType::BF16);
-        let v = t.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let v = values(&t);
         assert_eq!(&v[0..4], &v[4..8]);
         assert!((v[1] - 0.2).abs() < 1e-2 && v[3] == 1.0);
+    }
+
+    #[test]
+    fn sixteen_bit_samples_travel_as_i16_and_scale_by_bits_stored() {
+        let mut b = Batcher::new(InputSpec { channels: 1, mean: vec![0.0], std: vec![1.0], ..spec(1, 2) }, 2, Device::Cpu, DType::F32).unwrap();
+        let a = [0u16, 4095];
+        let c = [65535u16, 32768];
+        let raw = b.lay_out(&[ImageRef::u16(2, 1, 1, &a, 12), ImageRef::u16(2, 1, 1, &c, 16)]).unwrap();
+        assert_eq!(raw.dtype(), DType::I16);
+        let v = values(&b.pack(&[ImageRef::u16(2, 1, 1, &a, 12), ImageRef::u16(2, 1, 1, &c, 16)]).unwrap());
+        assert_eq!(v, vec![0.0, 1.0, 1.0, 32768.0 / 65535.0]);
+        // A u8 image in the same batch rides along as i16 and still divides by 255.
+        let v = values(&b.pack(&[ImageRef::u16(2, 1, 1, &a, 12), ImageRef::u8(2, 1, 1, &[255, 0])]).unwrap());
+        assert_eq!(v, vec![0.0, 1.0, 1.0, 0.0]);
+        let err = b.pack(&[ImageRef::u16(2, 1, 1, &[4096, 0], 12)]).unwrap_err().to_string();
+        assert!(err.contains("4096") && err.contains("12-bit"), "{err}");
+    }
+
+    #[test]
+    fn min_max_and_window() {
+        let grey = |range| InputSpec { channels: 1, mean: vec![0.0], std: vec![1.0], range, ..spec(1, 4) };
+        let mut b = Batcher::new(grey(Range::MinMax), 2, Device::Cpu, DType::F32).unwrap();
+        let v = values(&b.pack(&[ImageRef::u16(4, 1, 1, &[100, 200, 300, 500], 16), ImageRef::u8(4, 1, 1, &[7; 4])]).unwrap());
+        assert_eq!(v, vec![0.0, 0.25, 0.5, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        let mut b = Batcher::new(grey(Range::Window { center: 40.0, width: 80.0 }), 1, Device::Cpu, DType::F32).unwrap();
+        let v = values(&b.pack(&[ImageRef::f32(4, 1, 1, &[-10.0, 0.0, 60.0, 100.0])]).unwrap());
+        assert_eq!(v, vec![0.0, 0.0, 0.75, 1.0]);
+    }
+
+    #[test]
+    fn padding_and_interpolation_run_in_order() {
+        // A 2x1 grey image padded to 2x2 with 0, then kept at 2x2: padding only.
+        let s = InputSpec {
+            channels: 1,
+            mean: vec![0.0],
+            std: vec![1.0],
+            pad_to_square: true,
+            resize: Resize::Interpolate { kernel: Kernel::Bilinear, coordinates: Coordinates::HalfPixel },
+            range: Range::Divide(1.0),
+            ..spec(2, 2)
+        };
+        let mut b = Batcher::new(s, 1, Device::Cpu, DType::F32).unwrap();
+        let v = values(&b.pack(&[ImageRef::u8(2, 1, 1, &[10, 20])]).unwrap());
+        assert_eq!(v, vec![10.0, 20.0, 0.0, 0.0]);
     }
 
     #[test]
@@ -228,22 +448,17 @@ mod tests {
         assert!(matches!(b.pack(&[]), Err(EncoderError::EmptyBatch)));
         let err = b.pack(&[ImageRef::rgb(4, 4, &ok), ImageRef::rgb(3, 4, &ok[..36])]).unwrap_err().to_string();
         assert!(err.starts_with("input 1:") && err.contains("3x4") && err.contains("4x4"), "{err}");
-        let err = b.pack(&[ImageRef { width: 4, height: 4, channels: 2, data: &ok[..32] }]).unwrap_err().to_string();
+        let err = b.pack(&[ImageRef::u8(4, 4, 2, &ok[..32])]).unwrap_err().to_string();
         assert!(err.contains("2 channels"), "{err}");
         let err = b.pack(&[ImageRef::rgb(4, 4, &ok[..10])]).unwrap_err().to_string();
-        assert!(err.contains("10 bytes"), "{err}");
+        assert!(err.contains("10 samples"), "{err}");
         let three = [ImageRef::rgb(4, 4, &ok); 3];
         assert!(b.pack(&three).unwrap_err().to_string().contains("batch size is 2"));
+        let nan = vec![f32::NAN; 48];
+        assert!(b.pack(&[ImageRef::f32(4, 4, 3, &nan)]).unwrap_err().to_string().contains("48 samples are NaN"));
         assert!(Batcher::new(InputSpec::rgb_unit(4), 0, Device::Cpu, DType::F32).is_err());
         assert!(Batcher::new(InputSpec::rgb_unit(4), 1, Device::Cpu, DType::U8).is_err());
-    }
-
-    #[test]
-    fn resizes_only_when_asked() {
-        let mut b = Batcher::new(InputSpec::rgb_unit(2), 1, Device::Cpu, DType::F32).unwrap().with_resize(true);
-        // A flat 4x4 image stays flat after resizing.
-        let img = vec![51u8; 4 * 4 * 3];
-        let v = b.pack(&[ImageRef::rgb(4, 4, &img)]).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert!(v.iter().all(|x| (x - 0.2).abs() < 1e-6), "{v:?}");
+        let four = InputSpec { channels: 4, mean: vec![0.0; 4], std: vec![1.0; 4], ..InputSpec::rgb_unit(4) };
+        assert!(Batcher::new(four, 1, Device::Cpu, DType::F32).unwrap_err().to_string().contains("1 or 3 channels"));
     }
 }

@@ -1,10 +1,11 @@
 //! # haidef-wsi-encoders
 //!
-//! The tensor-batching core shared by every modality ([`batch::Batcher`]: 8-bit images →
-//! normalised NCHW tensors on CPU or CUDA, in f32/f16/bf16), the [`Encoder`] trait every model
-//! implements, and the models, on candle: Google's Path Foundation (ViT-S/16) first, with the
-//! ViT as configuration ([`vit::VitConfig`]) so that ViT-B/L/H and DINOv2-style variants need no
-//! new code.
+//! The tensor-batching core shared by every modality: a model declares its input
+//! ([`InputSpec`]: size, channels, resizing, padding, normalisation) and [`batch::Batcher`]
+//! executes it (8-bit, 16-bit or f32 images → normalised NCHW tensors on CPU or CUDA, in
+//! f32/f16/bf16); the [`Encoder`] trait every model implements; and the models, on candle with
+//! candle-nn layers, by name ([`registry`]): Google's Path Foundation (ViT-S/16, the default)
+//! and timm's `vit_base_patch16_224`, with the ViT as configuration ([`vit::VitConfig`]).
 //!
 //! ```
 //! use haidef_wsi_encoders::{batch::{Batcher, ImageRef}, path_foundation, Encoder};
@@ -21,9 +22,15 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+mod cpu_ops;
+pub mod dense;
 pub mod device;
 pub mod error;
+pub mod image;
+pub mod input;
 pub mod path_foundation;
+pub mod registry;
+mod resize;
 pub mod seeded;
 pub mod spec;
 pub mod vit;
@@ -33,7 +40,9 @@ pub mod vit_encoder;
 pub use candle_core as candle;
 pub use device::{device_name, parse_device};
 pub use error::{EncoderError, Result};
-pub use spec::{Encoder, InputSpec};
+pub use image::{ImageRef, Samples};
+pub use input::{AudioSpec, Coordinates, Filter, InputSpec, Kernel, Range, Resize};
+pub use spec::{Encoder, OutputSpec};
 pub use vit_encoder::{VitEncoder, WeightsSource};
 
 /// Tunes this process for CPU inference; call it first thing in `main`.
@@ -63,5 +72,5 @@ pub fn tune_cpu_inference() {
 
 /// Printed and stored wherever an untrained model's embeddings are used.
 pub const UNTRAINED_WARNING: &str = "WARNING: no weights given: using an UNTRAINED, randomly \
-initialised ViT (haidef-seeded-v1). Its embeddings are NOT meaningful. Pass real Path Foundation \
-weights (.safetensors, see README) for real results.";
+initialised model (haidef-seeded-v1). Its embeddings are NOT meaningful. Pass the model's real \
+weights (--weights file.safetensors, see README) for real results.";

@@ -2,7 +2,7 @@
 //! input RGB / 255 in [0, 1] without mean/std, as its serving code feeds the model.
 
 use crate::error::Result;
-use crate::spec::InputSpec;
+use crate::input::InputSpec;
 use crate::vit::VitConfig;
 use crate::vit_encoder::VitEncoder;
 use candle_core::{DType, Device};

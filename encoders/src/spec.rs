@@ -1,50 +1,55 @@
-//! What an encoder takes and gives: the input spec and the [`Encoder`] trait every model
-//! (pathology, dermatology, chest X-ray, audio spectrogram) implements.
+//! What an encoder gives, and the [`Encoder`] trait every model (pathology, dermatology, chest
+//! X-ray, audio spectrogram) implements.
 
 use crate::error::Result;
+use crate::input::InputSpec;
 use candle_core::{DType, Device, Tensor};
 
-/// How raw 8-bit images become the encoder's input tensor: `(pixel / divisor - mean) / std` per
-/// channel, NCHW, at `height x width`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InputSpec {
-    /// Input height in pixels.
-    pub height: usize,
-    /// Input width in pixels.
-    pub width: usize,
-    /// Channels the model takes (3 for RGB, 1 for greyscale X-ray or spectrograms).
-    pub channels: usize,
-    /// Divisor applied to 8-bit values first (255 maps them to [0, 1]).
-    pub divisor: f32,
-    /// Per-channel mean subtracted after scaling.
-    pub mean: Vec<f32>,
-    /// Per-channel standard deviation divided by after subtracting the mean.
-    pub std: Vec<f32>,
+/// The shape of what a model gives per input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputSpec {
+    /// One vector of this length (Path Foundation: 384).
+    Embedding(usize),
+    /// A map of tokens, e.g. `[8, 8, 1376]` (CXR Foundation's feature map) or `[32, 768]`;
+    /// flattened row-major into one vector per input.
+    TokenMap(Vec<usize>),
 }
 
-impl InputSpec {
-    /// RGB in [0, 1], no mean/std: what Google's Path Foundation serving feeds its model.
-    pub fn rgb_unit(size: usize) -> Self {
-        InputSpec { height: size, width: size, channels: 3, divisor: 255.0, mean: vec![0.0; 3], std: vec![1.0; 3] }
+impl OutputSpec {
+    /// Floats per input.
+    pub fn len(&self) -> usize {
+        match self {
+            OutputSpec::Embedding(d) => *d,
+            OutputSpec::TokenMap(shape) => shape.iter().product(),
+        }
     }
 
-    /// One line for metadata: `224x224x3, x/255, mean [0.0, 0.0, 0.0], std [1.0, 1.0, 1.0]`.
-    pub fn describe(&self) -> String {
-        format!(
-            "{}x{}x{}, x/{}, mean {:?}, std {:?}",
-            self.height, self.width, self.channels, self.divisor, self.mean, self.std
-        )
+    /// Whether the output is empty (never, for a valid model).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shape per input: `[d]` or the token map's.
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            OutputSpec::Embedding(d) => vec![*d],
+            OutputSpec::TokenMap(shape) => shape.clone(),
+        }
     }
 }
 
-/// A model that maps a batch of images to one embedding per image.
+/// A model that maps a batch of images to one embedding (or token map) per image.
 pub trait Encoder: Send + Sync {
     /// Stable identifier of the model (e.g. `google/path-foundation`).
     fn model_id(&self) -> &str;
     /// What inputs it takes.
     fn input_spec(&self) -> &InputSpec;
-    /// Length of each embedding.
-    fn embedding_dim(&self) -> usize;
+    /// What it gives per input.
+    fn output(&self) -> &OutputSpec;
+    /// Floats per input: the embedding's length, or the token map's size.
+    fn embedding_dim(&self) -> usize {
+        self.output().len()
+    }
     /// Device its weights live on.
     fn device(&self) -> &Device;
     /// Dtype it computes in.

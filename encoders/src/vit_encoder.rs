@@ -1,8 +1,10 @@
 //! A ViT wrapped as an [`Encoder`]: model id, input spec, provenance of the weights.
 
+use crate::cpu_ops::forward_in_slices;
 use crate::error::{EncoderError, Result};
-use crate::spec::{Encoder, InputSpec};
-use crate::vit::{Vit, VitConfig, VitWeights};
+use crate::input::InputSpec;
+use crate::spec::{Encoder, OutputSpec};
+use crate::vit::{Pooling, Vit, VitConfig, VitWeights};
 use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -29,6 +31,7 @@ pub enum WeightsSource {
 pub struct VitEncoder {
     model_id: String,
     spec: InputSpec,
+    output: OutputSpec,
     vit: Vit,
     source: WeightsSource,
     weights_id: String,
@@ -45,24 +48,35 @@ impl VitEncoder {
         dtype: DType,
     ) -> Result<Self> {
         check_spec(&spec, &cfg)?;
-        let weights = VitWeights::load(path, &cfg, device, dtype)?;
+        let weights = VitWeights::load(path, &cfg)?;
         let sha256 = sha256_file(path)?;
         let source = WeightsSource::File { path: path.display().to_string(), sha256: sha256.clone() };
-        Ok(VitEncoder { model_id: model_id.into(), spec, vit: Vit::new(cfg, &weights)?, source, weights_id: sha256 })
+        Self::build(model_id, spec, cfg, &weights, device, dtype, source, sha256)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        model_id: &str,
+        spec: InputSpec,
+        cfg: VitConfig,
+        weights: &VitWeights,
+        device: &Device,
+        dtype: DType,
+        source: WeightsSource,
+        weights_id: String,
+    ) -> Result<Self> {
+        let output = OutputSpec::Embedding(cfg.width);
+        debug_assert!(matches!(cfg.pooling, Pooling::ClassToken | Pooling::MeanPatchTokens));
+        let vit = Vit::new(cfg, weights.var_builder(device, dtype))?;
+        Ok(VitEncoder { model_id: model_id.into(), spec, output, vit, source, weights_id })
     }
 
     /// An encoder with deterministic, untrained weights: its embeddings mean nothing. Callers
     /// must say so loudly (see [`crate::UNTRAINED_WARNING`]).
     pub fn untrained(model_id: &str, spec: InputSpec, cfg: VitConfig, seed: u64, device: &Device, dtype: DType) -> Result<Self> {
         check_spec(&spec, &cfg)?;
-        let weights = VitWeights::seeded(&cfg, seed, device, dtype)?;
-        Ok(VitEncoder {
-            model_id: model_id.into(),
-            spec,
-            vit: Vit::new(cfg, &weights)?,
-            source: WeightsSource::Untrained { seed },
-            weights_id: "untrained".into(),
-        })
+        let weights = VitWeights::seeded(&cfg, seed)?;
+        Self::build(model_id, spec, cfg, &weights, device, dtype, WeightsSource::Untrained { seed }, "untrained".into())
     }
 
     /// Where the weights came from.
@@ -77,10 +91,10 @@ impl VitEncoder {
 }
 
 fn check_spec(spec: &InputSpec, cfg: &VitConfig) -> Result<()> {
-    if spec.height != cfg.image_size || spec.width != cfg.image_size || spec.channels != cfg.channels {
+    if (spec.height, spec.width, spec.channels) != (cfg.image_height, cfg.image_width, cfg.channels) {
         return Err(EncoderError::Config(format!(
             "input spec {}x{}x{} does not match the ViT's {}x{}x{}",
-            spec.height, spec.width, spec.channels, cfg.image_size, cfg.image_size, cfg.channels
+            spec.height, spec.width, spec.channels, cfg.image_height, cfg.image_width, cfg.channels
         )));
     }
     Ok(())
@@ -102,8 +116,8 @@ impl Encoder for VitEncoder {
     fn input_spec(&self) -> &InputSpec {
         &self.spec
     }
-    fn embedding_dim(&self) -> usize {
-        self.vit.config().width
+    fn output(&self) -> &OutputSpec {
+        &self.output
     }
     fn device(&self) -> &Device {
         self.vit.device()
@@ -112,27 +126,7 @@ impl Encoder for VitEncoder {
         self.vit.dtype()
     }
     fn embed(&self, batch: &Tensor) -> Result<Tensor> {
-        if batch.dims().first() == Some(&0) {
-            return Err(EncoderError::EmptyBatch);
-        }
-        let n = batch.dims()[0];
-        let threads = rayon::current_num_threads();
-        if self.vit.device().is_cpu() && threads > 1 && n >= threads {
-            // On CPU, one forward pass per thread over a slice of the batch scales better than
-            // splitting every (small) matrix product between threads.
-            use rayon::prelude::*;
-            // Slices of at most 4 images keep each pass's intermediates cache-sized.
-            let per = n.div_ceil(threads).min(4);
-            let parts: Vec<Tensor> = (0..n.div_ceil(per))
-                .into_par_iter()
-                .map(|i| {
-                    let len = per.min(n - i * per);
-                    Ok(self.vit.forward(&batch.narrow(0, i * per, len)?)?.to_dtype(DType::F32)?)
-                })
-                .collect::<Result<_>>()?;
-            return Ok(Tensor::cat(&parts, 0)?);
-        }
-        Ok(self.vit.forward(batch)?.to_dtype(DType::F32)?)
+        forward_in_slices(batch, |x| Ok(self.vit.forward(x)?.to_dtype(DType::F32)?))
     }
     fn is_trained(&self) -> bool {
         matches!(self.source, WeightsSource::File { .. })

@@ -116,7 +116,7 @@ fn timm_and_hugging_face_checkpoints_give_timms_embeddings() {
     let timm = load("tiny_vit_timm_f16.safetensors");
     let hf = load("tiny_vit_hf_f16.safetensors");
     assert!(timm.is_trained() && timm.weights_id().len() == 64);
-    assert_eq!(VitWeights::load(&fixtures().join("encoders/tiny_vit_hf_f16.safetensors"), &cfg, &Device::Cpu, DType::F32).unwrap().naming, Naming::HuggingFace);
+    assert_eq!(VitWeights::load(&fixtures().join("encoders/tiny_vit_hf_f16.safetensors"), &cfg).unwrap().naming, Naming::HuggingFace);
     let a = embed_all(&timm, &inputs, 8);
     let b = embed_all(&hf, &inputs, 8);
     assert_match("tiny timm file vs timm", &a, &expected(&r["tiny_timm"]["embeddings"]), 1e-4);
@@ -158,7 +158,7 @@ fn tiny_tensors() -> std::collections::HashMap<String, Tensor> {
 
 #[test]
 fn broken_checkpoints_are_named() {
-    let load = |path: &PathBuf, cfg: &VitConfig| VitWeights::load(path, cfg, &Device::Cpu, DType::F32).unwrap_err();
+    let load = |path: &PathBuf, cfg: &VitConfig| VitWeights::load(path, cfg).unwrap_err();
 
     // NaN in one weight.
     let mut t = tiny_tensors();

@@ -1,5 +1,6 @@
-//! Vision Transformer architecture as data, so that ViT-S/B/L/H and DINOv2-style variants are
-//! configuration, not code.
+//! Vision Transformer architecture as data: ViT-S/B/L/H at any input height × width are
+//! configuration, not code. (Register tokens, LayerScale, SwiGLU and other DINOv2-style parts
+//! are not here yet.)
 
 use crate::error::{EncoderError, Result};
 
@@ -15,8 +16,10 @@ pub enum Pooling {
 /// A ViT's shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VitConfig {
-    /// Input side in pixels (square).
-    pub image_size: usize,
+    /// Input height in pixels.
+    pub image_height: usize,
+    /// Input width in pixels.
+    pub image_width: usize,
     /// Patch side in pixels.
     pub patch_size: usize,
     /// Input channels.
@@ -41,7 +44,8 @@ impl VitConfig {
     /// ViT-S/16 at 224×224: Path Foundation's architecture (width 384, depth 12, 6 heads, MLP 1536).
     pub fn vit_s16() -> Self {
         VitConfig {
-            image_size: 224,
+            image_height: 224,
+            image_width: 224,
             patch_size: 16,
             channels: 3,
             width: 384,
@@ -69,14 +73,15 @@ impl VitConfig {
         VitConfig { patch_size: 14, width: 1280, depth: 32, heads: 16, mlp_dim: 5120, ..Self::vit_s16() }
     }
 
-    /// Patches per side.
-    pub fn grid(&self) -> usize {
-        self.image_size / self.patch_size
+    /// Patches down and across: `(rows, cols)`.
+    pub fn grid(&self) -> (usize, usize) {
+        (self.image_height / self.patch_size, self.image_width / self.patch_size)
     }
 
     /// Patch tokens per image.
     pub fn num_patches(&self) -> usize {
-        self.grid() * self.grid()
+        let (rows, cols) = self.grid();
+        rows * cols
     }
 
     /// Width of one attention head.
@@ -87,11 +92,14 @@ impl VitConfig {
     /// Checks that the numbers fit together.
     pub fn validate(&self) -> Result<()> {
         let fail = |m: String| Err(EncoderError::Config(m));
-        if [self.image_size, self.patch_size, self.channels, self.width, self.depth, self.heads, self.mlp_dim].contains(&0) {
+        if [self.image_height, self.image_width, self.patch_size, self.channels, self.width, self.depth, self.heads, self.mlp_dim].contains(&0) {
             return fail(format!("every ViT dimension must be positive: {self:?}"));
         }
-        if self.image_size % self.patch_size != 0 {
-            return fail(format!("image size {} is not a multiple of patch size {}", self.image_size, self.patch_size));
+        if self.image_height % self.patch_size != 0 || self.image_width % self.patch_size != 0 {
+            return fail(format!(
+                "image size {}x{} is not a multiple of patch size {}",
+                self.image_height, self.image_width, self.patch_size
+            ));
         }
         if self.width % self.heads != 0 {
             return fail(format!("width {} is not divisible by {} heads", self.width, self.heads));

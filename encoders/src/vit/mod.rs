@@ -1,7 +1,6 @@
 //! Vision Transformer: configuration, weights and forward pass.
 
 pub mod config;
-mod cpu_ops;
 pub mod model;
 pub mod weights;
 

@@ -1,64 +1,25 @@
-//! The ViT forward pass on candle: patch embedding as one matrix product, pre-norm blocks with
-//! fused-QKV attention, final LayerNorm, class-token or mean pooling.
+//! The ViT forward pass on candle, built with candle-nn layers through a `VarBuilder` with timm
+//! names: patch embedding, pre-norm blocks (`layer_norm`, fused-QKV attention and MLP on the
+//! project's [`Dense`] layer), final LayerNorm, class-token or mean pooling.
+//!
+//! The patch embedding is the conv's weight as one [`Dense`] over the flattened patches (the
+//! same arithmetic as a conv with stride = kernel), not candle-nn's `conv2d`: candle 0.11's CPU
+//! conv2d refuses bf16 ("unsupported dtype BF16 for op matmul"), and the dense form shares the
+//! CPU f32 fast path.
 
 use super::config::{Pooling, VitConfig};
-use super::weights::VitWeights;
+use crate::cpu_ops::softmax_last_dim;
+use crate::dense::Dense;
 use crate::error::{EncoderError, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
-use super::cpu_ops::{bias_gelu, softmax_last_dim};
-use candle_nn::ops::layer_norm;
-
-/// A dense layer `x W^T + b`, weights kept transposed for the matrix product.
-#[derive(Debug, Clone)]
-struct Dense {
-    /// `(in, out)`, contiguous.
-    wt: Tensor,
-    b: Option<Tensor>,
-}
-
-impl Dense {
-    fn new(w: &Tensor, b: Option<&Tensor>) -> Result<Self> {
-        Ok(Dense { wt: w.t()?.contiguous()?, b: b.cloned() })
-    }
-
-    /// `gelu(x W^T + b)`, bias and activation fused where a kernel exists.
-    fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.wt)?;
-        Ok(match &self.b {
-            Some(b) => bias_gelu(&y, b)?,
-            None => y.gelu_erf()?,
-        })
-    }
-
-    /// `x`: `(rows, in)` → `(rows, out)`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.wt)?;
-        Ok(match &self.b {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Norm {
-    w: Tensor,
-    b: Tensor,
-    eps: f32,
-}
-
-impl Norm {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(layer_norm(x, &self.w, &self.b, self.eps)?)
-    }
-}
+use candle_nn::{LayerNorm, VarBuilder};
 
 #[derive(Debug, Clone)]
 struct Block {
-    norm1: Norm,
+    norm1: LayerNorm,
     qkv: Dense,
     proj: Dense,
-    norm2: Norm,
+    norm2: LayerNorm,
     fc1: Dense,
     fc2: Dense,
 }
@@ -71,60 +32,52 @@ pub struct Vit {
     cls_token: Tensor,
     pos_embed: Tensor,
     blocks: Vec<Block>,
-    norm: Norm,
+    norm: LayerNorm,
     device: Device,
     dtype: DType,
 }
 
 impl Vit {
-    /// Builds the model from weights (already on their device and dtype).
-    pub fn new(cfg: VitConfig, weights: &VitWeights) -> Result<Self> {
+    /// Builds the model from a `VarBuilder` over timm-named weights (see
+    /// [`super::VitWeights::var_builder`]); its device and dtype are the model's.
+    pub fn new(cfg: VitConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
-        let w = |n: &str| weights.get(n).clone();
-        let eps = cfg.layer_norm_eps as f32;
-        let norm = |p: &str| Norm { w: w(&format!("{p}.weight")), b: w(&format!("{p}.bias")), eps };
-        let d = cfg.width;
-        let patch_w = w("patch_embed.proj.weight").reshape((d, cfg.channels * cfg.patch_size * cfg.patch_size))?;
-        // Fold the attention scale 1/sqrt(head_dim) into the query rows of the QKV projection.
+        let (d, m) = (cfg.width, cfg.mlp_dim);
+        let ln = |vb: VarBuilder| candle_nn::layer_norm(d, cfg.layer_norm_eps, vb);
+        let (c, p) = (cfg.channels, cfg.patch_size);
+        let pvb = vb.pp("patch_embed.proj");
+        let patch = Dense::new(pvb.get((d, c, p, p), "weight")?.reshape((d, c * p * p))?, Some(pvb.get(d, "bias")?))?;
+        // The attention scale 1/sqrt(head_dim) is folded into the query rows of the QKV
+        // projection (in f32, then cast to the model's dtype).
         let scale = 1.0 / (cfg.head_dim() as f64).sqrt();
-        let qkv_scale = Tensor::cat(
-            &[
-                Tensor::full(scale as f32, (d, 1), &Device::Cpu)?,
-                Tensor::ones((2 * d, 1), DType::F32, &Device::Cpu)?,
-            ],
-            0,
-        )?;
+        let vb32 = vb.to_dtype(DType::F32);
+        let fold = |t: Tensor| -> candle_core::Result<Tensor> {
+            Tensor::cat(&[(t.narrow(0, 0, d)? * scale)?, t.narrow(0, d, 2 * d)?], 0)?.to_dtype(vb.dtype())
+        };
         let blocks = (0..cfg.depth)
             .map(|i| {
-                let p = |s: &str| format!("blocks.{i}.{s}");
-                let qkv_w = w(&p("attn.qkv.weight"));
-                let s = qkv_scale.to_device(qkv_w.device())?.to_dtype(DType::F32)?;
-                let qkv_w = qkv_w.to_dtype(DType::F32)?.broadcast_mul(&s)?.to_dtype(qkv_w.dtype())?;
-                let qkv_b = if cfg.qkv_bias {
-                    let b = w(&p("attn.qkv.bias"));
-                    Some(b.to_dtype(DType::F32)?.broadcast_mul(&s.flatten_all()?)?.to_dtype(b.dtype())?)
-                } else {
-                    None
-                };
+                let b = vb.pp(format!("blocks.{i}"));
+                let qkv = vb32.pp(format!("blocks.{i}.attn.qkv"));
+                let qkv_b = if cfg.qkv_bias { Some(fold(qkv.get(3 * d, "bias")?)?) } else { None };
                 Ok(Block {
-                    norm1: norm(&p("norm1")),
-                    qkv: Dense::new(&qkv_w, qkv_b.as_ref())?,
-                    proj: Dense::new(&w(&p("attn.proj.weight")), Some(&w(&p("attn.proj.bias"))))?,
-                    norm2: norm(&p("norm2")),
-                    fc1: Dense::new(&w(&p("mlp.fc1.weight")), Some(&w(&p("mlp.fc1.bias"))))?,
-                    fc2: Dense::new(&w(&p("mlp.fc2.weight")), Some(&w(&p("mlp.fc2.bias"))))?,
+                    norm1: ln(b.pp("norm1"))?,
+                    qkv: Dense::new(fold(qkv.get((3 * d, d), "weight")?)?, qkv_b)?,
+                    proj: Dense::load(d, d, true, b.pp("attn.proj"))?,
+                    norm2: ln(b.pp("norm2"))?,
+                    fc1: Dense::load(d, m, true, b.pp("mlp.fc1"))?,
+                    fc2: Dense::load(m, d, true, b.pp("mlp.fc2"))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let cls = w("cls_token");
+        let cls_token = vb.get((1, 1, d), "cls_token")?;
         Ok(Vit {
-            patch: Dense::new(&patch_w, Some(&w("patch_embed.proj.bias")))?,
-            cls_token: cls.reshape((1, 1, d))?,
-            pos_embed: w("pos_embed"),
+            patch,
+            pos_embed: vb.get((1, cfg.num_patches() + 1, d), "pos_embed")?,
             blocks,
-            norm: norm("norm"),
-            device: cls.device().clone(),
-            dtype: cls.dtype(),
+            norm: ln(vb.pp("norm"))?,
+            device: cls_token.device().clone(),
+            dtype: cls_token.dtype(),
+            cls_token,
             cfg,
         })
     }
@@ -160,21 +113,22 @@ impl Vit {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let c = &self.cfg;
         let (b, ch, h, w) = x.dims4()?;
-        if (ch, h, w) != (c.channels, c.image_size, c.image_size) {
+        if (ch, h, w) != (c.channels, c.image_height, c.image_width) {
             return Err(EncoderError::BadInput {
                 index: 0,
                 problem: format!(
                     "batch is {b}x{ch}x{h}x{w}; this ViT takes Nx{}x{}x{}",
-                    c.channels, c.image_size, c.image_size
+                    c.channels, c.image_height, c.image_width
                 ),
             });
         }
         let x = x.to_dtype(self.dtype)?;
-        let (g, p, d) = (c.grid(), c.patch_size, c.width);
-        let n = c.num_patches();
-        // (B, C, g, p, g, p) → (B, g, g, C, p, p): each row one flattened patch, as the conv
-        // weight (D, C, p, p) is laid out.
-        let patches = x.reshape((b, ch, g, p, g, p))?.permute((0, 2, 4, 1, 3, 5))?.contiguous()?.reshape((b * n, ch * p * p))?;
+        let (d, n, p) = (c.width, c.num_patches(), c.patch_size);
+        let (rows, cols) = c.grid();
+        // (B, C, rows, p, cols, p) → (B, rows, cols, C, p, p): each row one flattened patch, as
+        // the conv weight (D, C, p, p) is laid out.
+        let patches =
+            x.reshape((b, ch, rows, p, cols, p))?.permute((0, 2, 4, 1, 3, 5))?.contiguous()?.reshape((b * n, ch * p * p))?;
         let tokens = self.patch.forward(&patches)?.reshape((b, n, d))?;
         let cls = self.cls_token.broadcast_as((b, 1, d))?;
         let mut x = Tensor::cat(&[&cls, &tokens], 1)?.broadcast_add(&self.pos_embed)?;
@@ -192,7 +146,7 @@ impl Vit {
             let y = blk.fc2.forward(&blk.fc1.forward_gelu(&y)?)?;
             x = (flat + y)?.reshape((b, t, d))?;
         }
-        let x = self.norm.forward(&x)?;
+        let x = self.norm.forward(&x.contiguous()?)?;
         Ok(match c.pooling {
             Pooling::ClassToken => x.narrow(1, 0, 1)?.squeeze(1)?,
             Pooling::MeanPatchTokens => x.narrow(1, 1, n)?.mean(D::Minus2)?,

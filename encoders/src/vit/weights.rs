@@ -1,11 +1,14 @@
 //! ViT weights: from `.safetensors` files with timm `state_dict` names or Hugging Face
 //! `ViTModel` names, or from the seeded generator. Every tensor is checked for presence, shape
-//! and finiteness, and stored under timm names with query/key/value fused.
+//! and finiteness and stored under timm names (Hugging Face names renamed by [`hf_name`], their
+//! separate query/key/value fused as timm keeps them); the model is then built from a candle-nn
+//! `VarBuilder` over these tensors.
 
 use super::config::VitConfig;
 use crate::error::{EncoderError, Result};
 use crate::seeded::seeded_tensor;
 use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -18,7 +21,7 @@ pub enum Naming {
     HuggingFace,
 }
 
-/// A full set of ViT tensors under timm names, on one device and dtype.
+/// A full, checked set of ViT tensors under timm names, in f32 on the CPU.
 #[derive(Debug, Clone)]
 pub struct VitWeights {
     pub(crate) tensors: HashMap<String, Tensor>,
@@ -28,13 +31,12 @@ pub struct VitWeights {
 
 impl VitWeights {
     /// Deterministic untrained weights (haidef-seeded-v1, see [`crate::seeded`]).
-    pub fn seeded(cfg: &VitConfig, seed: u64, device: &Device, dtype: DType) -> Result<Self> {
+    pub fn seeded(cfg: &VitConfig, seed: u64) -> Result<Self> {
         cfg.validate()?;
         let mut tensors = HashMap::new();
         for (name, shape) in cfg.tensor_shapes() {
             let values = seeded_tensor(&name, &shape, seed);
-            let t = Tensor::from_vec(values, shape, &Device::Cpu)?.to_device(device)?.to_dtype(dtype)?;
-            tensors.insert(name, t);
+            tensors.insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?);
         }
         Ok(VitWeights { tensors, naming: Naming::Timm })
     }
@@ -42,7 +44,7 @@ impl VitWeights {
     /// Loads a `.safetensors` checkpoint with timm or Hugging Face names (an optional `vit.`,
     /// `model.` or `module.` prefix is accepted). Extra tensors (classifier heads, poolers) are
     /// ignored; missing, mis-shaped or non-finite ones are errors that name them.
-    pub fn load(path: &Path, cfg: &VitConfig, device: &Device, dtype: DType) -> Result<Self> {
+    pub fn load(path: &Path, cfg: &VitConfig) -> Result<Self> {
         cfg.validate()?;
         let file = path.display().to_string();
         let raw = candle_core::safetensors::load(path, &Device::Cpu)
@@ -100,14 +102,15 @@ impl VitWeights {
                     None => get(&hf_name(&name), &shape)?,
                 },
             };
-            tensors.insert(name, t.to_device(device)?.to_dtype(dtype)?);
+            tensors.insert(name, t);
         }
         Ok(VitWeights { tensors, naming })
     }
 
-    /// Tensor by timm name.
-    pub fn get(&self, name: &str) -> &Tensor {
-        &self.tensors[name]
+    /// A candle-nn `VarBuilder` over the tensors (timm names), giving them on `device` in
+    /// `dtype`.
+    pub fn var_builder(&self, device: &Device, dtype: DType) -> VarBuilder<'static> {
+        VarBuilder::from_tensors(self.tensors.clone(), dtype, device)
     }
 }
 
@@ -133,7 +136,7 @@ fn hf_qkv_part(timm: &str) -> Option<(usize, &str)> {
 }
 
 /// Hugging Face `ViTModel` name of a timm tensor (other than the fused qkv).
-fn hf_name(timm: &str) -> String {
+pub fn hf_name(timm: &str) -> String {
     match timm {
         "cls_token" => return "embeddings.cls_token".into(),
         "pos_embed" => return "embeddings.position_embeddings".into(),

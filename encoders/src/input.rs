@@ -1,0 +1,182 @@
+//! What a model takes, declared as data: [`InputSpec`] for images (size, channels, resizing,
+//! padding, normalisation) and [`AudioSpec`] for sound. One preprocessing path
+//! ([`crate::batch::Batcher`]) executes any image declaration, so a new model declares its
+//! input and writes no preprocessing code.
+//!
+//! The order is fixed: channels (grey tiled to RGB where the model takes 3, alpha dropped) →
+//! pad to square → resize (optionally the shorter side, then a centre crop) → value range →
+//! per-channel mean/std. An image already at the model's height × width is used as it is.
+
+/// How an image of another size is brought to the model's height × width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resize {
+    /// No resizing: an image of another size is an error that says so (Path Foundation: its
+    /// serving embeds 224×224 patches cut from the image, never a resized image).
+    None,
+    /// Antialiased resampling exactly as Pillow's `Image.resize` does it (the filter's support
+    /// widened by the scale when downscaling; horizontal pass, then vertical; 8-bit samples in
+    /// Pillow's 22-bit fixed point, rounded per pass). 16-bit samples are rounded per pass, f32
+    /// stays f32. timm's and transformers' PIL-based image processors resize this way.
+    Antialiased(Filter),
+    /// Exact non-antialiased interpolation on float samples, the kind `torch.nn.functional.
+    /// interpolate` and TensorFlow's resize ops do: each output pixel reads only its nearest
+    /// 2 (bilinear) or 4 (bicubic) source pixels per axis, whatever the scale.
+    Interpolate {
+        /// Bilinear or bicubic.
+        kernel: Kernel,
+        /// Where output pixel centres fall on the source grid.
+        coordinates: Coordinates,
+    },
+}
+
+/// Filters of antialiased resizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// Triangle filter (Pillow `BILINEAR`).
+    Bilinear,
+    /// Keys cubic with a = −0.5 (Pillow `BICUBIC`, Catmull–Rom).
+    Bicubic,
+    /// Lanczos, 3 lobes (Pillow `LANCZOS`).
+    Lanczos3,
+}
+
+/// Kernels of non-antialiased interpolation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// Linear in each axis.
+    Bilinear,
+    /// Keys cubic with a = −0.75, as PyTorch's `bicubic` (TensorFlow's uses −0.5).
+    Bicubic,
+}
+
+/// How output coordinates map to source coordinates in non-antialiased interpolation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coordinates {
+    /// `src = (dst + 0.5) · scale − 0.5`: PyTorch `align_corners=False`, TensorFlow 2
+    /// `tf.image.resize`, TF1 with `half_pixel_centers=True`.
+    HalfPixel,
+    /// `src = dst · scale`: TensorFlow 1 `resize_bilinear` / `resize_bicubic` with their defaults
+    /// (`align_corners=False, half_pixel_centers=False`).
+    Asymmetric,
+}
+
+/// How samples become values in a known range before mean/std.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Range {
+    /// Divide by the largest value the samples can hold: 255 for 8-bit, 2^bits_stored − 1 for
+    /// 16-bit; f32 samples are taken as they are. (torchvision `ToTensor` for 8-bit.)
+    Full,
+    /// Divide by this number (e.g. 255 for 8-bit samples, 32768 for 16-bit PCM).
+    Divide(f32),
+    /// Per image: `(x − min) / (max − min)` over all its channels; an image with one value
+    /// everywhere becomes 0.
+    MinMax,
+    /// A display window in sample units: `clamp((x − (center − width/2)) / width, 0, 1)`.
+    Window {
+        /// Centre of the window.
+        center: f32,
+        /// Width of the window (positive).
+        width: f32,
+    },
+}
+
+/// A model's image input: height × width × channels and the preprocessing that produces it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSpec {
+    /// Input height in pixels.
+    pub height: usize,
+    /// Input width in pixels.
+    pub width: usize,
+    /// Channels the model takes: 3 (RGB; grey images are tiled to 3) or 1 (greyscale).
+    pub channels: usize,
+    /// How images of another size are resized.
+    pub resize: Resize,
+    /// Pad to a square (bottom and right, with [`InputSpec::pad_value`]) before resizing, as a
+    /// model's serving code does for non-square images.
+    pub pad_to_square: bool,
+    /// Sample value the padding takes (in the image's own units, before [`Range`]).
+    pub pad_value: f32,
+    /// timm's eval transform: resize the shorter side to `floor(size / crop_pct)` (the longer in
+    /// proportion), then cut the centre `height × width`. `None`: resize straight to
+    /// `height × width`.
+    pub center_crop: Option<f32>,
+    /// How samples are scaled before mean/std.
+    pub range: Range,
+    /// Per-channel mean subtracted after scaling.
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation divided by after subtracting the mean.
+    pub std: Vec<f32>,
+}
+
+impl InputSpec {
+    /// `size × size` RGB scaled to [0, 1], no mean/std, no resizing: what Google's Path
+    /// Foundation serving feeds its model.
+    pub fn rgb_unit(size: usize) -> Self {
+        InputSpec {
+            height: size,
+            width: size,
+            channels: 3,
+            resize: Resize::None,
+            pad_to_square: false,
+            pad_value: 0.0,
+            center_crop: None,
+            range: Range::Full,
+            mean: vec![0.0; 3],
+            std: vec![1.0; 3],
+        }
+    }
+
+    /// The same declaration with other per-channel mean and std.
+    pub fn with_mean_std(mut self, mean: [f32; 3], std: [f32; 3]) -> Self {
+        self.mean = mean[..self.channels].to_vec();
+        self.std = std[..self.channels].to_vec();
+        self
+    }
+
+    /// The same declaration with timm's shorter-side resize and centre crop (`crop_pct`).
+    pub fn with_center_crop(mut self, crop_pct: f32) -> Self {
+        self.center_crop = Some(crop_pct);
+        self
+    }
+
+    /// The same declaration with another resize method.
+    pub fn with_resize(mut self, resize: Resize) -> Self {
+        self.resize = resize;
+        self
+    }
+
+    /// One line for metadata, e.g. `224x224x3, resize none, range full (x/255 for 8-bit),
+    /// mean [0.0, 0.0, 0.0], std [1.0, 1.0, 1.0]`.
+    pub fn describe(&self) -> String {
+        let range = match self.range {
+            Range::Full => "full (x/255 for 8-bit, x/(2^bits-1) for 16-bit)".to_string(),
+            Range::Divide(d) => format!("x/{d}"),
+            Range::MinMax => "per-image min-max".to_string(),
+            Range::Window { center, width } => format!("window center {center} width {width}"),
+        };
+        let resize = match self.resize {
+            Resize::None => "none".to_string(),
+            Resize::Antialiased(f) => format!("antialiased {f:?}"),
+            Resize::Interpolate { kernel, coordinates } => format!("{kernel:?} {coordinates:?} (no antialias)"),
+        };
+        format!(
+            "{}x{}x{}, resize {resize}{}{}, range {range}, mean {:?}, std {:?}",
+            self.height,
+            self.width,
+            self.channels,
+            if self.pad_to_square { ", padded to square" } else { "" },
+            self.center_crop.map(|p| format!(", shorter side then centre crop (crop_pct {p})")).unwrap_or_default(),
+            self.mean,
+            self.std
+        )
+    }
+}
+
+/// A model's audio input: mono clips of a fixed length at a fixed rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AudioSpec {
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Samples per clip.
+    pub clip_samples: usize,
+}

@@ -1,0 +1,122 @@
+//! Image files (PNG, JPEG) as encoder inputs: found in folders, decoded with the `image` crate
+//! under a pixel limit (a decompression bomb is refused before anything large is allocated),
+//! EXIF orientation applied, samples kept as stored (8- or 16-bit; grey, RGB; alpha dropped).
+
+use crate::error::{PipelineError, Result};
+use haidef_wsi_encoders::ImageRef;
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+use std::path::{Path, PathBuf};
+
+/// Pixels an image may have unless told otherwise: Pillow's own decompression-bomb limit
+/// (`2 × Image.MAX_IMAGE_PIXELS`, about 179 million).
+pub const DEFAULT_MAX_PIXELS: u64 = 178_956_970;
+
+/// File extensions taken from folders (case-insensitive).
+pub const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// A decoded image file.
+#[derive(Debug, Clone)]
+pub struct ImageFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Width as displayed (after EXIF orientation).
+    pub width: usize,
+    /// Height as displayed.
+    pub height: usize,
+    /// 1 (grey) or 3 (RGB).
+    pub channels: usize,
+    /// The samples, row-major, interleaved.
+    pub samples: StoredSamples,
+}
+
+/// Samples as the file stores them.
+#[derive(Debug, Clone)]
+pub enum StoredSamples {
+    /// 8-bit.
+    U8(Vec<u8>),
+    /// 16-bit (all 16 bits used).
+    U16(Vec<u16>),
+}
+
+impl ImageFile {
+    /// A view for the batcher.
+    pub fn image_ref(&self) -> ImageRef<'_> {
+        match &self.samples {
+            StoredSamples::U8(d) => ImageRef::u8(self.width, self.height, self.channels, d),
+            StoredSamples::U16(d) => ImageRef::u16(self.width, self.height, self.channels, d, 16),
+        }
+    }
+}
+
+/// The image files named: files as given, folders searched recursively for PNG and JPEG files
+/// (sorted by path). A path that does not exist is an error.
+pub fn find_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found)?;
+            found.sort();
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(PipelineError::Input { path: p.display().to_string(), problem: "no such file or folder".into() });
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| PipelineError::Input { path: dir.display().to_string(), problem: e.to_string() })?;
+    for entry in entries {
+        let path = entry.map_err(|e| PipelineError::Input { path: dir.display().to_string(), problem: e.to_string() })?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Decodes a PNG or JPEG file (format from its bytes, not its name), refusing images of more
+/// than `max_pixels` pixels before decoding them.
+pub fn read_image(path: &Path, max_pixels: u64) -> Result<ImageFile> {
+    let fail = |problem: String| PipelineError::Input { path: path.display().to_string(), problem };
+    let reader = ImageReader::open(path).map_err(|e| fail(e.to_string()))?.with_guessed_format().map_err(|e| fail(e.to_string()))?;
+    match reader.format() {
+        Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => {}
+        Some(other) => return Err(fail(format!("{other:?} images are not read here; expected PNG or JPEG"))),
+        None => return Err(fail("not a readable PNG or JPEG file (unrecognised contents)".into())),
+    }
+    let mut reader = reader;
+    let mut limits = Limits::default();
+    // Decoded bytes of the largest allowed image at 16-bit RGBA, plus the decoder's own state.
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).saturating_add(64 << 20));
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|e| fail(format!("not a readable PNG or JPEG file: {e}")))?;
+    let (w, h) = decoder.dimensions();
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > max_pixels {
+        return Err(fail(format!(
+            "{w}x{h} = {pixels} pixels exceeds the limit of {max_pixels} (a decompression bomb?); raise it with --max-pixels if the image is real"
+        )));
+    }
+    let orientation = decoder.orientation().map_err(|e| fail(format!("cannot read its orientation: {e}")))?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| fail(format!("cannot decode: {e}")))?;
+    img.apply_orientation(orientation);
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    let (channels, samples) = match img {
+        DynamicImage::ImageLuma8(b) => (1, StoredSamples::U8(b.into_raw())),
+        DynamicImage::ImageLumaA8(_) => (1, StoredSamples::U8(img.to_luma8().into_raw())),
+        DynamicImage::ImageRgb8(b) => (3, StoredSamples::U8(b.into_raw())),
+        DynamicImage::ImageLuma16(b) => (1, StoredSamples::U16(b.into_raw())),
+        DynamicImage::ImageLumaA16(_) => (1, StoredSamples::U16(img.to_luma16().into_raw())),
+        DynamicImage::ImageRgb16(b) => (3, StoredSamples::U16(b.into_raw())),
+        DynamicImage::ImageRgba16(_) => (3, StoredSamples::U16(img.to_rgb16().into_raw())),
+        // RGBA8 and anything else: RGB, alpha dropped (not composited), as Pillow's convert("RGB").
+        _ => (3, StoredSamples::U8(img.to_rgb8().into_raw())),
+    };
+    Ok(ImageFile { path: path.to_path_buf(), width, height, channels, samples })
+}
