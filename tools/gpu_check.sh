@@ -8,10 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
   build)
-    (source ../shared/cuda/env.sh && cargo test --release --features cuda -p haidef-wsi-encoders --test parity --no-run \
+    (source ../shared/cuda/env.sh && cargo test --release --features cuda -p haidef-wsi-encoders --test parity --test preprocess --no-run \
        && cargo bench --features cuda --bench encoder --no-run && cargo bench --features cuda --bench pipeline --no-run)
     rm -rf .gpu && mkdir -p .gpu
-    for pat in 'parity-*' 'encoder-*' 'pipeline-*'; do
+    for pat in 'parity-*' 'preprocess-*' 'encoder-*' 'pipeline-*'; do
       f=$(ls -t target/cuda/release/deps/$pat | grep -v '\.d$' | head -1)
       name=$(basename "${pat%-\*}")
       strip --strip-debug -o ".gpu/$name" "$f" && gzip -f ".gpu/$name"   # the carry limit is 64 MiB
@@ -29,9 +29,10 @@ case "${1:-}" in
     ;;
   run)
     export LD_LIBRARY_PATH=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:/usr/local/nvidia/lib64
-    for b in parity encoder pipeline; do gunzip -c ".gpu/$b.gz" > "/tmp/$b" && chmod +x "/tmp/$b"; done
+    for b in parity preprocess encoder pipeline; do gunzip -c ".gpu/$b.gz" > "/tmp/$b" && chmod +x "/tmp/$b"; done
     nvidia-smi --query-gpu=name,memory.total --format=csv
     /tmp/parity --nocapture cuda_half_precision_matches_cpu_f32
+    /tmp/preprocess --nocapture cuda_packing_matches_cpu
     /tmp/encoder --bench cuda_bf16
     # The fixture (88 patches), then a 160x128-frame slide tiled from it (~26,600 patches).
     HAIDEF_BENCH_TILED=160x128 /tmp/pipeline --bench cuda_bf16

@@ -128,3 +128,33 @@ fn wrong_sizes_are_refused_where_the_model_resizes_nothing() {
     let err = batcher.pack(&[ImageRef::u8(300, 200, 3, &u8s)]).unwrap_err().to_string();
     assert!(err.contains("300x200") && err.contains("224x224") && err.contains("resize"), "{err}");
 }
+
+/// On a GPU (built with `--features cuda`, run where CUDA device 0 exists): batches packed on the
+/// device (u8 as u8, 16-bit as offset i16, f32; normalised there) equal the CPU's. Skipped,
+/// with a message, in CUDA builds on machines without a GPU; absent from CPU builds.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_packing_matches_cpu() {
+    let Ok(gpu) = Device::new_cuda(0) else {
+        eprintln!("no CUDA device 0: cuda_packing_matches_cpu not run");
+        return;
+    };
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("reference.json")).unwrap()).unwrap();
+    for case in reference["preprocessing"].as_array().unwrap() {
+        let spec = spec_for(case);
+        let input = read_png(case["input"].as_str().unwrap());
+        let u8s: Vec<u8> = input.samples.iter().map(|&v| v as u8).collect();
+        let image = match input.bits {
+            8 => ImageRef::u8(input.width, input.height, input.channels, &u8s),
+            _ => ImageRef::u16(input.width, input.height, input.channels, &input.samples, 16),
+        };
+        let pack = |device: &Device| {
+            let mut b = Batcher::new(spec.clone(), 1, device.clone(), DType::F32).unwrap();
+            b.pack(&[image]).unwrap().to_device(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        let (cpu, cuda) = (pack(&Device::Cpu), pack(&gpu));
+        let max = cpu.iter().zip(&cuda).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        eprintln!("{}: CUDA vs CPU max |diff| {max:.2e}", case["name"]);
+        assert!(max <= 1e-6, "{}: CUDA vs CPU max |diff| {max}", case["name"]);
+    }
+}
