@@ -1,9 +1,13 @@
-//! Image files (PNG, JPEG) as encoder inputs: found in folders, decoded with the `image` crate
-//! under a pixel limit (a decompression bomb is refused before anything large is allocated),
-//! EXIF orientation applied, samples kept as stored (8- or 16-bit; grey, RGB; alpha dropped).
+//! The image-file source: PNG and JPEG files found in folders, decoded in parallel with the
+//! `image` crate under a pixel limit (a decompression bomb is refused before anything large is
+//! allocated), EXIF orientation applied, samples kept as stored (8- or 16-bit; grey, RGB; alpha
+//! dropped). A file that cannot be used is recorded with its error, and the others go on.
 
+use crate::engine::{Input, Source};
 use crate::error::{PipelineError, Result};
 use haidef_wsi_encoders::ImageRef;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 use std::path::{Path, PathBuf};
 
@@ -38,13 +42,100 @@ pub enum StoredSamples {
     U16(Vec<u16>),
 }
 
-impl ImageFile {
-    /// A view for the batcher.
-    pub fn image_ref(&self) -> ImageRef<'_> {
+impl Input for ImageFile {
+    fn image(&self) -> ImageRef<'_> {
         match &self.samples {
             StoredSamples::U8(d) => ImageRef::u8(self.width, self.height, self.channels, d),
             StoredSamples::U16(d) => ImageRef::u16(self.width, self.height, self.channels, d, 16),
         }
+    }
+}
+
+/// An image file's key columns: `path`, `width`, `height` (as displayed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageKey {
+    /// The file as given or found.
+    pub path: String,
+    /// Width after EXIF orientation.
+    pub width: u32,
+    /// Height after EXIF orientation.
+    pub height: u32,
+}
+
+/// A file that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The file.
+    pub path: String,
+    /// What was wrong with it.
+    pub error: String,
+}
+
+/// The image files source: decodes `files` a batch at a time in parallel, checks each against
+/// the model's input with `check`, and yields the good ones in order.
+pub struct ImageFiles<'a> {
+    files: Vec<PathBuf>,
+    max_pixels: u64,
+    chunk: usize,
+    check: &'a (dyn Fn(&ImageRef<'_>) -> std::result::Result<(), String> + Sync),
+    on_skip: &'a (dyn Fn(&Skipped) + Sync),
+    /// The files skipped so far.
+    pub skipped: Vec<Skipped>,
+}
+
+impl<'a> ImageFiles<'a> {
+    /// A source over `files`, decoding `chunk` at a time, refusing images above `max_pixels`
+    /// and those `check` rejects; `on_skip` hears of each skipped file as it happens.
+    pub fn new(
+        files: Vec<PathBuf>,
+        max_pixels: u64,
+        chunk: usize,
+        check: &'a (dyn Fn(&ImageRef<'_>) -> std::result::Result<(), String> + Sync),
+        on_skip: &'a (dyn Fn(&Skipped) + Sync),
+    ) -> Self {
+        ImageFiles { files, max_pixels, chunk: chunk.max(1), check, on_skip, skipped: Vec::new() }
+    }
+}
+
+impl Source for ImageFiles<'_> {
+    type Key = ImageKey;
+    type Input = ImageFile;
+
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    fn run(&mut self, emit: &mut dyn FnMut(ImageKey, ImageFile) -> bool, cancel: &AtomicBool) -> Result<()> {
+        let (max_pixels, check) = (self.max_pixels, self.check);
+        for chunk in self.files.chunks(self.chunk) {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(PipelineError::Cancelled);
+            }
+            let decoded: Vec<std::result::Result<ImageFile, Skipped>> = chunk
+                .par_iter()
+                .map(|p| {
+                    let skipped = |error: String| Skipped { path: p.display().to_string(), error };
+                    let img = read_image(p, max_pixels).map_err(|e| skipped(e.to_string()))?;
+                    check(&img.image()).map_err(|e| skipped(format!("{}: {e}", p.display())))?;
+                    Ok(img)
+                })
+                .collect();
+            for d in decoded {
+                match d {
+                    Ok(img) => {
+                        let key = ImageKey { path: img.path.display().to_string(), width: img.width as u32, height: img.height as u32 };
+                        if !emit(key, img) {
+                            return Ok(());
+                        }
+                    }
+                    Err(s) => {
+                        (self.on_skip)(&s);
+                        self.skipped.push(s);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -8,13 +8,17 @@ pub use haidef_wsi_dicom as wsi;
 pub use haidef_wsi_encoders as encoders;
 
 pub mod atomic;
+pub mod cluster_maps;
 pub mod clusters;
 pub mod color;
+pub mod engine;
 pub mod error;
 pub mod heatmap;
+pub mod image_job;
 pub mod images;
 pub mod pipeline;
 pub mod sink;
+pub mod slide_source;
 pub mod tissue;
 
 pub use error::{PipelineError, Result};

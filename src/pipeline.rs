@@ -1,29 +1,21 @@
-//! The streaming pipeline: slide → tissue mask → patch grid → parallel decode → batching →
-//! encoder → Parquet sink, then k-means and the heatmap.
-//!
-//! Three stages run at once, joined by bounded channels, so decoding, packing/inference and
-//! writing overlap and memory stays bounded (at most `queue_depth` batches in flight between
-//! stages, plus the decoded band of frame rows): a reader thread (the patch grid decodes frames
-//! in parallel on rayon), an encoder thread (packs batches and runs the model), and the writer
-//! on the calling thread. Each stage's busy time is measured, so a run tells whether the model
-//! waited for the reader.
+//! The slide job: slide → tissue mask → the slide source (patch grid, parallel decode) → the
+//! engine (batching, encoder) → the Parquet sink, then the after-step (k-means and the
+//! heatmaps). The stages and their threads are [`crate::engine`]'s.
 
-use crate::atomic::write_png;
-use crate::clusters::kmeans;
+use crate::cluster_maps::{cluster_and_draw, Layout};
 use crate::color::ToSrgb;
+use crate::engine::{self, EngineOptions, Sink};
 use crate::error::{PipelineError, Result};
-use crate::heatmap::{render_cluster_map, render_heatmap, Cell};
-use crate::sink::{ParquetSink, PatchRecord};
+use crate::sink::{provenance, ParquetSink, PatchRecord};
+use crate::slide_source::SlidePatches;
 use crate::tissue::{mask_level, TissueMask};
 use haidef_wsi_dicom::{Level, PatchGridOptions, Slide};
-use haidef_wsi_encoders::batch::{Batcher, ImageRef};
-use haidef_wsi_encoders::{Encoder, UNTRAINED_WARNING};
-use rayon::prelude::*;
-use std::collections::HashMap;
+use haidef_wsi_encoders::Encoder;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+pub use crate::engine::StageTimes;
 
 /// Which level to embed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,19 +62,6 @@ impl Default for PipelineOptions {
             icc_to_srgb: false,
         }
     }
-}
-
-/// Busy time of each stage (time spent working, not waiting on a channel).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StageTimes {
-    /// Reading and decoding frames, cutting patches.
-    pub read: Duration,
-    /// Packing batches and running the encoder.
-    pub encode: Duration,
-    /// Writing Parquet rows.
-    pub write: Duration,
-    /// Time the encoder stage waited for the reader.
-    pub encode_waited: Duration,
 }
 
 /// What a run did.
@@ -142,7 +121,21 @@ pub fn choose_level(slide: &Slide, choice: LevelChoice) -> Result<&Level> {
     }
 }
 
-type Batch = (Vec<PatchRecord>, Vec<haidef_wsi_dicom::Patch>);
+/// The slide's sink: Parquet rows, and the embeddings and positions kept for k-means.
+struct SlideSink {
+    parquet: ParquetSink,
+    records: Vec<PatchRecord>,
+    embeddings: Vec<f32>,
+}
+
+impl Sink<PatchRecord> for SlideSink {
+    fn write(&mut self, keys: Vec<PatchRecord>, embeddings: &[f32]) -> Result<()> {
+        self.parquet.write(&keys, embeddings)?;
+        self.embeddings.extend_from_slice(embeddings);
+        self.records.extend(keys);
+        Ok(())
+    }
+}
 
 /// Runs the pipeline on `slide` with `encoder`, writing into `out_dir`. `cancel` stops it
 /// promptly (nothing is left half-written); `progress(done, total)` is called as rows are
@@ -217,146 +210,38 @@ pub fn run(
     };
 
     // Outputs are written under .partial names and renamed at the end.
-    let mut meta = HashMap::new();
+    let mut meta = provenance(encoder);
     meta.insert("color_transform".to_string(), color_transform.clone());
-    meta.insert("model_id".to_string(), encoder.model_id().to_string());
-    meta.insert("weights_sha256".to_string(), encoder.weights_id().to_string());
-    meta.insert("library_version".to_string(), format!("haidef-wsi {}", env!("CARGO_PKG_VERSION")));
-    meta.insert("input_scaling".to_string(), spec.describe());
     meta.insert("level".to_string(), level.index().to_string());
-    if !encoder.is_trained() {
-        meta.insert("warning".to_string(), UNTRAINED_WARNING.to_string());
-    }
     let parquet_path = out_dir.join("embeddings.parquet");
-    let mut sink =
-        ParquetSink::create(&parquet_path, slide.series_instance_uid(), level.index() as u32, level.mpp(), encoder.embedding_dim(), meta)?;
 
     let dim = encoder.embedding_dim();
-    let mut stages = StageTimes::default();
-    let mut all_embeddings: Vec<f32> = Vec::with_capacity(kept * dim);
-    let mut records_all: Vec<PatchRecord> = Vec::with_capacity(kept);
-    let (to_encoder, from_reader): (SyncSender<Batch>, Receiver<Batch>) = sync_channel(opts.queue_depth);
-    let (to_writer, from_encoder) = sync_channel::<(Vec<PatchRecord>, Vec<f32>)>(opts.queue_depth);
-    let cols = grid.cols();
-
-    let (grid_ref, keep_ref, fractions_ref, spec_ref, to_srgb_ref) = (&grid, &keep, &fractions, &spec, &to_srgb);
-    let outcome: Result<()> = std::thread::scope(|s| {
-        let reader = s.spawn(move || -> Result<Duration> {
-            let (grid, keep, fractions) = (grid_ref, keep_ref, fractions_ref);
-            let mut busy = Duration::ZERO;
-            let mut t = Instant::now();
-            let mut records = Vec::with_capacity(opts.batch_size);
-            let mut patches = Vec::with_capacity(opts.batch_size);
-            for row in grid.rows_iter_selected(keep.clone())? {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(PipelineError::Cancelled);
-                }
-                for p in row? {
-                    let i = (p.row * cols + p.col) as usize;
-                    records.push(PatchRecord { x: p.x, y: p.y, width: size, height: size, tissue_fraction: fractions[i] });
-                    patches.push(p);
-                    if patches.len() == opts.batch_size {
-                        busy += t.elapsed();
-                        if to_encoder.send((std::mem::take(&mut records), std::mem::take(&mut patches))).is_err() {
-                            return Ok(busy); // downstream stopped; its error is reported
-                        }
-                        t = Instant::now();
-                    }
-                }
-            }
-            busy += t.elapsed();
-            if !patches.is_empty() {
-                let _ = to_encoder.send((records, patches));
-            }
-            drop(to_encoder);
-            Ok(busy)
-        });
-        let encoder_stage = s.spawn(move || -> Result<(Duration, Duration)> {
-            let mut batcher = Batcher::new(spec_ref.clone(), opts.batch_size, encoder.device().clone(), encoder.dtype())?;
-            let (mut busy, mut waited) = (Duration::ZERO, Duration::ZERO);
-            loop {
-                let t = Instant::now();
-                let Ok((records, mut patches)) = from_reader.recv() else { break };
-                waited += t.elapsed();
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(PipelineError::Cancelled);
-                }
-                let t = Instant::now();
-                if let Some(tr) = to_srgb_ref {
-                    patches.par_iter_mut().for_each(|p| tr.apply(&mut p.rgb));
-                }
-                let images: Vec<ImageRef<'_>> = patches.iter().map(|p| ImageRef::rgb(size as usize, size as usize, &p.rgb)).collect();
-                let emb = encoder.embed(&batcher.pack(&images)?)?;
-                let emb = emb.flatten_all().map_err(haidef_wsi_encoders::EncoderError::from)?.to_vec1::<f32>().map_err(haidef_wsi_encoders::EncoderError::from)?;
-                drop(images);
-                drop(patches);
-                busy += t.elapsed();
-                if to_writer.send((records, emb)).is_err() {
-                    break;
-                }
-            }
-            drop(to_writer);
-            Ok((busy, waited))
-        });
-        // Writer: this thread.
-        let mut write_result = Ok(());
-        for (records, emb) in from_encoder.iter() {
-            if cancel.load(Ordering::Relaxed) {
-                write_result = Err(PipelineError::Cancelled);
-                break;
-            }
-            let t = Instant::now();
-            if let Err(e) = sink.write(&records, &emb) {
-                write_result = Err(e);
-                break;
-            }
-            all_embeddings.extend_from_slice(&emb);
-            records_all.extend_from_slice(&records);
-            stages.write += t.elapsed();
-            progress(records_all.len(), kept);
-        }
-        drop(from_encoder);
-        // Report the first error in pipeline order.
-        let read = reader.join().expect("reader thread panicked");
-        let enc = encoder_stage.join().expect("encoder thread panicked");
-        let read = read?;
-        let (encode, waited) = enc?;
-        write_result?;
-        stages.read = read;
-        stages.encode = encode;
-        stages.encode_waited = waited;
-        Ok(())
-    });
-    outcome?;
-    if cancel.load(Ordering::Relaxed) {
-        return Err(PipelineError::Cancelled);
-    }
-    if records_all.len() != kept {
-        return Err(PipelineError::Options(format!("internal: {} of {kept} patches embedded", records_all.len())));
+    let parquet =
+        ParquetSink::create(&parquet_path, slide.series_instance_uid(), level.index() as u32, level.mpp(), dim, meta)?;
+    let mut sink = SlideSink { parquet, records: Vec::with_capacity(kept), embeddings: Vec::with_capacity(kept * dim) };
+    let mut source = SlidePatches::new(&grid, keep, &fractions, to_srgb.as_ref());
+    let engine_opts = EngineOptions { batch_size: opts.batch_size, queue_depth: opts.queue_depth };
+    let report = engine::run(&mut source, encoder, &mut sink, engine_opts, cancel, progress)?;
+    if report.rows != kept {
+        return Err(PipelineError::Options(format!("internal: {} of {kept} patches embedded", report.rows)));
     }
 
-    let labels = kmeans(&all_embeddings, dim, opts.k, opts.seed)?;
-    let cells: Vec<Cell> = records_all.iter().zip(&labels).map(|(r, &label)| Cell { x: r.x, y: r.y, size, label }).collect();
-    let heat = render_heatmap(&thumb, (level.width(), level.height()), &cells, opts.k);
-    let cell_px = (1024 / grid.cols().max(grid.rows())).clamp(2, 32);
-    let map_cells: Vec<(u32, u32, usize)> = records_all.iter().zip(&labels).map(|(r, &l)| (r.x / size, r.y / size, l)).collect();
-    let map = render_cluster_map(grid.cols(), grid.rows(), &map_cells, cell_px);
-    let heat_path = write_png(&out_dir.join("heatmap.png"), heat.width, heat.height, &heat.data)?;
-    let map_path = write_png(&out_dir.join("clusters.png"), map.width, map.height, &map.data)?;
-    let parquet_path = sink.finish()?;
+    let layout = Layout { thumb: &thumb, level_size: (level.width(), level.height()), grid: (grid.cols(), grid.rows()), patch: size };
+    let maps = cluster_and_draw(&sink.embeddings, dim, &sink.records, &layout, opts.k, opts.seed, out_dir)?;
+    let parquet_path = sink.parquet.finish()?;
 
     Ok(RunSummary {
         slide_id: slide.series_instance_uid().to_string(),
         level: level.index(),
         mpp: level.mpp(),
         patches_total: grid.len(),
-        patches_embedded: records_all.len(),
+        patches_embedded: report.rows,
         patches_skipped: grid.len() - kept,
         tissue_coverage: mask.coverage(),
         seconds: start.elapsed().as_secs_f64(),
-        stages,
-        labels,
-        outputs: vec![parquet_path, heat_path, map_path],
+        stages: report.stages,
+        labels: maps.labels,
+        outputs: vec![parquet_path, maps.heatmap, maps.clusters],
         trained: encoder.is_trained(),
         color_transform,
     })

@@ -35,6 +35,21 @@ pub struct PatchRecord {
     pub tissue_fraction: f32,
 }
 
+/// The provenance every embeddings file carries in its metadata: `model_id`, `weights_sha256`
+/// (or `untrained`), `library_version`, `input_scaling`, and `warning` for untrained models.
+pub fn provenance(encoder: &dyn haidef_wsi_encoders::Encoder) -> HashMap<String, String> {
+    let mut meta = HashMap::from([
+        ("model_id".to_string(), encoder.model_id().to_string()),
+        ("weights_sha256".to_string(), encoder.weights_id().to_string()),
+        ("library_version".to_string(), format!("haidef-wsi {}", env!("CARGO_PKG_VERSION"))),
+        ("input_scaling".to_string(), encoder.input_spec().describe()),
+    ]);
+    if !encoder.is_trained() {
+        meta.insert("warning".to_string(), haidef_wsi_encoders::UNTRAINED_WARNING.to_string());
+    }
+    meta
+}
+
 /// The slide's key columns.
 pub fn slide_fields() -> Vec<Field> {
     vec![

@@ -2,6 +2,8 @@
 //! independent references: timm running the same seeded weights (fixtures/encoders and
 //! fixtures/images reference.json, made with PyTorch), Pillow's decoding and EXIF handling.
 
+mod common;
+
 use arrow_array::{Array, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
 use haidef_wsi::images::{read_image, StoredSamples, DEFAULT_MAX_PIXELS};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -49,14 +51,7 @@ struct Rows {
 
 fn read_rows(path: &Path) -> Rows {
     let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
-    let meta = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .unwrap()
-        .iter()
-        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
-        .collect();
+    let meta = common::key_value_metadata(&builder);
     let mut rows = Vec::new();
     for b in builder.build().unwrap() {
         let b = b.unwrap();

@@ -2,6 +2,8 @@
 //! independent paths: the parquet crate's reader and pyarrow for the file, the reader and
 //! encoder called directly for the values.
 
+mod common;
+
 use arrow_array::{Array, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
 use haidef_wsi::encoders::batch::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::{DType, Device};
@@ -49,14 +51,7 @@ fn embeddings_file_holds_what_the_encoder_gives_for_each_patch() {
     // Read back with the parquet crate.
     let file = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
-    let meta: std::collections::HashMap<String, String> = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .unwrap()
-        .iter()
-        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
-        .collect();
+    let meta = common::key_value_metadata(&builder);
     assert_eq!(meta["model_id"], "google/path-foundation");
     assert_eq!(meta["weights_sha256"], "untrained");
     assert!(meta["warning"].contains("UNTRAINED"));

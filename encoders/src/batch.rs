@@ -5,10 +5,11 @@
 //! On the host, each image's pixels are laid out as channel planes in their stored sample type
 //! (padded and resized first where the spec says so), in parallel on rayon, into buffers reused
 //! from batch to batch. The batch then travels to the device as stored samples: 8-bit as `u8`
-//! (a quarter of f32's bytes), 16-bit as `i16` holding `sample − 32768` (candle has no u16
-//! dtype; i16 keeps 2 bytes a sample and the offset is undone exactly in f32), and f32 as f32
-//! (also what non-antialiased interpolation produces). Scaling, min–max, windowing and
-//! mean/std run there as tensor ops, the same ops on CPU and CUDA.
+//! (a quarter of f32's bytes), 16-bit as pairs of `u8` (low byte, high byte: candle 0.11 has no
+//! u16 dtype, and its CUDA backend cannot cast i16 — "i16,i32 dtypes are not supported" — while
+//! u8 → f32 works everywhere; the pair is recombined exactly in f32 as `low + 256 · high`), and
+//! f32 as f32 (also what non-antialiased interpolation produces). Scaling, min–max, windowing
+//! and mean/std run there as tensor ops, the same ops on CPU and CUDA.
 
 use crate::error::{EncoderError, Result};
 pub use crate::image::{ImageRef, Samples};
@@ -21,18 +22,15 @@ use rayon::prelude::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Transport {
     U8,
-    I16,
+    U16Pairs,
     F32,
 }
-
-/// Offset that maps u16 samples into i16.
-const I16_OFFSET: i32 = 32768;
 
 /// Host buffers, one per transport type, reused between batches.
 #[derive(Debug, Default)]
 struct HostBuffers {
     u8: Vec<u8>,
-    i16: Vec<i16>,
+    u16_pairs: Vec<[u8; 2]>,
     f32: Vec<f32>,
 }
 
@@ -137,7 +135,7 @@ impl Batcher {
             .map(|img| match img.samples {
                 Samples::F32(_) => Transport::F32,
                 _ if interpolates && self.needs_geometry(img) => Transport::F32,
-                Samples::U16 { .. } => Transport::I16,
+                Samples::U16 { .. } => Transport::U16Pairs,
                 Samples::U8(_) => Transport::U8,
             })
             .max()
@@ -163,32 +161,27 @@ impl Batcher {
                     .par_chunks_mut(per_image)
                     .zip(images.par_iter())
                     .try_for_each(|(out, img)| prepare(spec, img, out, $conv))?;
-                Tensor::from_slice(&buf[..n * per_image], shape, &Device::Cpu)?
+                &buf[..n * per_image]
             }};
         }
         Ok(match self.transport(images) {
-            Transport::U8 => fill!(&mut self.host.u8, u8, Conv::<u8> { u8: |v| v, u16: |_| 0, f32: |_| 0 }),
-            Transport::I16 => fill!(
-                &mut self.host.i16,
-                i16,
-                Conv::<i16> {
-                    u8: |v| (i32::from(v) - I16_OFFSET) as i16,
-                    u16: |v| (i32::from(v) - I16_OFFSET) as i16,
-                    f32: |_| 0
-                }
-            ),
-            Transport::F32 => fill!(&mut self.host.f32, f32, Conv::<f32> { u8: f32::from, u16: f32::from, f32: |v| v }),
+            Transport::U8 => Tensor::from_slice(fill!(&mut self.host.u8, u8, Conv::<u8> { u8: |v| v, u16: |_| 0, f32: |_| 0 }), shape, &Device::Cpu)?,
+            Transport::U16Pairs => {
+                let pairs = fill!(&mut self.host.u16_pairs, [u8; 2], Conv::<[u8; 2]> { u8: |v| [v, 0], u16: u16::to_le_bytes, f32: |_| [0; 2] });
+                Tensor::from_slice(pairs.as_flattened(), (n, c, h, w, 2), &Device::Cpu)?
+            }
+            Transport::F32 => Tensor::from_slice(fill!(&mut self.host.f32, f32, Conv::<f32> { u8: f32::from, u16: f32::from, f32: |v| v }), shape, &Device::Cpu)?,
         })
     }
 
-    /// On the device: undo the transport offset, scale the range, subtract mean, divide by std,
+    /// On the device: recombine 16-bit byte pairs, scale the range, subtract mean, divide by std,
     /// cast to the model's dtype.
     fn normalise(&self, raw: Tensor, images: &[ImageRef<'_>]) -> Result<Tensor> {
         let n = images.len();
-        let stored = raw.dtype();
         let mut x = raw.to_device(&self.device)?.to_dtype(DType::F32)?;
-        if stored == DType::I16 {
-            x = (x + f64::from(I16_OFFSET))?;
+        if x.rank() == 5 {
+            // 16-bit samples as (low, high) byte pairs.
+            x = (x.narrow(4, 0, 1)? + (x.narrow(4, 1, 1)? * 256.0)?)?.squeeze(4)?;
         }
         let per_image = |v: Vec<f32>| Tensor::from_vec(v, (n, 1, 1, 1), &self.device);
         x = match self.spec.range {
@@ -398,15 +391,15 @@ mod tests {
     }
 
     #[test]
-    fn sixteen_bit_samples_travel_as_i16_and_scale_by_bits_stored() {
+    fn sixteen_bit_samples_travel_as_byte_pairs_and_scale_by_bits_stored() {
         let mut b = Batcher::new(InputSpec { channels: 1, mean: vec![0.0], std: vec![1.0], ..spec(1, 2) }, 2, Device::Cpu, DType::F32).unwrap();
         let a = [0u16, 4095];
         let c = [65535u16, 32768];
         let raw = b.lay_out(&[ImageRef::u16(2, 1, 1, &a, 12), ImageRef::u16(2, 1, 1, &c, 16)]).unwrap();
-        assert_eq!(raw.dtype(), DType::I16);
+        assert_eq!((raw.dtype(), raw.dims()), (DType::U8, &[2, 1, 1, 2, 2][..]));
         let v = values(&b.pack(&[ImageRef::u16(2, 1, 1, &a, 12), ImageRef::u16(2, 1, 1, &c, 16)]).unwrap());
         assert_eq!(v, vec![0.0, 1.0, 1.0, 32768.0 / 65535.0]);
-        // A u8 image in the same batch rides along as i16 and still divides by 255.
+        // A u8 image in the same batch rides along as byte pairs and still divides by 255.
         let v = values(&b.pack(&[ImageRef::u16(2, 1, 1, &a, 12), ImageRef::u8(2, 1, 1, &[255, 0])]).unwrap());
         assert_eq!(v, vec![0.0, 1.0, 1.0, 0.0]);
         let err = b.pack(&[ImageRef::u16(2, 1, 1, &[4096, 0], 12)]).unwrap_err().to_string();

@@ -41,6 +41,30 @@ fn read_f32(name: &str) -> Vec<f32> {
     std::fs::read(dir().join(name)).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
+/// A case's input file, decoded, with the spec it is packed to.
+struct Case {
+    name: String,
+    spec: InputSpec,
+    png: Png,
+    u8s: Vec<u8>,
+}
+
+impl Case {
+    fn new(case: &Value) -> Self {
+        let png = read_png(case["input"].as_str().unwrap());
+        let u8s = png.samples.iter().map(|&v| v as u8).collect();
+        Case { name: case["name"].as_str().unwrap().to_string(), spec: spec_for(case), png, u8s }
+    }
+
+    fn image(&self) -> ImageRef<'_> {
+        let p = &self.png;
+        match p.bits {
+            8 => ImageRef::u8(p.width, p.height, p.channels, &self.u8s),
+            _ => ImageRef::u16(p.width, p.height, p.channels, &p.samples, 16),
+        }
+    }
+}
+
 fn spec_for(case: &Value) -> InputSpec {
     let n = |k: &str| case[k].as_u64().map(|v| v as usize);
     let channels = n("channels").unwrap_or(3);
@@ -82,16 +106,10 @@ fn every_input_kind_matches_its_reference() {
     let cases = reference["preprocessing"].as_array().unwrap();
     assert!(cases.len() >= 10);
     for case in cases {
-        let name = case["name"].as_str().unwrap();
-        let spec = spec_for(case);
-        let input = read_png(case["input"].as_str().unwrap());
-        let u8s: Vec<u8> = input.samples.iter().map(|&v| v as u8).collect();
-        let image = match input.bits {
-            8 => ImageRef::u8(input.width, input.height, input.channels, &u8s),
-            _ => ImageRef::u16(input.width, input.height, input.channels, &input.samples, 16),
-        };
+        let input = Case::new(case);
+        let (name, spec) = (input.name.as_str(), &input.spec);
         let mut batcher = Batcher::new(spec.clone(), 1, Device::Cpu, DType::F32).unwrap();
-        let ours = batcher.pack(&[image]).unwrap();
+        let ours = batcher.pack(&[input.image()]).unwrap();
         assert_eq!(ours.dims(), &[1, spec.channels, spec.height, spec.width], "{name}");
         let ours = ours.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         // Expected values, in the spec's normalised units, and the tolerance there.
@@ -141,20 +159,14 @@ fn cuda_packing_matches_cpu() {
     };
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("reference.json")).unwrap()).unwrap();
     for case in reference["preprocessing"].as_array().unwrap() {
-        let spec = spec_for(case);
-        let input = read_png(case["input"].as_str().unwrap());
-        let u8s: Vec<u8> = input.samples.iter().map(|&v| v as u8).collect();
-        let image = match input.bits {
-            8 => ImageRef::u8(input.width, input.height, input.channels, &u8s),
-            _ => ImageRef::u16(input.width, input.height, input.channels, &input.samples, 16),
-        };
+        let input = Case::new(case);
         let pack = |device: &Device| {
-            let mut b = Batcher::new(spec.clone(), 1, device.clone(), DType::F32).unwrap();
-            b.pack(&[image]).unwrap().to_device(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            let mut b = Batcher::new(input.spec.clone(), 1, device.clone(), DType::F32).unwrap();
+            b.pack(&[input.image()]).unwrap().to_device(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
         };
         let (cpu, cuda) = (pack(&Device::Cpu), pack(&gpu));
         let max = cpu.iter().zip(&cuda).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        eprintln!("{}: CUDA vs CPU max |diff| {max:.2e}", case["name"]);
-        assert!(max <= 1e-6, "{}: CUDA vs CPU max |diff| {max}", case["name"]);
+        eprintln!("{}: CUDA vs CPU max |diff| {max:.2e}", input.name);
+        assert!(max <= 1e-6, "{}: CUDA vs CPU max |diff| {max}", input.name);
     }
 }

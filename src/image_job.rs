@@ -1,0 +1,96 @@
+//! The image job: image files (the [`crate::images`] source) → the engine → Parquet, one row
+//! per image: `path` (Utf8), `width`, `height` (UInt32, as displayed), `embedding`. Files that
+//! cannot be used are skipped and listed in the file's metadata (`failed_files`, JSON), with
+//! `files_embedded`.
+
+use crate::engine::{self, EngineOptions, Sink, StageTimes};
+use crate::error::Result;
+use crate::images::{ImageFiles, ImageKey, Skipped, DEFAULT_MAX_PIXELS};
+use crate::sink::{provenance, ParquetSink};
+use arrow_array::{ArrayRef, StringArray, UInt32Array};
+use arrow_schema::{DataType, Field};
+use haidef_wsi_encoders::batch::Batcher;
+use haidef_wsi_encoders::Encoder;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How the image job runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageJobOptions {
+    /// Images per encoder batch (and per parallel decoding step).
+    pub batch_size: usize,
+    /// Batches in flight between two stages.
+    pub queue_depth: usize,
+    /// Images with more pixels are refused (decompression bombs).
+    pub max_pixels: u64,
+}
+
+impl Default for ImageJobOptions {
+    fn default() -> Self {
+        ImageJobOptions { batch_size: 8, queue_depth: 4, max_pixels: DEFAULT_MAX_PIXELS }
+    }
+}
+
+/// What the image job did.
+#[derive(Debug, Clone)]
+pub struct ImageJobSummary {
+    /// Images embedded (rows written).
+    pub embedded: usize,
+    /// Files skipped, with their errors.
+    pub skipped: Vec<Skipped>,
+    /// The Parquet file written.
+    pub output: PathBuf,
+    /// Wall time.
+    pub seconds: f64,
+    /// Busy time per stage.
+    pub stages: StageTimes,
+}
+
+struct ImageSink(ParquetSink);
+
+impl Sink<ImageKey> for ImageSink {
+    fn write(&mut self, keys: Vec<ImageKey>, embeddings: &[f32]) -> Result<()> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(keys.iter().map(|k| k.path.as_str()))),
+            Arc::new(UInt32Array::from_iter_values(keys.iter().map(|k| k.width))),
+            Arc::new(UInt32Array::from_iter_values(keys.iter().map(|k| k.height))),
+        ];
+        self.0.write_columns(columns, embeddings)
+    }
+}
+
+/// Embeds `files` with `encoder` (registered as `model_name`) into the Parquet file `out`
+/// (written atomically; also when every file was skipped, so that the file says why).
+/// `progress(rows, files)` follows the rows written; `on_skip` hears of each skipped file.
+#[allow(clippy::too_many_arguments)]
+pub fn embed_image_files(
+    files: Vec<PathBuf>,
+    encoder: &dyn Encoder,
+    model_name: &str,
+    out: &Path,
+    opts: &ImageJobOptions,
+    cancel: &AtomicBool,
+    progress: &(dyn Fn(usize, usize) + Sync),
+    on_skip: &(dyn Fn(&Skipped) + Sync),
+) -> Result<ImageJobSummary> {
+    let start = Instant::now();
+    // Each image is checked against the model's input on its own, so that one bad file costs
+    // only itself (the engine's batcher would refuse the whole batch).
+    let checker = Batcher::new(encoder.input_spec().clone(), 1, haidef_wsi_encoders::candle::Device::Cpu, encoder.dtype())?;
+    let check = |img: &haidef_wsi_encoders::ImageRef<'_>| checker.validate(0, img).map_err(|e| e.to_string().trim_start_matches("input 0: ").to_string());
+    let mut meta = provenance(encoder);
+    meta.insert("model".to_string(), model_name.to_string());
+    let keys = vec![Field::new("path", DataType::Utf8, false), Field::new("width", DataType::UInt32, false), Field::new("height", DataType::UInt32, false)];
+    let mut sink = ImageSink(ParquetSink::create_with(out, keys, &encoder.output().shape(), meta)?);
+    let mut source = ImageFiles::new(files, opts.max_pixels, opts.batch_size, &check, on_skip);
+    let engine_opts = EngineOptions { batch_size: opts.batch_size, queue_depth: opts.queue_depth };
+    let report = engine::run(&mut source, encoder, &mut sink, engine_opts, cancel, progress)?;
+    // Known only now: appended to the file's key-value metadata when it is closed.
+    let failed: Vec<serde_json::Value> = source.skipped.iter().map(|s| serde_json::json!({"path": s.path, "error": s.error})).collect();
+    sink.0.append_metadata("files_embedded", &report.rows.to_string());
+    sink.0.append_metadata("failed_files", &serde_json::Value::Array(failed).to_string());
+    let output = sink.0.finish()?;
+    Ok(ImageJobSummary { embedded: report.rows, skipped: source.skipped, output, seconds: start.elapsed().as_secs_f64(), stages: report.stages })
+}
