@@ -115,7 +115,7 @@ impl Sample for u16 {
         v.round().clamp(0.0, 65535.0) as u16
     }
     fn resample(src: &[Self], dst: &mut [Self], taps: &AxisTaps, lanes: Lanes) {
-        float_pass(src, dst, taps, lanes, |v| f64::from(v), |s| (s + 0.5).floor().clamp(0.0, 65535.0) as u16);
+        float_pass(src, dst, taps, lanes, f64::from, |s| (s + 0.5).floor().clamp(0.0, 65535.0) as u16);
     }
 }
 

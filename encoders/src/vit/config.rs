@@ -95,13 +95,13 @@ impl VitConfig {
         if [self.image_height, self.image_width, self.patch_size, self.channels, self.width, self.depth, self.heads, self.mlp_dim].contains(&0) {
             return fail(format!("every ViT dimension must be positive: {self:?}"));
         }
-        if self.image_height % self.patch_size != 0 || self.image_width % self.patch_size != 0 {
+        if !self.image_height.is_multiple_of(self.patch_size) || !self.image_width.is_multiple_of(self.patch_size) {
             return fail(format!(
                 "image size {}x{} is not a multiple of patch size {}",
                 self.image_height, self.image_width, self.patch_size
             ));
         }
-        if self.width % self.heads != 0 {
+        if !self.width.is_multiple_of(self.heads) {
             return fail(format!("width {} is not divisible by {} heads", self.width, self.heads));
         }
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
