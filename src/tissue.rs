@@ -95,13 +95,6 @@ impl TissueMask {
         }
     }
 
-    /// Reads the mask level of `slide` and computes its mask.
-    pub fn compute(slide: &Slide) -> haidef_wsi_dicom::Result<Self> {
-        let level = mask_level(slide);
-        let level0 = &slide.levels()[0];
-        Ok(TissueMask::from_image(&level.read_all()?, (level0.width(), level0.height())))
-    }
-
     /// Fraction of tissue pixels in the mask.
     pub fn coverage(&self) -> f64 {
         self.mask.iter().filter(|m| **m).count() as f64 / self.mask.len().max(1) as f64

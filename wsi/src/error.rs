@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// Where a problem was found: a file path, or later a DICOMweb instance URL.
+/// Where a problem was found: a file path or a DICOMweb instance URL.
 pub type Location = String;
 
 /// A DICOM tag with its keyword, printed as `PixelData (7FE0,0010)`.

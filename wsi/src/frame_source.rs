@@ -1,4 +1,4 @@
-//! Where the stored bytes of frames come from: a local file now, a DICOMweb server later.
+//! Where the stored bytes of frames come from: a local file or a DICOMweb server.
 
 use crate::error::Result;
 

@@ -1,6 +1,6 @@
 //! What one DICOM WSI instance says about itself: identity, geometry, pixel format, spacing and
 //! how its frames are organised. Built from a dataset without its pixel data, so the same code
-//! serves local files and (later) DICOMweb metadata.
+//! serves local files and DICOMweb metadata alike.
 
 use crate::attrs::Attrs;
 use dicom_core::header::HasLength;
