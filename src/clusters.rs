@@ -21,14 +21,14 @@ pub fn kmeans(embeddings: &[f32], dim: usize, k: usize, seed: u64) -> Result<Vec
         )));
     }
     let data = Array2::from_shape_vec((n, dim), embeddings.iter().map(|v| f64::from(*v)).collect())
-        .map_err(|e| PipelineError::Options(e.to_string()))?;
+        .map_err(|e| PipelineError::Clustering { source: Box::new(e) })?;
     let dataset = DatasetBase::from(data.clone());
     let model = KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(seed))
         .n_runs(4)
         .max_n_iterations(300)
         .tolerance(1e-6)
         .fit(&dataset)
-        .map_err(|e| PipelineError::Options(format!("k-means failed: {e}")))?;
+        .map_err(|e| PipelineError::Clustering { source: Box::new(e) })?;
     Ok(model.predict(&data).to_vec())
 }
 

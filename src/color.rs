@@ -20,7 +20,7 @@ impl std::fmt::Debug for ToSrgb {
 impl ToSrgb {
     /// Builds the transform from an ICC profile's bytes (perceptual intent).
     pub fn from_icc(icc: &[u8]) -> Result<Self> {
-        let profile = Profile::new_icc(icc).map_err(|e| PipelineError::Options(format!("the slide's ICC profile cannot be read: {e}")))?;
+        let profile = Profile::new_icc(icc).map_err(|source| PipelineError::Icc { what: "the slide's ICC profile cannot be read", source })?;
         let name = profile.info(lcms2::InfoType::Description, lcms2::Locale::none()).unwrap_or_else(|| "unnamed".into());
         ToSrgb::from_profile(&profile, format!("{name} ({} bytes)", icc.len()))
     }
@@ -28,7 +28,7 @@ impl ToSrgb {
     /// Builds the transform from a profile.
     pub fn from_profile(profile: &Profile, source: String) -> Result<Self> {
         let transform = Transform::new_flags_context(GlobalContext::new(), profile, PixelFormat::RGB_8, &Profile::new_srgb(), PixelFormat::RGB_8, Intent::Perceptual, Flags::NO_CACHE)
-            .map_err(|e| PipelineError::Options(format!("cannot build an ICC → sRGB transform: {e}")))?;
+            .map_err(|source| PipelineError::Icc { what: "cannot build an ICC → sRGB transform", source })?;
         Ok(ToSrgb { transform, source })
     }
 
@@ -91,6 +91,8 @@ mod tests {
         let orig = v.clone();
         t.apply(&mut v);
         assert!(v.iter().zip(&orig).all(|(a, b)| a.abs_diff(*b) <= 1));
-        assert!(ToSrgb::from_icc(b"not a profile").is_err());
+        let err = ToSrgb::from_icc(b"not a profile").err().expect("refused");
+        assert!(matches!(&err, PipelineError::Icc { .. }) && std::error::Error::source(&err).is_some(), "{err:?}");
+        assert!(err.to_string().starts_with("the slide's ICC profile cannot be read: "), "{err}");
     }
 }

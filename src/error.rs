@@ -11,12 +11,29 @@ pub enum PipelineError {
     #[error(transparent)]
     Encoder(#[from] haidef_wsi_encoders::EncoderError),
     /// An output could not be written.
-    #[error("{path}: cannot write: {message}")]
+    #[error("{path}: cannot write: {source}")]
     Output {
         /// The file or folder.
         path: String,
-        /// What went wrong.
-        message: String,
+        /// What went wrong (an I/O, Parquet, Arrow or PNG error).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The slide's ICC profile cannot be used.
+    #[error("{what}: {source}")]
+    Icc {
+        /// What was being done.
+        what: &'static str,
+        /// LittleCMS's error.
+        #[source]
+        source: lcms2::Error,
+    },
+    /// k-means could not cluster the embeddings.
+    #[error("k-means failed: {source}")]
+    Clustering {
+        /// linfa's (or ndarray's) error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// An input file cannot be used (unreadable, not an image, too large, wrong size).
     #[error("{path}: {problem}")]
@@ -41,7 +58,7 @@ pub enum PipelineError {
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
 
 impl PipelineError {
-    pub(crate) fn output(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
-        PipelineError::Output { path: path.display().to_string(), message: e.to_string() }
+    pub(crate) fn output(path: &std::path::Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        PipelineError::Output { path: path.display().to_string(), source: e.into() }
     }
 }

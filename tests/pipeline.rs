@@ -175,6 +175,9 @@ fn bad_options_are_clear_and_leave_nothing() {
     std::fs::write(&blocker, b"x").unwrap();
     let err = run_into(&blocker.join("sub"), &opts()).unwrap_err();
     assert!(matches!(err, PipelineError::Output { .. }), "{err}");
+    // The cause is kept, not flattened into text: the I/O error itself.
+    let cause = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<std::io::Error>());
+    assert!(cause.is_some(), "no io::Error under {err:?}");
     std::fs::remove_file(&blocker).unwrap();
 
     // Cancelled before it starts: an error, and no file that looks finished.
