@@ -91,7 +91,7 @@ mod tests {
         let orig = v.clone();
         t.apply(&mut v);
         assert!(v.iter().zip(&orig).all(|(a, b)| a.abs_diff(*b) <= 1));
-        let err = ToSrgb::from_icc(b"not a profile").err().expect("refused");
+        let err = ToSrgb::from_icc(b"not a profile").expect_err("refused");
         assert!(matches!(&err, PipelineError::Icc { .. }) && std::error::Error::source(&err).is_some(), "{err:?}");
         assert!(err.to_string().starts_with("the slide's ICC profile cannot be read: "), "{err}");
     }
