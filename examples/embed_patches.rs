@@ -8,32 +8,60 @@
 #[path = "common/args.rs"]
 mod args;
 
+use clap::Parser;
 use haidef_wsi::encoders::batch::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::DType;
 use haidef_wsi::encoders::{device_name, parse_device, registry, UNTRAINED_WARNING};
 use haidef_wsi::wsi::PatchGridOptions;
+use std::path::PathBuf;
 use std::time::Instant;
 
-const USAGE: &str = "usage: embed_patches <slide folder, file or DICOMweb series/study URL> [--bearer-token T | --basic-auth user:pass] [--ca-cert ca.pem] [--level L] [--limit N] [--model NAME] [--weights f.safetensors] \
-[--device cpu|cuda[:N]] [--batch B] [--dtype f32|f16|bf16]";
+/// Embed the patch grid of one level and print each patch's first embedding values.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    slide: args::SlideArgs,
+    /// Pyramid level (0 = full resolution).
+    #[arg(long, default_value_t = 0)]
+    level: usize,
+    /// Embed at most this many patches.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Model name.
+    #[arg(long, default_value = registry::DEFAULT_MODEL)]
+    model: String,
+    /// The model's weights (.safetensors); without them an untrained stand-in runs, loudly.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Patches per batch [default: 8 on CPU, 256 on CUDA].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// f32, f16 or bf16 [default: f32 on CPU, bf16 on CUDA].
+    #[arg(long)]
+    dtype: Option<String>,
+}
 
-fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
-    let device = parse_device(args.opt("device").unwrap_or("cpu"))?;
-    let dtype = match args.opt("dtype").unwrap_or(if device.is_cpu() { "f32" } else { "bf16" }) {
+fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let device = parse_device(&cli.device)?;
+    let dtype = match cli.dtype.as_deref().unwrap_or(if device.is_cpu() { "f32" } else { "bf16" }) {
         "f32" => DType::F32,
         "f16" => DType::F16,
         "bf16" => DType::BF16,
         other => return Err(format!("--dtype {other}: expected f32, f16 or bf16").into()),
     };
-    let entry = registry::find(args.opt("model").unwrap_or(registry::DEFAULT_MODEL))?;
-    if args.opt("weights").is_none() {
+    let entry = registry::find(&cli.model)?;
+    if cli.weights.is_none() {
         eprintln!("\n{UNTRAINED_WARNING}\n");
     }
-    let model = entry.open(args.opt("weights").map(std::path::Path::new), &device, dtype)?;
-    let slide = args::open_slide(args)?;
-    let level = slide.level(args.num("level").unwrap_or(0))?;
-    let limit: usize = args.num("limit").unwrap_or(usize::MAX);
-    let batch: usize = args.num("batch").unwrap_or(if device.is_cpu() { 8 } else { 256 });
+    let model = entry.open(cli.weights.as_deref(), &device, dtype)?;
+    let slide = args::open_slide(&cli.slide)?;
+    let level = slide.level(cli.level)?;
+    let limit = cli.limit.unwrap_or(usize::MAX);
+    let batch = cli.batch.unwrap_or(if device.is_cpu() { 8 } else { 256 });
     let mut batcher = Batcher::new(model.input_spec().clone(), batch, device.clone(), dtype)?;
     println!(
         "model {} ({}), device {}, {:?}, level {} ({}x{}), batch {batch}",
@@ -82,9 +110,7 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
 
 fn main() {
     haidef_wsi::encoders::tune_cpu_inference();
-    let args = args::Args::parse(USAGE, &[]);
-    if let Err(e) = run(&args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    if let Err(e) = run(&Cli::parse()) {
+        args::exit_with(e);
     }
 }

@@ -5,21 +5,46 @@
 #[path = "common/args.rs"]
 mod args;
 
+use clap::Parser;
 use haidef_wsi::wsi::OutOfBounds;
 use std::io::BufWriter;
 
-const USAGE: &str = "usage: extract_patch <slide folder, file or DICOMweb series/study URL> [--bearer-token T | --basic-auth user:pass] [--ca-cert ca.pem] --level L --x X --y Y --width W --height H --out patch.png [--pad] [--series UID]\n\
-  --pad   fill the part of the rectangle outside the level with white instead of failing";
+/// Write one rectangle of one level of a slide as PNG.
+#[derive(Parser, Debug)]
+#[command(version, allow_negative_numbers = true)]
+struct Cli {
+    #[command(flatten)]
+    slide: args::SlideArgs,
+    /// Pyramid level (0 = full resolution).
+    #[arg(long)]
+    level: usize,
+    /// Left edge in level pixels (may be negative with --pad).
+    #[arg(long)]
+    x: i64,
+    /// Top edge in level pixels (may be negative with --pad).
+    #[arg(long)]
+    y: i64,
+    /// Width in pixels.
+    #[arg(long)]
+    width: u32,
+    /// Height in pixels.
+    #[arg(long)]
+    height: u32,
+    /// The PNG file to write.
+    #[arg(long)]
+    out: String,
+    /// Fill the part of the rectangle outside the level with white instead of failing.
+    #[arg(long)]
+    pad: bool,
+}
 
-fn run(args: &args::Args) -> Result<String, Box<dyn std::error::Error>> {
-    let slide = args::open_slide(args)?;
-    let level = slide.level(args.required("level"))?;
-    let (x, y): (i64, i64) = (args.required("x"), args.required("y"));
-    let (w, h): (u32, u32) = (args.required("width"), args.required("height"));
-    let out: String = args.required("out");
-    let policy = if args.switch("pad") { OutOfBounds::PadWhite } else { OutOfBounds::Error };
+fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
+    let slide = args::open_slide(&cli.slide)?;
+    let level = slide.level(cli.level)?;
+    let (x, y, w, h, out) = (cli.x, cli.y, cli.width, cli.height, &cli.out);
+    let policy = if cli.pad { OutOfBounds::PadWhite } else { OutOfBounds::Error };
     let region = level.read_region_with(x, y, w, h, policy)?;
-    let file = std::fs::File::create(&out).map_err(|e| format!("{out}: {e}"))?;
+    let file = std::fs::File::create(out).map_err(|e| format!("{out}: {e}"))?;
     let mut encoder = png::Encoder::new(BufWriter::new(file), region.width, region.height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
@@ -28,12 +53,8 @@ fn run(args: &args::Args) -> Result<String, Box<dyn std::error::Error>> {
 }
 
 fn main() {
-    let args = args::Args::parse(USAGE, &["pad"]);
-    match run(&args) {
+    match run(&Cli::parse()) {
         Ok(msg) => println!("{msg}"),
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
+        Err(e) => args::exit_with(e),
     }
 }

@@ -8,42 +8,83 @@
 #[path = "common/args.rs"]
 mod args;
 
+use clap::Parser;
 use haidef_wsi::encoders::candle::DType;
 use haidef_wsi::encoders::{device_name, parse_device, registry, UNTRAINED_WARNING};
 use haidef_wsi::{LevelChoice, PipelineOptions};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-const USAGE: &str = "usage: slide_heatmap <slide folder, file or DICOMweb series/study URL> [--bearer-token T | --basic-auth user:pass] [--ca-cert ca.pem] --out <dir> [--model NAME] [--weights f.safetensors] \
-[--level L | --mpp M] [--k K] [--min-tissue F] [--all-patches] [--icc-to-srgb] [--device cpu|cuda[:N]] [--batch B] [--seed S]\n\
-  defaults: --mpp 1.0 (~10x), --k 6, --min-tissue 0.5, --device cpu, --batch 32 (cpu) / 256 (cuda), --seed 0";
+/// Embed a slide's tissue patches, write them to Parquet and draw a k-means heatmap.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    slide: args::SlideArgs,
+    /// Output folder: embeddings.parquet, heatmap.png, clusters.png.
+    #[arg(long)]
+    out: PathBuf,
+    /// Model name (embed_images --help lists them).
+    #[arg(long, default_value = registry::DEFAULT_MODEL)]
+    model: String,
+    /// The model's weights (.safetensors); without them an untrained stand-in runs, loudly.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Pyramid level to embed (0 = full resolution).
+    #[arg(long, conflicts_with = "mpp")]
+    level: Option<usize>,
+    /// Embed the level nearest this many µm per pixel [default: 1.0, about 10x].
+    #[arg(long)]
+    mpp: Option<f64>,
+    /// k-means clusters.
+    #[arg(long, default_value_t = 6)]
+    k: usize,
+    /// Embed patches with at least this tissue fraction.
+    #[arg(long, default_value_t = 0.5)]
+    min_tissue: f32,
+    /// Embed every patch, skipping tissue detection.
+    #[arg(long)]
+    all_patches: bool,
+    /// Convert patches from the slide's ICC profile to sRGB before embedding.
+    #[arg(long)]
+    icc_to_srgb: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Patches per batch [default: 32 on CPU, 256 on CUDA].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// k-means seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
 
-fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
-    let out: String = args.required("out");
-    let device = parse_device(args.opt("device").unwrap_or("cpu"))?;
+fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let device = parse_device(&cli.device)?;
     let dtype = if device.is_cpu() { DType::F32 } else { DType::BF16 };
-    let entry = registry::find(args.opt("model").unwrap_or(registry::DEFAULT_MODEL))?;
-    if args.opt("weights").is_none() {
+    let entry = registry::find(&cli.model)?;
+    if cli.weights.is_none() {
         eprintln!("\n{UNTRAINED_WARNING}\n");
     }
-    let model = entry.open(args.opt("weights").map(std::path::Path::new), &device, dtype)?;
-    let level = match (args.num::<usize>("level"), args.num::<f64>("mpp")) {
-        (Some(_), Some(_)) => return Err("give --level or --mpp, not both".into()),
-        (Some(l), None) => LevelChoice::Index(l),
-        (None, m) => LevelChoice::Mpp(m.unwrap_or(1.0)),
+    let model = entry.open(cli.weights.as_deref(), &device, dtype)?;
+    let level = match cli.level {
+        Some(l) => LevelChoice::Index(l),
+        None => LevelChoice::Mpp(cli.mpp.unwrap_or(1.0)),
     };
     let opts = PipelineOptions {
         level,
-        min_tissue: args.num("min-tissue").unwrap_or(0.5),
-        all_patches: args.switch("all-patches"),
-        batch_size: args.num("batch").unwrap_or(if device.is_cpu() { 32 } else { 256 }),
-        k: args.num("k").unwrap_or(6),
-        seed: args.num("seed").unwrap_or(0),
-        icc_to_srgb: args.switch("icc-to-srgb"),
+        min_tissue: cli.min_tissue,
+        all_patches: cli.all_patches,
+        batch_size: cli.batch.unwrap_or(if device.is_cpu() { 32 } else { 256 }),
+        k: cli.k,
+        seed: cli.seed,
+        icc_to_srgb: cli.icc_to_srgb,
         ..PipelineOptions::default()
     };
-    let slide = args::open_slide(args)?;
+    let out = &cli.out;
+    let slide = args::open_slide(&cli.slide)?;
     let chosen = haidef_wsi::choose_level(&slide, opts.level)?;
     println!(
         "slide {}\nlevel {} ({}x{}, {} µm/px), model {} ({}), device {} {:?}, batch {}",
@@ -71,7 +112,7 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let result = haidef_wsi::run(&slide, model.as_ref(), std::path::Path::new(&out), &opts, &cancel, &progress);
+    let result = haidef_wsi::run(&slide, model.as_ref(), out, &opts, &cancel, &progress);
     bar.finish_and_clear();
     let s = result?;
     let per_s = s.patches_per_second();
@@ -103,9 +144,7 @@ fn run(args: &args::Args) -> Result<(), Box<dyn std::error::Error>> {
 
 fn main() {
     haidef_wsi::encoders::tune_cpu_inference();
-    let args = args::Args::parse(USAGE, &["all-patches", "icc-to-srgb"]);
-    if let Err(e) = run(&args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    if let Err(e) = run(&Cli::parse()) {
+        args::exit_with(e);
     }
 }

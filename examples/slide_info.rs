@@ -6,10 +6,20 @@
 #[path = "common/args.rs"]
 mod args;
 
+use clap::Parser;
 use haidef_wsi::wsi::{decode::transfer_syntax_name, Level};
 use serde_json::json;
 
-const USAGE: &str = "usage: slide_info <slide folder, file or DICOMweb series/study URL> [--json] [--series UID] [--bearer-token T | --basic-auth user:pass] [--ca-cert ca.pem]";
+/// What a DICOM whole-slide image holds: levels, frames, spacing, transfer syntax, associated images.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    slide: args::SlideArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
 
 fn level_json(level: &Level) -> serde_json::Value {
     let info = level.info();
@@ -32,15 +42,9 @@ fn level_json(level: &Level) -> serde_json::Value {
 }
 
 fn main() {
-    let args = args::Args::parse(USAGE, &["json"]);
-    let slide = match args::open_slide(&args) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    };
-    if args.switch("json") {
+    let cli = Cli::parse();
+    let slide = args::open_slide(&cli.slide).unwrap_or_else(|e| args::exit_with(e));
+    if cli.json {
         let doc = json!({
             "location": slide.location(),
             "study_instance_uid": slide.study_instance_uid(),

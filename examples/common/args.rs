@@ -1,85 +1,41 @@
-//! Minimal flag parsing shared by the examples (`--name value`, `--switch`, positionals).
-#![allow(dead_code)]
+//! The slide arguments shared by the examples that open a slide, as a clap argument group.
 
-use std::collections::HashMap;
+use clap::Args;
+use std::path::PathBuf;
 
-pub struct Args {
-    pub positional: Vec<String>,
-    flags: HashMap<String, Option<String>>,
-    usage: &'static str,
+/// Which slide to open and how to reach it.
+#[derive(Args, Debug)]
+pub struct SlideArgs {
+    /// Slide folder or file, or a DICOMweb series URL (http(s)://host/<root>/studies/<study>/series/<series>) or a study URL holding one slide.
+    pub slide: String,
+    /// The SeriesInstanceUID to open when a folder holds several series.
+    #[arg(long)]
+    pub series: Option<String>,
+    /// DICOMweb bearer token (the environment variable keeps it out of shell history).
+    #[arg(long, env = "HAIDEF_BEARER_TOKEN", hide_env_values = true, conflicts_with = "basic_auth")]
+    pub bearer_token: Option<String>,
+    /// DICOMweb HTTP basic authentication, user:password.
+    #[arg(long, env = "HAIDEF_BASIC_AUTH", hide_env_values = true)]
+    pub basic_auth: Option<String>,
+    /// PEM file of an in-house certificate authority for https.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// DICOMweb frames per request [default: 64].
+    #[arg(long)]
+    pub frames_per_request: Option<usize>,
+    /// DICOMweb requests in flight [default: 4].
+    #[arg(long)]
+    pub requests_in_flight: Option<usize>,
 }
 
-impl Args {
-    /// Parses `std::env::args()`. `switches` are flags that take no value.
-    pub fn parse(usage: &'static str, switches: &[&str]) -> Args {
-        let mut positional = Vec::new();
-        let mut flags = HashMap::new();
-        let mut it = std::env::args().skip(1);
-        while let Some(a) = it.next() {
-            if a == "-h" || a == "--help" {
-                println!("{usage}");
-                std::process::exit(0);
-            }
-            if let Some(name) = a.strip_prefix("--") {
-                if let Some((k, v)) = name.split_once('=') {
-                    flags.insert(k.to_string(), Some(v.to_string()));
-                } else if switches.contains(&name) {
-                    flags.insert(name.to_string(), None);
-                } else {
-                    let v = it.next().unwrap_or_else(|| fail(usage, &format!("--{name} needs a value")));
-                    flags.insert(name.to_string(), Some(v));
-                }
-            } else {
-                positional.push(a);
-            }
-        }
-        Args { positional, flags, usage }
-    }
-
-    pub fn switch(&self, name: &str) -> bool {
-        self.flags.contains_key(name)
-    }
-
-    pub fn opt(&self, name: &str) -> Option<&str> {
-        self.flags.get(name).and_then(|v| v.as_deref())
-    }
-
-    pub fn num<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
-        self.opt(name).map(|v| v.parse().unwrap_or_else(|_| fail(self.usage, &format!("--{name}: cannot parse {v:?}"))))
-    }
-
-    pub fn required<T: std::str::FromStr>(&self, name: &str) -> T {
-        self.num(name).unwrap_or_else(|| fail(self.usage, &format!("--{name} is required")))
-    }
-
-    pub fn slide(&self) -> &str {
-        match self.positional.as_slice() {
-            [one] => one,
-            _ => fail(self.usage, "expected exactly one slide path"),
-        }
-    }
-}
-
-pub fn fail(usage: &str, msg: &str) -> ! {
-    eprintln!("error: {msg}\n\n{usage}");
-    std::process::exit(2)
-}
-
-/// Opens the slide named on the command line: a folder or file path, or a DICOMweb series URL
-/// (`http(s)://host:port/<root>/studies/<study>/series/<series>`, or a study URL holding one
-/// slide), with `--bearer-token T` or `--basic-auth user:pass` (or the environment variables
-/// HAIDEF_BEARER_TOKEN / HAIDEF_BASIC_AUTH, which keep credentials out of shell history),
-/// `--ca-cert ca.pem` for an in-house certificate authority, `--frames-per-request N` and
-/// `--requests-in-flight N`.
-pub fn open_slide(args: &Args) -> Result<haidef_wsi::wsi::Slide, Box<dyn std::error::Error>> {
+/// Opens the slide named on the command line: a folder or file path, or a DICOMweb URL.
+pub fn open_slide(args: &SlideArgs) -> Result<haidef_wsi::wsi::Slide, Box<dyn std::error::Error>> {
     use haidef_wsi::wsi::{Auth, DicomWebOptions, OpenOptions, Slide};
-    let target = args.slide();
+    let target = args.slide.as_str();
     if target.starts_with("http://") || target.starts_with("https://") {
-        let bearer = args.opt("bearer-token").map(String::from).or_else(|| std::env::var("HAIDEF_BEARER_TOKEN").ok());
-        let basic = args.opt("basic-auth").map(String::from).or_else(|| std::env::var("HAIDEF_BASIC_AUTH").ok());
-        let auth = match (bearer, basic) {
+        let auth = match (&args.bearer_token, &args.basic_auth) {
             (Some(_), Some(_)) => return Err("give a bearer token or basic auth, not both".into()),
-            (Some(t), None) => Auth::Bearer(t),
+            (Some(t), None) => Auth::Bearer(t.clone()),
             (None, Some(b)) => {
                 let (user, password) = b.split_once(':').ok_or("--basic-auth expects user:password")?;
                 Auth::Basic { user: user.into(), password: password.into() }
@@ -89,13 +45,19 @@ pub fn open_slide(args: &Args) -> Result<haidef_wsi::wsi::Slide, Box<dyn std::er
         let defaults = DicomWebOptions::default();
         let options = DicomWebOptions {
             auth,
-            ca_certificates: args.opt("ca-cert").map(std::path::PathBuf::from).into_iter().collect(),
-            frames_per_request: args.num("frames-per-request").unwrap_or(defaults.frames_per_request),
-            max_concurrent_requests: args.num("requests-in-flight").unwrap_or(defaults.max_concurrent_requests),
+            ca_certificates: args.ca_cert.iter().cloned().collect(),
+            frames_per_request: args.frames_per_request.unwrap_or(defaults.frames_per_request),
+            max_concurrent_requests: args.requests_in_flight.unwrap_or(defaults.max_concurrent_requests),
             ..defaults
         };
         return Ok(Slide::open_dicomweb(target, &options)?);
     }
-    let options = OpenOptions { series_instance_uid: args.opt("series").map(String::from), ..Default::default() };
+    let options = OpenOptions { series_instance_uid: args.series.clone(), ..Default::default() };
     Ok(Slide::open_with(target, &options)?)
+}
+
+/// Prints `error: …` and exits with status 1.
+pub fn exit_with(e: Box<dyn std::error::Error>) -> ! {
+    eprintln!("error: {e}");
+    std::process::exit(1)
 }
