@@ -161,10 +161,13 @@ pub fn find_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| PipelineError::Input { path: dir.display().to_string(), problem: e.to_string() })?;
     for entry in entries {
-        let path = entry.map_err(|e| PipelineError::Input { path: dir.display().to_string(), problem: e.to_string() })?.path();
-        if path.is_dir() {
+        let entry = entry.map_err(|e| PipelineError::Input { path: dir.display().to_string(), problem: e.to_string() })?;
+        let path = entry.path();
+        // Linked folders are not followed (a link cycle would never end); linked files are.
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_dir {
             walk(&path, out)?;
-        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())) {
+        } else if path.is_file() && path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())) {
             out.push(path);
         }
     }

@@ -4,7 +4,7 @@ use crate::cpu_ops::forward_in_slices;
 use crate::error::{EncoderError, Result};
 use crate::input::InputSpec;
 use crate::spec::{Encoder, OutputSpec};
-use crate::vit::{Pooling, Vit, VitConfig, VitWeights};
+use crate::vit::{Vit, VitConfig, VitWeights};
 use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -50,23 +50,16 @@ impl VitEncoder {
         check_spec(&spec, &cfg)?;
         let weights = VitWeights::load(path, &cfg)?;
         let sha256 = sha256_file(path)?;
-        let source = WeightsSource::File { path: path.display().to_string(), sha256: sha256.clone() };
-        Self::build(model_id, spec, cfg, &weights, device, dtype, source, sha256)
+        let source = WeightsSource::File { path: path.display().to_string(), sha256 };
+        Self::build(model_id, spec, cfg, &weights, (device, dtype), source)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn build(
-        model_id: &str,
-        spec: InputSpec,
-        cfg: VitConfig,
-        weights: &VitWeights,
-        device: &Device,
-        dtype: DType,
-        source: WeightsSource,
-        weights_id: String,
-    ) -> Result<Self> {
+    fn build(model_id: &str, spec: InputSpec, cfg: VitConfig, weights: &VitWeights, (device, dtype): (&Device, DType), source: WeightsSource) -> Result<Self> {
         let output = OutputSpec::Embedding(cfg.width);
-        debug_assert!(matches!(cfg.pooling, Pooling::ClassToken | Pooling::MeanPatchTokens));
+        let weights_id = match &source {
+            WeightsSource::File { sha256, .. } => sha256.clone(),
+            WeightsSource::Untrained { .. } => "untrained".to_string(),
+        };
         let vit = Vit::new(cfg, weights.var_builder(device, dtype))?;
         Ok(VitEncoder { model_id: model_id.into(), spec, output, vit, source, weights_id })
     }
@@ -76,7 +69,7 @@ impl VitEncoder {
     pub fn untrained(model_id: &str, spec: InputSpec, cfg: VitConfig, seed: u64, device: &Device, dtype: DType) -> Result<Self> {
         check_spec(&spec, &cfg)?;
         let weights = VitWeights::seeded(&cfg, seed)?;
-        Self::build(model_id, spec, cfg, &weights, device, dtype, WeightsSource::Untrained { seed }, "untrained".into())
+        Self::build(model_id, spec, cfg, &weights, (device, dtype), WeightsSource::Untrained { seed })
     }
 
     /// Where the weights came from.
