@@ -7,13 +7,13 @@ pub use haidef_wsi_dicom as wsi;
 /// Tensor batching and foundation-model encoders.
 pub use haidef_wsi_encoders as encoders;
 
-pub mod atomic;
+mod atomic;
 pub mod cluster_maps;
-pub mod clusters;
+mod clusters;
 pub mod color;
 pub mod engine;
 pub mod error;
-pub mod heatmap;
+mod heatmap;
 pub mod image_job;
 pub mod images;
 pub mod pipeline;

@@ -31,6 +31,9 @@ pub mod input;
 pub mod path_foundation;
 pub mod registry;
 mod resize;
+/// Not part of the API: the deterministic test-weight generator (haidef-seeded-v1) behind the
+/// untrained stand-ins, public only so that parity tests can regenerate weights.
+#[doc(hidden)]
 pub mod seeded;
 pub mod spec;
 pub mod vit;
@@ -45,21 +48,32 @@ pub use input::{AudioSpec, Coordinates, Filter, InputSpec, Kernel, Range, Resize
 pub use spec::{Encoder, OutputSpec};
 pub use vit_encoder::{VitEncoder, WeightsSource};
 
-/// Tunes this process for CPU inference; call it first thing in `main`.
+/// What [`tune_cpu_inference`] changed in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTuning {
+    /// `CANDLE_NUM_THREADS` was set to 1 (false: the user had set it; left alone).
+    pub candle_threads_set: bool,
+    /// glibc's mmap and trim thresholds were raised (false: not glibc).
+    pub allocator_tuned: bool,
+}
+
+/// Tunes **the whole process** for CPU inference; call it first thing in `main`, before other
+/// threads exist. Returns what it changed.
 ///
 /// - On CPU, [`Encoder::embed`] already runs one forward pass per rayon thread over slices of
-///   the batch; candle's own element-wise thread pool then only adds contention. This sets
-///   `CANDLE_NUM_THREADS=1` unless the user set it (candle reads it once, at its first
-///   operation). Measured on 2 cores, ViT-S/16 batch 8: 18.0 → 20.9 images/s.
+///   the batch; candle's own element-wise thread pool then only adds contention. This sets the
+///   environment variable `CANDLE_NUM_THREADS=1` unless the user set it (candle reads it once,
+///   at its first operation). Measured on 2 cores, ViT-S/16 batch 8: 18.0 → 20.9 images/s.
 /// - With glibc, each forward pass allocates and frees intermediates of a few MB; by default
 ///   glibc hands them back to the kernel and page-faults them in again every time (about 20% of
-///   the CPU time). This raises the mmap and trim thresholds so freed memory is reused
-///   (20.3 → 25.7 images/s). The process keeps its peak heap instead of returning it.
+///   the CPU time). This raises the process's mmap threshold to 32 MiB and trim threshold to
+///   512 MiB (`mallopt`), so freed memory is reused (20.3 → 25.7 images/s). The process then
+///   keeps its peak heap instead of returning it.
 ///
-/// Call it before other threads exist: it changes environment and allocator settings that are
-/// process-wide.
-pub fn tune_cpu_inference() {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+/// Both are process-wide: they affect every library in the process, not only this one.
+pub fn tune_cpu_inference() -> CpuTuning {
+    let candle_threads_set = std::env::var_os("CANDLE_NUM_THREADS").is_none();
+    if candle_threads_set {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -68,6 +82,7 @@ pub fn tune_cpu_inference() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
     }
+    CpuTuning { candle_threads_set, allocator_tuned: cfg!(all(target_os = "linux", target_env = "gnu")) }
 }
 
 /// Printed and stored wherever an untrained model's embeddings are used.
