@@ -14,9 +14,8 @@ use haidef_wsi::encoders::candle::{DType, Device};
 use haidef_wsi::encoders::vit::VitConfig;
 use haidef_wsi::encoders::{Encoder, InputSpec, VitEncoder};
 use haidef_wsi::wsi::Slide;
-use haidef_wsi::{run, LevelChoice, PipelineOptions};
+use haidef_wsi::{LevelChoice, PipelineOptions, SlideJob};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -56,7 +55,7 @@ fn main() {
     let before = peak_rss_mib();
     let out = std::env::temp_dir().join("haidef-bench-memory");
     let opts = PipelineOptions { level: LevelChoice::Index(0), all_patches: true, batch_size: 32, ..Default::default() };
-    let s = run(&slide, &model, &out, &opts, &AtomicBool::new(false), &|_, _| {}).unwrap();
+    let s = SlideJob::new(&slide, &model, &out).options(opts).run().unwrap();
     let after = peak_rss_mib();
     let kept_mib = (s.patches_embedded * (model.embedding_dim() * 4 + 20)) as f64 / (1 << 20) as f64;
     println!(

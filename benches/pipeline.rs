@@ -14,9 +14,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use haidef_wsi::encoders::candle::{DType, Device};
 use haidef_wsi::encoders::path_foundation;
 use haidef_wsi::wsi::Slide;
-use haidef_wsi::{run, LevelChoice, PipelineOptions};
+use haidef_wsi::{LevelChoice, PipelineOptions, SlideJob};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -28,19 +27,20 @@ fn bench(c: &mut Criterion, slide: &Path, device: Device, dtype: DType, batch: u
     let out = std::env::temp_dir().join(format!("haidef-bench-pipeline-{label}"));
     // Level 0, every patch (on the fixture: the same 88 patches as the Python peer).
     let opts = PipelineOptions { level: LevelChoice::Index(0), all_patches: true, batch_size: batch, ..Default::default() };
-    let n = run(&slide, &model, &out, &opts, &AtomicBool::new(false), &|_, _| {}).unwrap().patches_embedded;
+    let job = || SlideJob::new(&slide, &model, &out).options(opts.clone());
+    let n = job().run().unwrap().patches_embedded;
     let mut group = c.benchmark_group("embeddings_per_hour");
     group.sample_size(10);
     group.throughput(Throughput::Elements(n as u64));
     group.bench_function(format!("{label}_level0_{n}_patches_batch{batch}"), |b| {
         b.iter(|| {
-            let s = run(&slide, &model, &out, &opts, &AtomicBool::new(false), &|_, _| {}).unwrap();
+            let s = job().run().unwrap();
             assert_eq!(s.patches_embedded, n);
             s
         })
     });
     group.finish();
-    let s = run(&slide, &model, &out, &opts, &AtomicBool::new(false), &|_, _| {}).unwrap();
+    let s = job().run().unwrap();
     eprintln!(
         "{label}: {:.0} embeddings/hour; busy: read {:.2} s, encode {:.2} s (waited {:.2} s), write {:.3} s of {:.2} s",
         s.patches_per_second() * 3600.0,

@@ -112,7 +112,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let result = haidef_wsi::run(&slide, model.as_ref(), out, &opts, &cancel, &progress);
+    let result = haidef_wsi::SlideJob::new(&slide, model.as_ref(), out).options(opts.clone()).cancel(&cancel).progress(&progress).run();
     bar.finish_and_clear();
     let s = result?;
     let per_s = s.patches_per_second();

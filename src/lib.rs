@@ -22,4 +22,4 @@ pub mod slide_source;
 pub mod tissue;
 
 pub use error::{PipelineError, Result};
-pub use pipeline::{choose_level, run, LevelChoice, PipelineOptions, RunSummary, StageTimes};
+pub use pipeline::{choose_level, LevelChoice, PipelineOptions, RunSummary, SlideJob, StageTimes};

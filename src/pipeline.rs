@@ -137,10 +137,65 @@ impl Sink<PatchRecord> for SlideSink {
     }
 }
 
-/// Runs the pipeline on `slide` with `encoder`, writing into `out_dir`. `cancel` stops it
-/// promptly (nothing is left half-written); `progress(done, total)` is called as rows are
-/// written.
-pub fn run(
+/// The slide job, set up step by step and then run:
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use haidef_wsi::{encoders::{candle::{DType, Device}, registry}, wsi::Slide, PipelineOptions, SlideJob};
+/// let slide = Slide::open("path/to/slide")?;
+/// let model = registry::find("path-foundation")?.untrained(&Device::Cpu, DType::F32)?;
+/// let stop = std::sync::atomic::AtomicBool::new(false); // set it from a Ctrl-C handler
+/// let summary = SlideJob::new(&slide, model.as_ref(), "out")
+///     .options(PipelineOptions { k: 4, ..Default::default() })
+///     .cancel(&stop)
+///     .progress(&|done, total| eprintln!("{done}/{total}"))
+///     .run()?;
+/// println!("{} patches embedded", summary.patches_embedded);
+/// # Ok(()) }
+/// ```
+pub struct SlideJob<'a> {
+    slide: &'a Slide,
+    encoder: &'a dyn Encoder,
+    out_dir: PathBuf,
+    options: PipelineOptions,
+    cancel: Option<&'a AtomicBool>,
+    progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+}
+
+impl<'a> SlideJob<'a> {
+    /// Embeds `slide` with `encoder` into `out_dir`, with [`PipelineOptions::default`].
+    pub fn new(slide: &'a Slide, encoder: &'a dyn Encoder, out_dir: impl AsRef<Path>) -> Self {
+        SlideJob { slide, encoder, out_dir: out_dir.as_ref().to_path_buf(), options: PipelineOptions::default(), cancel: None, progress: None }
+    }
+
+    /// Level, tissue filter, batch size, k-means and colour options.
+    pub fn options(mut self, options: PipelineOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// A flag that stops the job promptly when set (nothing is left half-written).
+    pub fn cancel(mut self, flag: &'a AtomicBool) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    /// Called with (rows written, rows expected) after each batch is written.
+    pub fn progress(mut self, progress: &'a (dyn Fn(usize, usize) + Sync)) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Runs the job: Parquet, then k-means and the heatmaps.
+    pub fn run(self) -> Result<RunSummary> {
+        let never = AtomicBool::new(false);
+        let cancel = self.cancel.unwrap_or(&never);
+        let progress = self.progress.unwrap_or(&|_, _| {});
+        run(self.slide, self.encoder, &self.out_dir, &self.options, cancel, progress)
+    }
+}
+
+fn run(
     slide: &Slide,
     encoder: &dyn Encoder,
     out_dir: &Path,

@@ -9,7 +9,7 @@ use haidef_wsi::encoders::batch::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::{DType, Device};
 use haidef_wsi::encoders::{path_foundation, Encoder, VitEncoder};
 use haidef_wsi::wsi::Slide;
-use haidef_wsi::{run, LevelChoice, PipelineError, PipelineOptions, RunSummary};
+use haidef_wsi::{LevelChoice, PipelineError, PipelineOptions, RunSummary, SlideJob};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -38,7 +38,7 @@ fn opts() -> PipelineOptions {
 
 fn run_into(dir: &Path, opts: &PipelineOptions) -> Result<RunSummary, PipelineError> {
     let slide = Slide::open(fixture()).unwrap();
-    run(&slide, model(), dir, opts, &AtomicBool::new(false), &|_, _| {})
+    SlideJob::new(&slide, model(), dir).options(opts.clone()).run()
 }
 
 #[test]
@@ -183,7 +183,7 @@ fn bad_options_are_clear_and_leave_nothing() {
     // Cancelled before it starts: an error, and no file that looks finished.
     let dir = out_dir("cancel");
     let slide = Slide::open(fixture()).unwrap();
-    let err = run(&slide, model(), &dir, &opts(), &AtomicBool::new(true), &|_, _| {}).unwrap_err();
+    let err = SlideJob::new(&slide, model(), &dir).options(opts()).cancel(&AtomicBool::new(true)).run().unwrap_err();
     assert!(matches!(err, PipelineError::Cancelled), "{err}");
     assert!(!dir.join("embeddings.parquet").exists() && !dir.join("embeddings.parquet.partial").exists());
 }
@@ -240,7 +240,7 @@ fn both_models_give_timms_embeddings_through_the_slide_pipeline() {
         let model = registry::find(name).unwrap().untrained(&Device::Cpu, DType::F32).unwrap();
         let dir = out_dir(&format!("timm-{name}"));
         let opts = PipelineOptions { level: LevelChoice::Index(0), all_patches: true, batch_size: 4, k: 2, ..Default::default() };
-        let s = run(&slide, model.as_ref(), &dir, &opts, &AtomicBool::new(false), &|_, _| {}).unwrap();
+        let s = SlideJob::new(&slide, model.as_ref(), &dir).options(opts).run().unwrap();
         assert_eq!(s.patches_embedded, 6, "{name}");
         let file = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
         let mut checked = 0;

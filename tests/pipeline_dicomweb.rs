@@ -9,11 +9,10 @@ use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch, UInt32Ar
 use haidef_wsi::encoders::candle::{DType, Device};
 use haidef_wsi::encoders::path_foundation;
 use haidef_wsi::wsi::{DicomWebOptions, Slide};
-use haidef_wsi::{run, LevelChoice, PipelineOptions};
+use haidef_wsi::{LevelChoice, PipelineOptions, SlideJob};
 use orthanc::{Orthanc, Setup};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 /// (x, y, tissue fraction, embedding) of every row.
 fn rows(dir: &Path) -> Vec<(u32, u32, f32, Vec<f32>)> {
@@ -48,8 +47,8 @@ fn a_slide_over_dicomweb_gives_the_same_embeddings_and_heatmap_as_its_files() {
     let opts = PipelineOptions { level: LevelChoice::Index(1), min_tissue: 0.25, batch_size: 8, k: 3, ..Default::default() };
     let base = std::env::temp_dir().join(format!("haidef-pipeline-dicomweb-{}", std::process::id()));
     let (dir_l, dir_r) = (base.join("local"), base.join("remote"));
-    let s_l = run(&local, &model, &dir_l, &opts, &AtomicBool::new(false), &|_, _| {}).unwrap();
-    let s_r = run(&remote, &model, &dir_r, &opts, &AtomicBool::new(false), &|_, _| {}).unwrap();
+    let s_l = SlideJob::new(&local, &model, &dir_l).options(opts.clone()).run().unwrap();
+    let s_r = SlideJob::new(&remote, &model, &dir_r).options(opts.clone()).run().unwrap();
     assert_eq!((s_r.patches_embedded, s_r.patches_skipped), (s_l.patches_embedded, s_l.patches_skipped));
     assert!(s_l.patches_embedded > 0 && s_l.patches_skipped > 0, "the filter keeps some and skips some");
     let (rows_l, rows_r) = (rows(&dir_l), rows(&dir_r));
