@@ -5,9 +5,11 @@
 //!
 //! `cargo run --release --example embed_images -- <files or folders>... --out F.parquet [--model NAME] [--weights W] [--batch B] [--device D]`
 
+#[path = "common/model_args.rs"]
+mod model_args;
+
 use clap::Parser;
-use haidef_wsi::encoders::candle::DType;
-use haidef_wsi::encoders::{device_name, parse_device, registry, UNTRAINED_WARNING};
+use haidef_wsi::encoders::{device_name, registry, UNTRAINED_WARNING};
 use haidef_wsi::image_job::{embed_image_files, ImageJobOptions};
 use haidef_wsi::images::{find_images, DEFAULT_MAX_PIXELS};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,18 +27,11 @@ struct Cli {
     /// The Parquet file to write.
     #[arg(long)]
     out: PathBuf,
-    /// Model name (see the list below).
-    #[arg(long, default_value = registry::DEFAULT_MODEL)]
-    model: String,
-    /// The model's weights (.safetensors); without them an untrained stand-in runs, loudly.
-    #[arg(long)]
-    weights: Option<PathBuf>,
+    #[command(flatten)]
+    model: model_args::ModelArgs,
     /// Images per batch [default: 8 on CPU, 256 on CUDA].
     #[arg(long)]
     batch: Option<usize>,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = DEFAULT_MAX_PIXELS)]
     max_pixels: u64,
@@ -51,13 +46,7 @@ fn models_help() -> String {
 }
 
 fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
-    let entry = registry::find(&cli.model)?;
-    let device = parse_device(&cli.device)?;
-    let dtype = if device.is_cpu() { DType::F32 } else { DType::BF16 };
-    if cli.weights.is_none() {
-        eprintln!("\n{UNTRAINED_WARNING}\n");
-    }
-    let model = entry.open(cli.weights.as_deref(), &device, dtype)?;
+    let model_args::Loaded { entry, model, device, dtype } = cli.model.load(None)?;
     let files = find_images(&cli.inputs)?;
     if files.is_empty() {
         return Err("no PNG or JPEG files found in the paths given".into());

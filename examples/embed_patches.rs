@@ -7,13 +7,14 @@
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/model_args.rs"]
+mod model_args;
 
 use clap::Parser;
 use haidef_wsi::encoders::batch::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::DType;
-use haidef_wsi::encoders::{device_name, parse_device, registry, UNTRAINED_WARNING};
+use haidef_wsi::encoders::{device_name, UNTRAINED_WARNING};
 use haidef_wsi::wsi::PatchGridOptions;
-use std::path::PathBuf;
 use std::time::Instant;
 
 /// Embed the patch grid of one level and print each patch's first embedding values.
@@ -28,15 +29,8 @@ struct Cli {
     /// Embed at most this many patches.
     #[arg(long)]
     limit: Option<usize>,
-    /// Model name.
-    #[arg(long, default_value = registry::DEFAULT_MODEL)]
-    model: String,
-    /// The model's weights (.safetensors); without them an untrained stand-in runs, loudly.
-    #[arg(long)]
-    weights: Option<PathBuf>,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    model: model_args::ModelArgs,
     /// Patches per batch [default: 8 on CPU, 256 on CUDA].
     #[arg(long)]
     batch: Option<usize>,
@@ -46,18 +40,14 @@ struct Cli {
 }
 
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let device = parse_device(&cli.device)?;
-    let dtype = match cli.dtype.as_deref().unwrap_or(if device.is_cpu() { "f32" } else { "bf16" }) {
-        "f32" => DType::F32,
-        "f16" => DType::F16,
-        "bf16" => DType::BF16,
-        other => return Err(format!("--dtype {other}: expected f32, f16 or bf16").into()),
+    let dtype = match cli.dtype.as_deref() {
+        None => None,
+        Some("f32") => Some(DType::F32),
+        Some("f16") => Some(DType::F16),
+        Some("bf16") => Some(DType::BF16),
+        Some(other) => return Err(format!("--dtype {other}: expected f32, f16 or bf16").into()),
     };
-    let entry = registry::find(&cli.model)?;
-    if cli.weights.is_none() {
-        eprintln!("\n{UNTRAINED_WARNING}\n");
-    }
-    let model = entry.open(cli.weights.as_deref(), &device, dtype)?;
+    let model_args::Loaded { entry, model, device, dtype } = cli.model.load(dtype)?;
     let slide = args::open_slide(&cli.slide)?;
     let level = slide.level(cli.level)?;
     let limit = cli.limit.unwrap_or(usize::MAX);

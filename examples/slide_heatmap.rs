@@ -7,10 +7,11 @@
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/model_args.rs"]
+mod model_args;
 
 use clap::Parser;
-use haidef_wsi::encoders::candle::DType;
-use haidef_wsi::encoders::{device_name, parse_device, registry, UNTRAINED_WARNING};
+use haidef_wsi::encoders::{device_name, UNTRAINED_WARNING};
 use haidef_wsi::{LevelChoice, PipelineOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -26,12 +27,8 @@ struct Cli {
     /// Output folder: embeddings.parquet, heatmap.png, clusters.png.
     #[arg(long)]
     out: PathBuf,
-    /// Model name (embed_images --help lists them).
-    #[arg(long, default_value = registry::DEFAULT_MODEL)]
-    model: String,
-    /// The model's weights (.safetensors); without them an untrained stand-in runs, loudly.
-    #[arg(long)]
-    weights: Option<PathBuf>,
+    #[command(flatten)]
+    model: model_args::ModelArgs,
     /// Pyramid level to embed (0 = full resolution).
     #[arg(long, conflicts_with = "mpp")]
     level: Option<usize>,
@@ -50,9 +47,6 @@ struct Cli {
     /// Convert patches from the slide's ICC profile to sRGB before embedding.
     #[arg(long)]
     icc_to_srgb: bool,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
     /// Patches per batch [default: 32 on CPU, 256 on CUDA].
     #[arg(long)]
     batch: Option<usize>,
@@ -62,13 +56,7 @@ struct Cli {
 }
 
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let device = parse_device(&cli.device)?;
-    let dtype = if device.is_cpu() { DType::F32 } else { DType::BF16 };
-    let entry = registry::find(&cli.model)?;
-    if cli.weights.is_none() {
-        eprintln!("\n{UNTRAINED_WARNING}\n");
-    }
-    let model = entry.open(cli.weights.as_deref(), &device, dtype)?;
+    let model_args::Loaded { entry, model, device, dtype } = cli.model.load(None)?;
     let level = match cli.level {
         Some(l) => LevelChoice::Index(l),
         None => LevelChoice::Mpp(cli.mpp.unwrap_or(1.0)),
@@ -93,7 +81,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         chosen.width(),
         chosen.height(),
         chosen.mpp().map(|m| format!("{m:.3}")).unwrap_or_else(|| "?".into()),
-        model.model_id(),
+        entry.name,
         if model.is_trained() { model.weights_id() } else { "UNTRAINED" },
         device_name(&device),
         dtype,
