@@ -9,7 +9,6 @@ use crate::images::{ImageFiles, ImageKey, Skipped, DEFAULT_MAX_PIXELS};
 use crate::sink::{provenance, ParquetSink};
 use arrow_array::{ArrayRef, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field};
-use haidef_wsi_encoders::batch::Batcher;
 use haidef_wsi_encoders::Encoder;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -78,8 +77,8 @@ pub fn embed_image_files(
     let start = Instant::now();
     // Each image is checked against the model's input on its own, so that one bad file costs
     // only itself (the engine's batcher would refuse the whole batch).
-    let checker = Batcher::new(encoder.input_spec().clone(), 1, haidef_wsi_encoders::candle::Device::Cpu, encoder.dtype())?;
-    let check = |img: &haidef_wsi_encoders::ImageRef<'_>| checker.validate(0, img).map_err(|e| e.to_string().trim_start_matches("input 0: ").to_string());
+    let spec = encoder.input_spec();
+    let check = |img: &haidef_wsi_encoders::ImageRef<'_>| spec.check(img);
     let mut meta = provenance(encoder);
     meta.insert("model".to_string(), model_name.to_string());
     let keys = vec![Field::new("path", DataType::Utf8, false), Field::new("width", DataType::UInt32, false), Field::new("height", DataType::UInt32, false)];

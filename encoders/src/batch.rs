@@ -134,16 +134,12 @@ impl Batcher {
             .iter()
             .map(|img| match img.samples {
                 Samples::F32(_) => Transport::F32,
-                _ if interpolates && self.needs_geometry(img) => Transport::F32,
+                _ if interpolates && self.spec.needs_geometry(img.width, img.height) => Transport::F32,
                 Samples::U16 { .. } => Transport::U16Pairs,
                 Samples::U8(_) => Transport::U8,
             })
             .max()
             .unwrap_or(Transport::U8)
-    }
-
-    fn needs_geometry(&self, img: &ImageRef<'_>) -> bool {
-        (self.spec.pad_to_square && img.width != img.height) || (img.width, img.height) != (self.spec.width, self.spec.height)
     }
 
     /// Channel planes of every image in the transport type, as a CPU tensor `(N, C, H, W)`.
@@ -204,54 +200,10 @@ impl Batcher {
         Ok(x.to_dtype(self.dtype)?)
     }
 
-    /// Checks that `img` can be packed (channels, sample count and values, size or a resize
-    /// method); the error names it as input `index`.
+    /// Checks that `img` can be packed ([`InputSpec::check`]); the error names it as input
+    /// `index`.
     pub fn validate(&self, index: usize, img: &ImageRef<'_>) -> Result<()> {
-        let bad = |problem: String| EncoderError::BadInput { index, problem };
-        if !matches!(img.channels, 1 | 3 | 4) {
-            return Err(bad(format!("{} channels per pixel; expected 1 (grey), 3 (RGB) or 4 (RGBA)", img.channels)));
-        }
-        if self.spec.channels == 1 && img.channels != 1 {
-            return Err(bad(format!("{} channels given; this encoder takes greyscale images", img.channels)));
-        }
-        let expected = img.width * img.height * img.channels;
-        if img.samples.len() != expected {
-            return Err(bad(format!(
-                "{} samples for a {}x{}x{} image (expected {expected})",
-                img.samples.len(),
-                img.width,
-                img.height,
-                img.channels
-            )));
-        }
-        if img.width == 0 || img.height == 0 {
-            return Err(bad("empty image".into()));
-        }
-        match img.samples {
-            Samples::U16 { data, bits_stored } => {
-                if !(8..=16).contains(&bits_stored) {
-                    return Err(bad(format!("{bits_stored} bits stored; expected 8 to 16")));
-                }
-                let max = ((1u32 << bits_stored) - 1) as u16;
-                if let Some(v) = data.iter().find(|v| **v > max) {
-                    return Err(bad(format!("sample value {v} exceeds {max}, the largest {bits_stored}-bit value")));
-                }
-            }
-            Samples::F32(data) => {
-                let count = data.iter().filter(|v| !v.is_finite()).count();
-                if count > 0 {
-                    return Err(bad(format!("{count} samples are NaN or infinite")));
-                }
-            }
-            Samples::U8(_) => {}
-        }
-        if self.needs_geometry(img) && self.spec.resize == Resize::None {
-            return Err(bad(format!(
-                "image is {}x{}, the encoder takes {}x{} and resizes nothing; cut patches of that size or choose a resize method",
-                img.width, img.height, self.spec.width, self.spec.height
-            )));
-        }
-        Ok(())
+        self.spec.check(img).map_err(|problem| EncoderError::BadInput { index, problem })
     }
 }
 

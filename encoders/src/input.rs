@@ -7,6 +7,8 @@
 //! pad to square → resize (optionally the shorter side, then a centre crop) → value range →
 //! per-channel mean/std. An image already at the model's height × width is used as it is.
 
+use crate::image::{ImageRef, Samples};
+
 /// How an image of another size is brought to the model's height × width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resize {
@@ -143,6 +145,60 @@ impl InputSpec {
     pub fn with_resize(mut self, resize: Resize) -> Self {
         self.resize = resize;
         self
+    }
+
+    /// Whether an image of `width × height` needs padding or resizing to fit.
+    pub fn needs_geometry(&self, width: usize, height: usize) -> bool {
+        (self.pad_to_square && width != height) || (width, height) != (self.width, self.height)
+    }
+
+    /// Checks that `img` fits this input (channels, sample count and values, size or a resize
+    /// method); the error says what is wrong and what was expected.
+    pub fn check(&self, img: &ImageRef<'_>) -> Result<(), String> {
+        if !matches!(img.channels, 1 | 3 | 4) {
+            return Err(format!("{} channels per pixel; expected 1 (grey), 3 (RGB) or 4 (RGBA)", img.channels));
+        }
+        if self.channels == 1 && img.channels != 1 {
+            return Err(format!("{} channels given; this encoder takes greyscale images", img.channels));
+        }
+        let expected = img.width * img.height * img.channels;
+        if img.samples.len() != expected {
+            return Err(format!(
+                "{} samples for a {}x{}x{} image (expected {expected})",
+                img.samples.len(),
+                img.width,
+                img.height,
+                img.channels
+            ));
+        }
+        if img.width == 0 || img.height == 0 {
+            return Err("empty image".into());
+        }
+        match img.samples {
+            Samples::U16 { data, bits_stored } => {
+                if !(8..=16).contains(&bits_stored) {
+                    return Err(format!("{bits_stored} bits stored; expected 8 to 16"));
+                }
+                let max = ((1u32 << bits_stored) - 1) as u16;
+                if let Some(v) = data.iter().find(|v| **v > max) {
+                    return Err(format!("sample value {v} exceeds {max}, the largest {bits_stored}-bit value"));
+                }
+            }
+            Samples::F32(data) => {
+                let count = data.iter().filter(|v| !v.is_finite()).count();
+                if count > 0 {
+                    return Err(format!("{count} samples are NaN or infinite"));
+                }
+            }
+            Samples::U8(_) => {}
+        }
+        if self.needs_geometry(img.width, img.height) && self.resize == Resize::None {
+            return Err(format!(
+                "image is {}x{}, the encoder takes {}x{} and resizes nothing; cut patches of that size or choose a resize method",
+                img.width, img.height, self.width, self.height
+            ));
+        }
+        Ok(())
     }
 
     /// One line for metadata, e.g. `224x224x3, resize none, range full (x/255 for 8-bit),
