@@ -54,7 +54,7 @@ fn patch_grid(c: &mut Criterion) {
     // its caches before each pass); regions within a pass share decoded frames.
     group.bench_function("random_regions_224_cache_cleared_per_pass", |b| {
         b.iter(|| {
-            level.tile_cache().clear();
+            level.cache().clear();
             for &(x, y) in &origins {
                 let r = level.read_region(x, y, 224, 224).unwrap();
                 assert_eq!(r.data.len(), 224 * 224 * 3);
@@ -65,13 +65,13 @@ fn patch_grid(c: &mut Criterion) {
     let rects: Vec<(i64, i64, u32, u32)> = origins.iter().map(|&(x, y)| (x, y, 224, 224)).collect();
     group.bench_function("random_regions_224_batch_cache_cleared_per_pass", |b| {
         b.iter(|| {
-            level.tile_cache().clear();
+            level.cache().clear();
             let regions = level.read_regions(&rects, OutOfBounds::Error).unwrap();
             assert_eq!(regions.len(), rects.len());
         })
     });
     // No cache: every region decodes all frames it touches (wsidicom's "_nocache" figure).
-    let uncached = Slide::open_with(fixture("ihc-full"), &OpenOptions { tile_cache_bytes: 0, ..Default::default() })
+    let uncached = Slide::open_with(fixture("ihc-full"), &OpenOptions { cache_bytes: 0, ..Default::default() })
         .expect("fixture slide");
     let uncached_level = uncached.level(0).unwrap().clone();
     group.bench_function("random_regions_224_no_cache", |b| {

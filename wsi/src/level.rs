@@ -8,7 +8,7 @@ use crate::frame_source::FrameSource;
 use crate::image_info::ImageInfo;
 use crate::compose::compose;
 use crate::rgb::RgbImage;
-use crate::tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};
+use crate::cache::{CacheKey, SlideCache, DEFAULT_CACHE_BYTES};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -34,35 +34,34 @@ pub struct Level {
     frames: Arc<dyn FrameSource>,
     frame_index: Arc<FrameIndex>,
     decoder: FrameDecoder,
-    cache: Arc<TileCache>,
-    /// Key of this image in the (possibly shared) cache.
-    cache_key: usize,
+    cache: Arc<SlideCache>,
+    /// This image's id in the (possibly shared) cache.
+    cache_id: u32,
 }
 
 impl Level {
     /// Assembles a level from its metadata and frame source. Checks the frame organisation and
     /// pixel format now, so that problems show at open time rather than mid-run.
-    /// The level gets its own tile cache of [`DEFAULT_TILE_CACHE_BYTES`].
+    /// The level gets its own cache of [`DEFAULT_CACHE_BYTES`].
     pub fn new(index: usize, info: ImageInfo, frames: Arc<dyn FrameSource>) -> Result<Self> {
-        Level::with_cache(index, info, frames, Arc::new(TileCache::new(DEFAULT_TILE_CACHE_BYTES)), index)
+        Level::with_cache(index, info, frames, Arc::new(SlideCache::new(DEFAULT_CACHE_BYTES)))
     }
 
-    /// Like [`Level::new`], sharing `cache` (under `cache_key`, unique per image) with other images.
-    pub fn with_cache(
-        index: usize,
-        info: ImageInfo,
-        frames: Arc<dyn FrameSource>,
-        cache: Arc<TileCache>,
-        cache_key: usize,
-    ) -> Result<Self> {
+    /// Like [`Level::new`], keeping decoded tiles in `cache`, shared with the slide's other images.
+    pub fn with_cache(index: usize, info: ImageInfo, frames: Arc<dyn FrameSource>, cache: Arc<SlideCache>) -> Result<Self> {
         let frame_index = FrameIndex::build(&info)?;
         let decoder = FrameDecoder::new(&info)?;
-        Ok(Level { index, info: Arc::new(info), frames, frame_index: Arc::new(frame_index), decoder, cache, cache_key })
+        let cache_id = cache.register();
+        Ok(Level { index, info: Arc::new(info), frames, frame_index: Arc::new(frame_index), decoder, cache, cache_id })
     }
 
-    /// The decoded-tile cache used by region reads.
-    pub fn tile_cache(&self) -> &Arc<TileCache> {
+    /// The slide's cache, where region reads keep decoded tiles.
+    pub fn cache(&self) -> &Arc<SlideCache> {
         &self.cache
+    }
+
+    fn cache_key(&self, frame: u32) -> CacheKey {
+        CacheKey { image: self.cache_id, frame }
     }
 
     /// Position in the pyramid (0 = highest resolution), or in the associated image list.
@@ -124,12 +123,12 @@ impl Level {
         self.decoder.decode_into(&bytes, out, self.frames.location(), frame)
     }
 
-    /// Decodes tile (tx, ty), through the tile cache. `None` when the slide has no frame there
+    /// Decodes tile (tx, ty), through the slide's cache. `None` when the slide has no frame there
     /// (sparse tiling): callers treat it as white.
     pub fn read_tile(&self, tx: u32, ty: u32) -> Result<Option<Tile>> {
         let Some(frame) = self.frame_index.frame_at(tx, ty) else { return Ok(None) };
         self.cache
-            .get_or_decode((self.cache_key, frame), || self.decode_frame(frame).map(Arc::new))
+            .get_or_load(self.cache_key(frame), || self.decode_frame(frame).map(Arc::new))
             .map(Some)
     }
 
@@ -139,7 +138,7 @@ impl Level {
         let mut misses = Vec::new();
         for (slot, &(tx, ty)) in out.iter_mut().zip(tiles) {
             if let Some(frame) = self.frame_index.frame_at(tx, ty) {
-                match self.cache.get((self.cache_key, frame)) {
+                match self.cache.get(self.cache_key(frame)) {
                     Some(tile) => *slot = Some(tile),
                     None => misses.push((slot, tx, ty)),
                 }
@@ -204,7 +203,7 @@ impl Level {
     }
 
     /// Reads many rectangles (x, y, w, h) in parallel. Frames shared by several rectangles are
-    /// decoded once (concurrent readers wait for one decode) while they stay in the tile cache.
+    /// decoded once (concurrent readers wait for one decode) while they stay in the slide's cache.
     /// Fails on the first rectangle that fails.
     pub fn read_regions(&self, rects: &[(i64, i64, u32, u32)], policy: OutOfBounds) -> Result<Vec<RgbImage>> {
         rects.par_iter().map(|&(x, y, w, h)| self.read_region_with(x, y, w, h, policy)).collect()

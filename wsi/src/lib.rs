@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod attrs;
+pub mod cache;
 mod compose;
 pub mod decode;
 pub mod dicomweb;
@@ -34,7 +35,6 @@ pub mod patches;
 mod pool;
 pub mod rgb;
 pub mod slide;
-pub mod tile_cache;
 
 pub use decode::{Codec, FrameDecoder};
 pub use error::{Result, WsiError};
@@ -46,4 +46,4 @@ pub use patches::{Patch, PatchGrid, PatchGridOptions, PatchRows};
 pub use rgb::RgbImage;
 pub use dicomweb::{Auth, DicomWebOptions};
 pub use slide::{AssociatedImage, AssociatedKind, OpenOptions, Slide};
-pub use tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};
+pub use cache::{CacheKey, SlideCache, DEFAULT_CACHE_BYTES};

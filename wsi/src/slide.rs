@@ -6,7 +6,7 @@ use crate::frame_source::FrameSource;
 use crate::image_info::{ImageFlavor, ImageInfo};
 use crate::level::Level;
 use crate::local_file::open_instance;
-use crate::tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};
+use crate::cache::{SlideCache, DEFAULT_CACHE_BYTES};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,14 +47,14 @@ pub struct AssociatedImage {
 pub struct OpenOptions {
     /// Which series to open when the inputs hold more than one WSI series.
     pub series_instance_uid: Option<String>,
-    /// Bytes of decoded tiles kept for region reads, shared by all images of the slide
-    /// (0 disables the cache). The patch grid does not use it.
-    pub tile_cache_bytes: usize,
+    /// Bytes of decoded tiles (for region reads) kept for the slide, over all its images
+    /// (0 disables the cache). The streaming patch grid does not use it.
+    pub cache_bytes: usize,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { series_instance_uid: None, tile_cache_bytes: DEFAULT_TILE_CACHE_BYTES }
+        OpenOptions { series_instance_uid: None, cache_bytes: DEFAULT_CACHE_BYTES }
     }
 }
 
@@ -103,7 +103,7 @@ impl Slide {
                     Err(e) => return Err(e),
                 }
             }
-            Slide::assemble(location, opened, skipped, options)
+            Slide::assemble(location, opened, skipped, options, Arc::new(SlideCache::new(options.cache_bytes)))
         } else {
             Slide::open_files(&[path], options)
         }
@@ -126,15 +126,17 @@ impl Slide {
             .iter()
             .map(|f| open_instance(f.as_ref()).map(|(info, frames)| OpenedInstance { info, frames: Arc::new(frames) as _ }))
             .collect::<Result<Vec<_>>>()?;
-        Slide::assemble(location, opened, Vec::new(), options)
+        Slide::assemble(location, opened, Vec::new(), options, Arc::new(SlideCache::new(options.cache_bytes)))
     }
 
-    /// Groups instances by series, keeps the chosen series, sorts VOLUME images into levels.
+    /// Groups instances by series, keeps the chosen series, sorts VOLUME images into levels,
+    /// which keep their decoded tiles in `cache`.
     pub(crate) fn assemble(
         location: Location,
         instances: Vec<OpenedInstance>,
         skipped: Vec<String>,
         options: &OpenOptions,
+        cache: Arc<SlideCache>,
     ) -> Result<Slide> {
         let no_slide = |problem: String| WsiError::NoSlide { location: location.clone(), problem };
         let mut series: BTreeMap<String, Vec<OpenedInstance>> = BTreeMap::new();
@@ -163,8 +165,6 @@ impl Slide {
         let mut volumes = Vec::new();
         let mut associated = Vec::new();
         let mut warnings = Vec::new();
-        let cache = Arc::new(TileCache::new(options.tile_cache_bytes));
-        let mut cache_keys = 0..;
         for inst in chosen {
             let kind = match &inst.info.flavor {
                 ImageFlavor::Volume => None,
@@ -180,7 +180,7 @@ impl Slide {
                 None => volumes.push(inst),
                 Some(kind) => {
                     let index = associated.len();
-                    let image = Level::with_cache(index, inst.info, inst.frames, cache.clone(), cache_keys.next().unwrap())?;
+                    let image = Level::with_cache(index, inst.info, inst.frames, cache.clone())?;
                     associated.push(AssociatedImage { kind, image });
                 }
             }
@@ -204,7 +204,7 @@ impl Slide {
                 }
             }
             let index = levels.len();
-            levels.push(Level::with_cache(index, inst.info, inst.frames, cache.clone(), cache_keys.next().unwrap())?);
+            levels.push(Level::with_cache(index, inst.info, inst.frames, cache.clone())?);
         }
         if levels.is_empty() {
             return Err(no_slide(format!("series {series_instance_uid} has no VOLUME images (ImageType value 3)")));

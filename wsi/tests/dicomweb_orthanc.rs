@@ -527,3 +527,27 @@ fn the_grid_asks_for_its_frames_in_few_full_requests() {
         assert!(sent <= expected + 1, "{per_request} frames per request: {sent} requests, expected about {expected}");
     }
 }
+
+#[test]
+fn one_cache_bounds_the_whole_slide() {
+    // Fetched frames of every instance and decoded tiles share one cache per slide, bounded in
+    // bytes over all of them (it was per instance); a cache far smaller than the slide still
+    // reads every pixel right, fetching again what it evicted.
+    let Some((server, local)) = serving(Setup::default(), "ihc-full") else { return };
+    let cap = 1 << 20;
+    let options = DicomWebOptions { cache_bytes: cap, frames_per_request: 16, ..Default::default() };
+    let remote = Slide::open_dicomweb(&series_url(&server, &local), &options).unwrap();
+    let cache = remote.level(0).unwrap().cache().clone();
+    assert_eq!(cache.capacity(), cap);
+    for image in remote.levels().iter().chain(remote.associated().iter().map(|a| &a.image)) {
+        assert!(Arc::ptr_eq(image.cache(), &cache), "level {} has a cache of its own", image.index());
+    }
+    assert_same_level0_grid(&remote, &local);
+    for (r, l) in remote.levels().iter().zip(local.levels()) {
+        assert!(r.read_all().unwrap() == l.read_all().unwrap(), "level {}", l.index());
+        assert!(cache.bytes() <= cap, "{} bytes held after level {}, cap {cap}", cache.bytes(), l.index());
+    }
+    let label_bytes = |s: &Slide| s.associated()[0].image.read_all().unwrap();
+    assert!(label_bytes(&remote) == label_bytes(&local));
+    assert!(cache.bytes() <= cap && !cache.is_empty(), "{} bytes, {} entries", cache.bytes(), cache.len());
+}

@@ -85,7 +85,7 @@ fn batch_region_reads_equal_single_reads() {
         (0..40).map(|i| ((i * 61 % 2200) as i64, (i * 37 % 1500) as i64, 224 + (i % 3) as u32, 200)).collect();
     let batch = level.read_regions(&rects, OutOfBounds::Error).unwrap();
     for (r, img) in rects.iter().zip(&batch) {
-        level.tile_cache().clear();
+        level.cache().clear();
         assert!(level.read_region(r.0, r.1, r.2, r.3).unwrap() == *img, "{r:?}");
     }
     assert!(level.read_regions(&[(0, 0, 10, 10), (2499, 0, 10, 10)], OutOfBounds::Error).is_err());

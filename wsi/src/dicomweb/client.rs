@@ -48,8 +48,10 @@ pub struct DicomWebOptions {
     pub attempts: u32,
     /// Timeout of one request.
     pub timeout: Duration,
-    /// Bytes of fetched (still compressed) frames kept per instance.
-    pub frame_cache_bytes: usize,
+    /// Bytes of fetched (still compressed) frames and decoded tiles kept for the slide, over
+    /// all its instances: one cache, as [`crate::OpenOptions::cache_bytes`] (0 keeps none, so
+    /// every frame read is a request).
+    pub cache_bytes: usize,
     /// Requests in flight at once, over all instances of the slide. A frame miss sends the
     /// frames the patch grid will need next as up to this many requests of
     /// `frames_per_request` frames, together. Against servers that answer small requests
@@ -68,7 +70,7 @@ impl Default for DicomWebOptions {
             frames_per_request: 64,
             attempts: 4,
             timeout: Duration::from_secs(60),
-            frame_cache_bytes: 64 << 20,
+            cache_bytes: crate::cache::DEFAULT_CACHE_BYTES,
             max_concurrent_requests: 4,
             ca_certificates: Vec::new(),
         }

@@ -3,6 +3,7 @@
 
 use super::client::{Client, DicomWebOptions};
 use super::source::DicomWebFrames;
+use crate::cache::SlideCache;
 use crate::decode::Codec;
 use crate::error::{Result, WsiError};
 use crate::image_info::ImageInfo;
@@ -104,6 +105,8 @@ pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
     let fail = |problem: String| WsiError::DicomWeb { location: format!("{series_url}/metadata"), problem };
     let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| fail(format!("not DICOM JSON: {e}")))?;
     let items = json.as_array().ok_or_else(|| fail("expected a JSON array of instances".into()))?;
+    // One cache for the slide: fetched frames of every instance and decoded tiles.
+    let cache = Arc::new(SlideCache::new(options.cache_bytes));
     let mut pending = Vec::new();
     let mut skipped = Vec::new();
     for item in items {
@@ -118,7 +121,7 @@ pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
             Err(e @ WsiError::NotWsi { .. }) => skipped.push(e.to_string()),
             other => {
                 let info = other?;
-                let frames = DicomWebFrames::new(client.clone(), instance_url, info.number_of_frames, options.frames_per_request, options.frame_cache_bytes);
+                let frames = DicomWebFrames::new(client.clone(), instance_url, info.number_of_frames, options.frames_per_request, cache.clone());
                 pending.push((info, frames, item));
             }
         }
@@ -133,8 +136,8 @@ pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
             .collect();
         handles.into_iter().map(|h| h.join().expect("instance set-up does not panic")).collect::<Result<Vec<_>>>()
     })?;
-    let options = OpenOptions { series_instance_uid: Some(series), ..OpenOptions::default() };
-    Slide::assemble(series_url, opened, skipped, &options)
+    let options = OpenOptions { series_instance_uid: Some(series), cache_bytes: options.cache_bytes };
+    Slide::assemble(series_url, opened, skipped, &options, cache)
 }
 
 /// Learns an instance's transfer syntax from its first frame (the metadata does not carry it),

@@ -1,7 +1,8 @@
 //! Frames of one instance over WADO-RS, fetched many per request, as stored (no transcoding),
-//! with a byte-capped cache and the patch grid's prefetch hints.
+//! kept in the slide's cache, with the patch grid's prefetch hints.
 
 use super::client::Client;
+use crate::cache::{Bytes, CacheKey, SlideCache};
 use crate::error::{Result, WsiError};
 use crate::frame_source::FrameSource;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -16,13 +17,12 @@ pub(crate) const ACCEPT_EXPLICIT_LE: &str =
     "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1";
 
 /// The stored bytes of one frame, shared between the cache and its readers.
-type Frame = Arc<Vec<u8>>;
+type Frame = Bytes;
 
+/// The requests of one instance: what is wanted next, in flight, waited for, failed. The
+/// frames themselves are kept in the slide's cache.
 #[derive(Debug, Default)]
-struct Cache {
-    frames: HashMap<u32, Frame>,
-    order: VecDeque<u32>,
-    bytes: usize,
+struct Requests {
     /// Frames the patch grid said it will read soon, oldest first.
     wanted: VecDeque<u32>,
     /// Frames in a request now in flight.
@@ -44,35 +44,49 @@ pub struct DicomWebFrames {
     accept: &'static str,
     number_of_frames: u32,
     per_request: usize,
-    cap: usize,
-    cache: Mutex<Cache>,
+    cache: Arc<SlideCache>,
+    cache_id: u32,
+    requests: Mutex<Requests>,
     /// Signalled whenever a request ends.
     arrived: Condvar,
 }
 
 impl DicomWebFrames {
-    pub(crate) fn new(client: Arc<Client>, url: String, number_of_frames: u32, per_request: usize, cap: usize) -> Self {
+    /// Frames of the instance at `url`, kept in `cache` (the slide's).
+    pub(crate) fn new(client: Arc<Client>, url: String, number_of_frames: u32, per_request: usize, cache: Arc<SlideCache>) -> Self {
+        let cache_id = cache.register();
         DicomWebFrames {
             client,
             url,
             accept: ACCEPT_FRAMES,
             number_of_frames,
             per_request: per_request.max(1),
-            cap,
-            cache: Mutex::default(),
+            cache,
+            cache_id,
+            requests: Mutex::default(),
             arrived: Condvar::new(),
         }
     }
 
-    /// From now on, ask the server to decode frames to Explicit VR Little Endian.
+    /// From now on, ask the server to decode frames to Explicit VR Little Endian (frames
+    /// fetched before, in the stored syntax, are forgotten: they are kept under a new id).
     pub(crate) fn decoded_by_server(mut self) -> Self {
         self.accept = ACCEPT_EXPLICIT_LE;
-        *self.cache.get_mut().unwrap_or_else(|e| e.into_inner()) = Cache::default();
+        self.cache_id = self.cache.register();
+        *self.requests.get_mut().unwrap_or_else(|e| e.into_inner()) = Requests::default();
         self
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Requests> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn key(&self, frame: u32) -> CacheKey {
+        CacheKey { image: self.cache_id, frame }
+    }
+
+    fn cached(&self, frame: u32) -> bool {
+        self.cache.contains(self.key(frame))
     }
 
     /// Fetches `frames` (0-based) in one request and caches them; returns the transfer syntax
@@ -109,28 +123,20 @@ impl DicomWebFrames {
             }
         }
         let bodies: Vec<Frame> = parts.into_iter().map(|p| Arc::new(p.body)).collect();
-        let mut cache = self.lock();
+        let mut state = self.lock();
         // Every answer must be in the syntax the frames are decoded as.
-        match (&cache.syntax, &syntax) {
+        match (&state.syntax, &syntax) {
             (Some(known), Some(now)) if known != now => {
                 return Err(fail(format!("the answer is in transfer syntax {now}, but this instance's frames came as {known} before")));
             }
-            (None, Some(now)) => cache.syntax = Some(now.clone()),
+            (None, Some(now)) => state.syntax = Some(now.clone()),
             _ => {}
         }
         for (&frame, body) in frames.iter().zip(&bodies) {
-            cache.failed.remove(&frame);
-            match cache.frames.insert(frame, body.clone()) {
-                None => cache.order.push_back(frame),
-                Some(old) => cache.bytes -= old.len(),
-            }
-            cache.bytes += body.len();
-        }
-        while cache.bytes > self.cap && cache.order.len() > frames.len() {
-            let old = cache.order.pop_front().expect("non-empty");
-            if let Some(f) = cache.frames.remove(&old) {
-                cache.bytes -= f.len();
-            }
+            state.failed.remove(&frame);
+            // Kept before the request is settled, so that readers waiting on it find them (or,
+            // if evicted meanwhile, ask again).
+            self.cache.insert(self.key(frame), body.clone());
         }
         Ok((syntax, bodies))
     }
@@ -142,22 +148,22 @@ impl DicomWebFrames {
     /// request holds `index`. A band smaller than `per_request` stays one request: Orthanc 1.x
     /// loads the whole instance for every request, so splitting it finer costs more than the
     /// overlap gains (measured: docs/BENCHMARKS.md).
-    fn plan(&self, cache: &mut Cache, index: u32) -> Vec<Vec<u32>> {
+    fn plan(&self, state: &mut Requests, index: u32) -> Vec<Vec<u32>> {
         let mut frames = vec![index];
         let mut seen = HashSet::from([index]);
-        while let Some(f) = cache.wanted.pop_front() {
-            if !cache.frames.contains_key(&f) && !cache.pending.contains(&f) && seen.insert(f) {
+        while let Some(f) = state.wanted.pop_front() {
+            if !self.cached(f) && !state.pending.contains(&f) && seen.insert(f) {
                 frames.push(f);
             }
         }
         let mut taken = frames.len().min(self.per_request * self.client.max_in_flight());
-        // No more than half the cache holds (by the frames seen so far), so that one plan's
-        // answers do not evict each other before their readers get them.
-        if let Some(average) = cache.bytes.checked_div(cache.frames.len()).filter(|a| *a > 0) {
-            taken = taken.min((self.cap / 2 / average).max(1));
+        // No more than the cache keeps for new entries (by the average entry held now), so
+        // that one plan's answers do not evict each other before their readers get them.
+        if let Some(average) = self.cache.bytes().checked_div(self.cache.len()).filter(|a| *a > 0) {
+            taken = taken.min((self.cache.room_for_new() / average).max(1));
         }
-        cache.wanted.extend(frames.drain(taken..));
-        cache.pending.extend(frames.iter().copied());
+        state.wanted.extend(frames.drain(taken..));
+        state.pending.extend(frames.iter().copied());
         frames.chunks(self.per_request).map(<[u32]>::to_vec).collect()
     }
 
@@ -173,16 +179,16 @@ impl DicomWebFrames {
         impl Drop for Settle<'_> {
             fn drop(&mut self) {
                 let error = self.error.take().or_else(|| std::thread::panicking().then(|| (self.source.url.clone(), "the request panicked".to_string())));
-                let mut cache = self.source.lock();
+                let mut state = self.source.lock();
                 for f in self.frames {
-                    cache.pending.remove(f);
+                    state.pending.remove(f);
                     if let Some(e) = &error {
-                        if cache.waiting.get(f).is_some_and(|n| *n > 0) {
-                            cache.failed.insert(*f, e.clone());
+                        if state.waiting.get(f).is_some_and(|n| *n > 0) {
+                            state.failed.insert(*f, e.clone());
                         }
                     }
                 }
-                drop(cache);
+                drop(state);
                 self.source.arrived.notify_all();
             }
         }
@@ -209,35 +215,34 @@ impl FrameSource for DicomWebFrames {
         if index >= self.number_of_frames {
             return Err(WsiError::frame(self.url.clone(), index, format!("does not exist: the image has {} frames", self.number_of_frames)));
         }
-        let mut cache = self.lock();
+        let mut state = self.lock();
         loop {
-            if let Some(f) = cache.frames.get(&index) {
-                let f = f.clone();
-                drop(cache);
+            if let Some(f) = self.cache.get(self.key(index)) {
+                drop(state);
                 return Ok(f.to_vec());
             }
-            if !cache.pending.contains(&index) {
+            if !state.pending.contains(&index) {
                 break;
             }
-            *cache.waiting.entry(index).or_default() += 1;
-            cache = self.arrived.wait(cache).unwrap_or_else(|e| e.into_inner());
-            let left = cache.waiting.get_mut(&index).map(|n| {
+            *state.waiting.entry(index).or_default() += 1;
+            state = self.arrived.wait(state).unwrap_or_else(|e| e.into_inner());
+            let left = state.waiting.get_mut(&index).map(|n| {
                 *n -= 1;
                 *n
             });
             if left == Some(0) {
-                cache.waiting.remove(&index);
+                state.waiting.remove(&index);
             }
             // The request this reader waited on failed: report it (the last waiter clears it).
-            if let Some((location, problem)) = cache.failed.get(&index).cloned() {
+            if let Some((location, problem)) = state.failed.get(&index).cloned() {
                 if left == Some(0) {
-                    cache.failed.remove(&index);
+                    state.failed.remove(&index);
                 }
                 return Err(WsiError::DicomWeb { location, problem });
             }
         }
-        let requests = self.plan(&mut cache, index);
-        drop(cache);
+        let requests = self.plan(&mut state, index);
+        drop(state);
         // This thread sends the request holding `index`; the others go out alongside it.
         let (first, others) = requests.split_first().expect("plan gives at least one request");
         let mine = std::thread::scope(|scope| {
@@ -251,9 +256,9 @@ impl FrameSource for DicomWebFrames {
     }
 
     fn prefetch(&self, indices: &[u32]) {
-        let mut cache = self.lock();
-        let new: Vec<u32> = indices.iter().copied().filter(|f| *f < self.number_of_frames && !cache.frames.contains_key(f)).collect();
-        cache.wanted.extend(new);
+        let mut state = self.lock();
+        let new: Vec<u32> = indices.iter().copied().filter(|f| *f < self.number_of_frames && !self.cached(*f)).collect();
+        state.wanted.extend(new);
     }
 
     fn location(&self) -> &str {
