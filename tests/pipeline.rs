@@ -191,7 +191,8 @@ fn bad_options_are_clear_and_leave_nothing() {
 #[test]
 fn icc_conversion_is_applied_and_recorded() {
     // The fixture carries the dicomizer's sRGB profile: converting it to sRGB must change
-    // almost nothing, and the run must say what it did.
+    // almost nothing, and the run must say what it did. (That the step changes what it should
+    // is checked on a ProPhoto RGB slide, below.)
     let plain = run_into(&out_dir("icc-off"), &opts()).unwrap();
     assert_eq!(plain.color_transform, "none");
     let dir = out_dir("icc-on");
@@ -219,6 +220,78 @@ fn icc_conversion_is_applied_and_recorded() {
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     assert!(dot / (na * nb) > 0.999, "cosine {}", dot / (na * nb));
+}
+
+/// The ProPhoto RGB slide (fixtures/icc/README.md): converting it to sRGB moves its pixels by
+/// 14 levels on average. The pipeline's embeddings with `icc_to_srgb` must be those of the
+/// pixels Pillow's ImageCms made of the same level (`fixtures/icc/level-0.srgb.png`), and far
+/// from those of the unconverted pixels; the transform itself must match Pillow within a level.
+#[test]
+fn icc_conversion_gives_what_an_independent_colour_manager_gives() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let slide = Slide::open(root.join("fixtures/slides/ihc-raw-prophoto")).unwrap();
+    let level = slide.level(0).unwrap();
+    let (w, h) = (level.width() as usize, level.height() as usize);
+    let reference = {
+        let f = std::fs::File::open(root.join("fixtures/icc/level-0.srgb.png")).unwrap();
+        let mut r = png::Decoder::new(std::io::BufReader::new(f)).read_info().unwrap();
+        let mut buf = vec![0; r.output_buffer_size().unwrap()];
+        let info = r.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width as usize, info.height as usize, info.color_type), (w, h, png::ColorType::Rgb));
+        buf.truncate(info.buffer_size());
+        buf
+    };
+    let raw = level.read_all().unwrap().data;
+    let max_diff = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+    assert!(max_diff(&raw, &reference) > 40, "the fixture's profile must change the pixels");
+
+    // The transform alone, on the whole level.
+    let icc = level.info().icc_profile.clone().expect("the fixture carries a profile");
+    let mut ours = raw.clone();
+    haidef_wsi::color::ToSrgb::from_icc(&icc).unwrap().apply(&mut ours);
+    assert!(max_diff(&ours, &reference) <= 1, "lcms2 vs Pillow ImageCms: {} levels", max_diff(&ours, &reference));
+
+    // The pipeline with and without it.
+    let run = |icc_to_srgb: bool| {
+        let dir = out_dir(&format!("prophoto-{icc_to_srgb}"));
+        let opts = PipelineOptions { level: LevelChoice::Index(0), all_patches: true, icc_to_srgb, batch_size: 4, k: 2, ..Default::default() };
+        let s = SlideJob::new(&slide, model(), &dir).options(opts).run().unwrap();
+        (s, read_embeddings(&dir))
+    };
+    let (on, rows) = run(true);
+    assert!(on.color_transform.contains("ProPhoto"), "{}", on.color_transform);
+    let (_, rows_off) = run(false);
+    let mut batcher = Batcher::new(model().input_spec().clone(), 1, Device::Cpu, DType::F32).unwrap();
+    let crop = |x: usize, y: usize| -> Vec<u8> { (y..y + 224).flat_map(|r| reference[(r * w + x) * 3..(r * w + x + 224) * 3].iter().copied()).collect() };
+    let rel = |a: &[f32], b: &[f32]| -> f64 {
+        let num: f64 = a.iter().zip(b).map(|(p, q)| f64::from(p - q).powi(2)).sum();
+        (num / b.iter().map(|q| f64::from(*q).powi(2)).sum::<f64>()).sqrt()
+    };
+    assert_eq!(rows.len(), (w / 224) * (h / 224));
+    for ((x, y, emb), (_, _, emb_off)) in rows.iter().zip(&rows_off) {
+        let patch = crop(*x as usize, *y as usize);
+        let want = model().embed(&batcher.pack(&[ImageRef::rgb(224, 224, &patch)]).unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (e_on, e_off) = (rel(emb, &want), rel(emb_off, &want));
+        assert!(e_on <= 2e-3, "patch ({x}, {y}): {e_on:.2e} from Pillow's pixels' embedding");
+        assert!(e_off > 10.0 * 2e-3, "patch ({x}, {y}): without the ICC step only {e_off:.2e} away: the check could not fail");
+    }
+}
+
+/// (x, y, embedding) of every row of a run's Parquet file.
+fn read_embeddings(dir: &Path) -> Vec<(u32, u32, Vec<f32>)> {
+    let f = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
+    let mut rows = Vec::new();
+    for b in ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap() {
+        let b = b.unwrap();
+        let xs = b.column_by_name("x").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
+        let ys = b.column_by_name("y").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
+        let emb = b.column_by_name("embedding").unwrap().as_any().downcast_ref::<FixedSizeListArray>().unwrap().clone();
+        for i in 0..b.num_rows() {
+            let e = emb.value(i);
+            rows.push((xs.value(i), ys.value(i), e.as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec()));
+        }
+    }
+    rows
 }
 
 fn out_dir_existing(name: &str) -> PathBuf {
