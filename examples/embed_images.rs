@@ -10,7 +10,7 @@ mod model_args;
 
 use clap::Parser;
 use haidef_wsi::encoders::{device_name, registry, UNTRAINED_WARNING};
-use haidef_wsi::image_job::{embed_image_files, ImageJobOptions};
+use haidef_wsi::image_job::{ImageJob, ImageJobOptions};
 use haidef_wsi::images::{find_images, DEFAULT_MAX_PIXELS};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -76,7 +76,13 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
         skipped.fetch_add(1, Ordering::Relaxed);
         bar.suspend(|| eprintln!("skipped: {}", s.error));
     };
-    let result = embed_image_files(files, model.as_ref(), entry.name, &cli.out, &opts, &cancel, &progress, &on_skip);
+    let result = ImageJob::new(files, model.as_ref(), &cli.out)
+        .model_name(entry.name)
+        .options(opts)
+        .cancel(&cancel)
+        .progress(&progress)
+        .on_skip(&on_skip)
+        .run();
     bar.finish_and_clear();
     let s = result?;
     println!(

@@ -60,27 +60,99 @@ impl Sink<ImageKey> for ImageSink {
     }
 }
 
-/// Embeds `files` with `encoder` (registered as `model_name`) into the Parquet file `out`
-/// (written atomically; also when every file was skipped, so that the file says why).
-/// `progress(rows, files)` follows the rows written; `on_skip` hears of each skipped file.
+/// The image job, set up step by step and then run:
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use haidef_wsi::{encoders::{candle::{DType, Device}, registry}, image_job::ImageJob, images::find_images};
+/// let entry = registry::find("vit_base_patch16_224")?;
+/// let model = entry.untrained(&Device::Cpu, DType::F32)?;
+/// let files = find_images(&["photos/".into()])?;
+/// let summary = ImageJob::new(files, model.as_ref(), "embeddings.parquet")
+///     .model_name(entry.name)
+///     .on_skip(&|s| eprintln!("skipped: {}", s.error))
+///     .run()?;
+/// println!("{} embedded, {} skipped", summary.embedded, summary.skipped.len());
+/// # Ok(()) }
+/// ```
+pub struct ImageJob<'a> {
+    files: Vec<PathBuf>,
+    encoder: &'a dyn Encoder,
+    out: PathBuf,
+    model_name: Option<&'a str>,
+    options: ImageJobOptions,
+    cancel: Option<&'a AtomicBool>,
+    progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+    on_skip: Option<&'a (dyn Fn(&Skipped) + Sync)>,
+}
+
+impl<'a> ImageJob<'a> {
+    /// Embeds `files` with `encoder` into the Parquet file `out` (written atomically; also when
+    /// every file was skipped, so that the file says why), with [`ImageJobOptions::default`].
+    pub fn new(files: Vec<PathBuf>, encoder: &'a dyn Encoder, out: impl AsRef<Path>) -> Self {
+        ImageJob { files, encoder, out: out.as_ref().to_path_buf(), model_name: None, options: ImageJobOptions::default(), cancel: None, progress: None, on_skip: None }
+    }
+
+    /// The name the model was chosen by (e.g. the registry's), recorded as `model` in the
+    /// file's metadata.
+    pub fn model_name(mut self, name: &'a str) -> Self {
+        self.model_name = Some(name);
+        self
+    }
+
+    /// Batch size, queue depth and the pixel limit.
+    pub fn options(mut self, options: ImageJobOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// A flag that stops the job promptly when set (nothing is left half-written).
+    pub fn cancel(mut self, flag: &'a AtomicBool) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    /// Called with (rows written, files given) after each batch is written.
+    pub fn progress(mut self, progress: &'a (dyn Fn(usize, usize) + Sync)) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Called with each file that is skipped, and why.
+    pub fn on_skip(mut self, on_skip: &'a (dyn Fn(&Skipped) + Sync)) -> Self {
+        self.on_skip = Some(on_skip);
+        self
+    }
+
+    /// Runs the job.
+    pub fn run(self) -> Result<ImageJobSummary> {
+        let never = AtomicBool::new(false);
+        let cancel = self.cancel.unwrap_or(&never);
+        let progress = self.progress.unwrap_or(&|_, _| {});
+        let on_skip = self.on_skip.unwrap_or(&|_| {});
+        run(self.files, self.encoder, self.model_name, &self.out, &self.options, cancel, progress, on_skip)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-pub fn embed_image_files(
+fn run(
     files: Vec<PathBuf>,
     encoder: &dyn Encoder,
-    model_name: &str,
+    model_name: Option<&str>,
     out: &Path,
     opts: &ImageJobOptions,
     cancel: &AtomicBool,
     progress: &(dyn Fn(usize, usize) + Sync),
     on_skip: &(dyn Fn(&Skipped) + Sync),
-) -> Result<ImageJobSummary> {
-    let start = Instant::now();
+) -> Result<ImageJobSummary> {    let start = Instant::now();
     // Each image is checked against the model's input on its own, so that one bad file costs
     // only itself (the engine's batcher would refuse the whole batch).
     let spec = encoder.input_spec();
     let check = |img: &haidef_wsi_encoders::ImageRef<'_>| spec.check(img);
     let mut meta = provenance(encoder);
-    meta.insert("model".to_string(), model_name.to_string());
+    if let Some(name) = model_name {
+        meta.insert("model".to_string(), name.to_string());
+    }
     let keys = vec![Field::new("path", DataType::Utf8, false), Field::new("width", DataType::UInt32, false), Field::new("height", DataType::UInt32, false)];
     let mut sink = ImageSink(ParquetSink::create_with(out, keys, &encoder.output().shape(), meta)?);
     let mut source = ImageFiles::new(files, opts.max_pixels, opts.batch_size, &check, on_skip);

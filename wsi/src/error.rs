@@ -110,6 +110,9 @@ pub enum WsiError {
         frame: u32,
         /// What is wrong.
         problem: String,
+        /// The I/O error underneath, when the read itself failed.
+        #[source]
+        source: Option<std::io::Error>,
     },
     /// A TILED_FULL image whose frame count does not fill its tile grid.
     #[error(
@@ -188,7 +191,11 @@ impl WsiError {
     }
 
     pub(crate) fn frame(location: impl Into<Location>, frame_index: u32, problem: impl Into<String>) -> Self {
-        WsiError::Frame { location: location.into(), frame: frame_index + 1, problem: problem.into() }
+        WsiError::Frame { location: location.into(), frame: frame_index + 1, problem: problem.into(), source: None }
+    }
+
+    pub(crate) fn frame_io(location: impl Into<Location>, frame_index: u32, problem: impl Into<String>, source: std::io::Error) -> Self {
+        WsiError::Frame { location: location.into(), frame: frame_index + 1, problem: problem.into(), source: Some(source) }
     }
 
     pub(crate) fn pixel_data(location: impl Into<Location>, problem: impl Into<String>) -> Self {

@@ -287,7 +287,7 @@ impl FrameSource for LocalFrames {
                 format!("does not exist: the image has {} frames", self.number_of_frames),
             ));
         }
-        let io_err = |e: std::io::Error| WsiError::frame(self.location.clone(), index, format!("read failed: {e}"));
+        let io_err = |e: std::io::Error| WsiError::frame_io(self.location.clone(), index, format!("read failed: {e}"), e);
         match self.start {
             PixelDataStart::Native { offset, length } => {
                 let len = self.native_frame_len;

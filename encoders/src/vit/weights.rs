@@ -99,7 +99,10 @@ impl VitWeights {
                             .collect::<Result<Vec<_>>>()?;
                         Tensor::cat(&parts, 0)?
                     }
-                    None => get(&hf_name(&name), &shape)?,
+                    None => {
+                        let hf = hf_name(&name).ok_or_else(|| EncoderError::Config(format!("no Hugging Face name for ViT tensor {name}")))?;
+                        get(&hf, &shape)?
+                    }
                 },
             };
             tensors.insert(name, t);
@@ -135,29 +138,32 @@ fn hf_qkv_part(timm: &str) -> Option<(usize, &str)> {
     Some((layer.parse().ok()?, kind))
 }
 
-/// Hugging Face `ViTModel` name of a timm tensor (other than the fused qkv).
-pub fn hf_name(timm: &str) -> String {
-    match timm {
-        "cls_token" => return "embeddings.cls_token".into(),
-        "pos_embed" => return "embeddings.position_embeddings".into(),
-        "patch_embed.proj.weight" => return "embeddings.patch_embeddings.projection.weight".into(),
-        "patch_embed.proj.bias" => return "embeddings.patch_embeddings.projection.bias".into(),
-        "norm.weight" => return "layernorm.weight".into(),
-        "norm.bias" => return "layernorm.bias".into(),
-        _ => {}
+/// Hugging Face `ViTModel` name of a timm ViT tensor (other than the fused qkv), or `None`
+/// for a name that is not one.
+pub fn hf_name(timm: &str) -> Option<String> {
+    let fixed = match timm {
+        "cls_token" => Some("embeddings.cls_token"),
+        "pos_embed" => Some("embeddings.position_embeddings"),
+        "patch_embed.proj.weight" => Some("embeddings.patch_embeddings.projection.weight"),
+        "patch_embed.proj.bias" => Some("embeddings.patch_embeddings.projection.bias"),
+        "norm.weight" => Some("layernorm.weight"),
+        "norm.bias" => Some("layernorm.bias"),
+        _ => None,
+    };
+    if let Some(name) = fixed {
+        return Some(name.to_string());
     }
-    let rest = timm.strip_prefix("blocks.").expect("block tensor");
-    let (layer, tail) = rest.split_once('.').expect("block tensor");
-    let (module, kind) = tail.rsplit_once('.').expect("block tensor");
+    let (layer, tail) = timm.strip_prefix("blocks.")?.split_once('.')?;
+    let (module, kind) = tail.rsplit_once('.')?;
     let hf = match module {
         "norm1" => "layernorm_before",
         "norm2" => "layernorm_after",
         "attn.proj" => "attention.output.dense",
         "mlp.fc1" => "intermediate.dense",
         "mlp.fc2" => "output.dense",
-        other => unreachable!("unexpected ViT tensor {other}"),
+        _ => return None,
     };
-    format!("encoder.layer.{layer}.{hf}.{kind}")
+    Some(format!("encoder.layer.{layer}.{hf}.{kind}"))
 }
 
 #[cfg(test)]
@@ -166,10 +172,12 @@ mod tests {
 
     #[test]
     fn hugging_face_names() {
-        assert_eq!(hf_name("blocks.3.norm1.weight"), "encoder.layer.3.layernorm_before.weight");
-        assert_eq!(hf_name("blocks.11.mlp.fc2.bias"), "encoder.layer.11.output.dense.bias");
-        assert_eq!(hf_name("blocks.0.attn.proj.weight"), "encoder.layer.0.attention.output.dense.weight");
-        assert_eq!(hf_name("pos_embed"), "embeddings.position_embeddings");
+        assert_eq!(hf_name("blocks.3.norm1.weight").unwrap(), "encoder.layer.3.layernorm_before.weight");
+        assert_eq!(hf_name("blocks.11.mlp.fc2.bias").unwrap(), "encoder.layer.11.output.dense.bias");
+        assert_eq!(hf_name("blocks.0.attn.proj.weight").unwrap(), "encoder.layer.0.attention.output.dense.weight");
+        assert_eq!(hf_name("pos_embed").unwrap(), "embeddings.position_embeddings");
+        assert_eq!(hf_name("blocks.0.attn.qkv"), None);
+        assert_eq!(hf_name("head.weight"), None);
         assert_eq!(hf_qkv_part("blocks.7.attn.qkv.bias"), Some((7, "bias")));
         assert_eq!(hf_qkv_part("blocks.7.attn.proj.bias"), None);
     }
