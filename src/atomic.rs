@@ -40,6 +40,7 @@ impl Drop for AtomicFile {
 }
 
 /// Writes an RGB8 image as PNG, atomically.
+#[cfg(feature = "heatmaps")]
 pub fn write_png(path: &Path, width: u32, height: u32, rgb: &[u8]) -> Result<PathBuf> {
     let (atomic, file) = AtomicFile::create(path)?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);

@@ -20,6 +20,7 @@ pub enum PipelineError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The slide's ICC profile cannot be used.
+    #[cfg(feature = "icc")]
     #[error("{what}: {source}")]
     Icc {
         /// What was being done.

@@ -8,13 +8,19 @@ pub use haidef_wsi_dicom as wsi;
 pub use haidef_wsi_encoders as encoders;
 
 mod atomic;
+#[cfg(feature = "heatmaps")]
 pub mod cluster_maps;
+#[cfg(feature = "heatmaps")]
 mod clusters;
+#[cfg(feature = "icc")]
 pub mod color;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "heatmaps")]
 mod heatmap;
+#[cfg(feature = "image-files")]
 pub mod image_job;
+#[cfg(feature = "image-files")]
 pub mod images;
 pub mod pipeline;
 pub mod sink;

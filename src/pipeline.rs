@@ -2,7 +2,9 @@
 //! engine (batching, encoder) → the Parquet sink, then the after-step (k-means and the
 //! heatmaps). The stages and their threads are [`crate::engine`]'s.
 
+#[cfg(feature = "heatmaps")]
 use crate::cluster_maps::{cluster_and_draw, Layout};
+#[cfg(feature = "icc")]
 use crate::color::ToSrgb;
 use crate::engine::{self, EngineOptions, Sink};
 use crate::error::{PipelineError, Result};
@@ -38,14 +40,14 @@ pub struct PipelineOptions {
     pub all_patches: bool,
     /// Patches per encoder batch.
     pub batch_size: usize,
-    /// k-means clusters.
+    /// k-means clusters (the after-step runs with the `heatmaps` feature).
     pub k: usize,
     /// k-means seed.
     pub seed: u64,
     /// Batches in flight between two stages.
     pub queue_depth: usize,
     /// Convert patches from the slide's ICC profile to sRGB before embedding (no-op, and said
-    /// so in the metadata, when the slide has no profile).
+    /// so in the metadata, when the slide has no profile). Needs the `icc` feature.
     pub icc_to_srgb: bool,
 }
 
@@ -85,9 +87,10 @@ pub struct RunSummary {
     pub seconds: f64,
     /// Busy time per stage.
     pub stages: StageTimes,
-    /// Cluster of each embedded patch, in file order.
+    /// Cluster of each embedded patch, in file order (empty without the `heatmaps` feature).
     pub labels: Vec<usize>,
-    /// Files written: embeddings.parquet, heatmap.png, clusters.png.
+    /// Files written: embeddings.parquet, then (with the `heatmaps` feature) heatmap.png and
+    /// clusters.png.
     pub outputs: Vec<PathBuf>,
     /// Whether the model had real weights.
     pub trained: bool,
@@ -207,8 +210,12 @@ fn run(
     if opts.batch_size == 0 || opts.queue_depth == 0 {
         return Err(PipelineError::Options("batch size and queue depth must be at least 1".into()));
     }
-    if opts.k == 0 {
+    // k only matters to the after-step (the `heatmaps` feature).
+    if opts.k == 0 && cfg!(feature = "heatmaps") {
         return Err(PipelineError::Options("k must be at least 1".into()));
+    }
+    if opts.icc_to_srgb && !cfg!(feature = "icc") {
+        return Err(PipelineError::Options("ICC → sRGB was asked for, but this build of haidef-wsi has no colour management: enable its `icc` feature".into()));
     }
     let level = choose_level(slide, opts.level)?;
     let spec = encoder.input_spec().clone();
@@ -247,22 +254,26 @@ fn run(
             mask.coverage() * 100.0
         )));
     }
-    if opts.k > kept {
+    if opts.k > kept && cfg!(feature = "heatmaps") {
         return Err(PipelineError::Options(format!(
             "k = {} clusters but only {kept} patches will be embedded; lower --k",
             opts.k
         )));
     }
 
+    #[cfg(feature = "icc")]
     let to_srgb = match (opts.icc_to_srgb, &level.info().icc_profile) {
         (true, Some(icc)) => Some(ToSrgb::from_icc(icc)?),
         _ => None,
     };
-    let color_transform = match (&to_srgb, opts.icc_to_srgb) {
-        (Some(t), _) => format!("ICC {} -> sRGB (lcms2, perceptual)", t.source),
-        (None, true) => "none: the slide has no ICC profile (treated as sRGB)".to_string(),
-        (None, false) => "none".to_string(),
+    #[cfg(feature = "icc")]
+    let (transform, color_transform) = match (&to_srgb, opts.icc_to_srgb) {
+        (Some(t), _) => (Some(&|rgb: &mut [u8]| t.apply(rgb)), format!("ICC {} -> sRGB (lcms2, perceptual)", t.source)),
+        (None, true) => (None, "none: the slide has no ICC profile (treated as sRGB)".to_string()),
+        (None, false) => (None, "none".to_string()),
     };
+    #[cfg(not(feature = "icc"))]
+    let (transform, color_transform): (Option<crate::slide_source::PixelTransform<'_>>, String) = (None, "none".to_string());
 
     // Outputs are written under .partial names and renamed at the end.
     let mut meta = provenance(encoder);
@@ -274,16 +285,24 @@ fn run(
     let parquet =
         ParquetSink::create(&parquet_path, slide.series_instance_uid(), level.index() as u32, level.mpp(), dim, meta)?;
     let mut sink = SlideSink { parquet, records: Vec::with_capacity(kept), embeddings: Vec::with_capacity(kept * dim) };
-    let mut source = SlidePatches::new(&grid, keep, &fractions, to_srgb.as_ref());
+    let mut source = SlidePatches::new(&grid, keep, &fractions, transform.map(|t| t as crate::slide_source::PixelTransform<'_>));
     let engine_opts = EngineOptions { batch_size: opts.batch_size, queue_depth: opts.queue_depth };
     let report = engine::run(&mut source, encoder, &mut sink, engine_opts, cancel, progress)?;
     if report.rows != kept {
         return Err(PipelineError::Options(format!("internal: {} of {kept} patches embedded", report.rows)));
     }
 
-    let layout = Layout { thumb: &thumb, level_size: (level.width(), level.height()), grid: (grid.cols(), grid.rows()), patch: size };
-    let maps = cluster_and_draw(&sink.embeddings, dim, &sink.records, &layout, opts.k, opts.seed, out_dir)?;
+    #[cfg(feature = "heatmaps")]
+    let (labels, pictures) = {
+        let layout = Layout { thumb: &thumb, level_size: (level.width(), level.height()), grid: (grid.cols(), grid.rows()), patch: size };
+        let maps = cluster_and_draw(&sink.embeddings, dim, &sink.records, &layout, opts.k, opts.seed, out_dir)?;
+        (maps.labels, vec![maps.heatmap, maps.clusters])
+    };
+    #[cfg(not(feature = "heatmaps"))]
+    let (labels, pictures): (Vec<usize>, Vec<PathBuf>) = (Vec::new(), Vec::new());
     let parquet_path = sink.parquet.finish()?;
+    let mut outputs = vec![parquet_path];
+    outputs.extend(pictures);
 
     Ok(RunSummary {
         slide_id: slide.series_instance_uid().to_string(),
@@ -295,8 +314,8 @@ fn run(
         tissue_coverage: mask.coverage(),
         seconds: start.elapsed().as_secs_f64(),
         stages: report.stages,
-        labels: maps.labels,
-        outputs: vec![parquet_path, maps.heatmap, maps.clusters],
+        labels,
+        outputs,
         trained: encoder.is_trained(),
         color_transform,
     })

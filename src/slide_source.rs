@@ -1,8 +1,8 @@
 //! The slide source: the patches of one pyramid level whose tissue fraction passes the filter,
 //! row by row from the streaming patch grid (frames decoded in parallel, only the band under
-//! the current patch row held), converted from the slide's ICC profile to sRGB when asked.
+//! the current patch row held), each patch passed through a pixel transform when given (the
+//! slide's ICC profile → sRGB).
 
-use crate::color::ToSrgb;
 use crate::engine::{Input, Source};
 use crate::error::{PipelineError, Result};
 use crate::sink::PatchRecord;
@@ -17,21 +17,25 @@ impl Input for Patch {
     }
 }
 
+/// A transform of RGB8 pixels in place, applied to every patch before it is embedded (e.g.
+/// `|rgb| to_srgb.apply(rgb)` with [`crate::color::ToSrgb`]).
+pub type PixelTransform<'a> = &'a (dyn Fn(&mut [u8]) + Sync);
+
 /// The kept patches of a patch grid.
 pub struct SlidePatches<'a> {
     grid: &'a PatchGrid,
     keep: Vec<bool>,
     fractions: &'a [f32],
-    to_srgb: Option<&'a ToSrgb>,
+    transform: Option<PixelTransform<'a>>,
     kept: usize,
 }
 
 impl<'a> SlidePatches<'a> {
     /// The patches of `grid` where `keep` (one flag per grid position, row-major) is set, each
-    /// keyed with its tissue fraction from `fractions`.
-    pub fn new(grid: &'a PatchGrid, keep: Vec<bool>, fractions: &'a [f32], to_srgb: Option<&'a ToSrgb>) -> Self {
+    /// keyed with its tissue fraction from `fractions`, its pixels passed through `transform`.
+    pub fn new(grid: &'a PatchGrid, keep: Vec<bool>, fractions: &'a [f32], transform: Option<PixelTransform<'a>>) -> Self {
         let kept = keep.iter().filter(|k| **k).count();
-        SlidePatches { grid, keep, fractions, to_srgb, kept }
+        SlidePatches { grid, keep, fractions, transform, kept }
     }
 }
 
@@ -50,8 +54,8 @@ impl Source for SlidePatches<'_> {
                 return Err(PipelineError::Cancelled);
             }
             let mut row = row?;
-            if let Some(tr) = self.to_srgb {
-                row.par_iter_mut().for_each(|p| tr.apply(&mut p.rgb));
+            if let Some(transform) = self.transform {
+                row.par_iter_mut().for_each(|p| transform(&mut p.rgb));
             }
             for p in row {
                 let fraction = self.fractions[(p.row * cols + p.col) as usize];

@@ -24,7 +24,14 @@ impl Codec {
     pub fn for_transfer_syntax(uid: &str, location: &Location) -> Result<Codec> {
         match uid {
             "1.2.840.10008.1.2.4.50" => Ok(Codec::JpegBaseline),
+            #[cfg(feature = "jpeg2000")]
             "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" => Ok(Codec::Jpeg2000),
+            #[cfg(not(feature = "jpeg2000"))]
+            "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" => Err(WsiError::UnsupportedTransferSyntax {
+                location: location.clone(),
+                uid: uid.to_string(),
+                name: format!("{}; this build has no JPEG 2000 decoder: enable the `jpeg2000` feature", transfer_syntax_name(uid)),
+            }),
             "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2" => Ok(Codec::Native),
             other => Err(WsiError::UnsupportedTransferSyntax {
                 location: location.clone(),
@@ -110,6 +117,7 @@ impl FrameDecoder {
         Ok(out)
     }
 
+    #[cfg(feature = "jpeg2000")]
     fn check_size(&self, codec: &str, w: usize, h: usize) -> std::result::Result<(), String> {
         if w != self.width as usize || h != self.height as usize {
             return Err(format!(
@@ -125,6 +133,12 @@ impl FrameDecoder {
             .map_err(|e| format!("JPEG decoding failed: {e}"))
     }
 
+    #[cfg(not(feature = "jpeg2000"))]
+    fn decode_j2k(&self, _bytes: &[u8], _out: &mut [u8]) -> std::result::Result<(), String> {
+        Err("this build has no JPEG 2000 decoder: enable the `jpeg2000` feature".into())
+    }
+
+    #[cfg(feature = "jpeg2000")]
     fn decode_j2k(&self, bytes: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
         use jpeg2k::{Image, ImagePixelData};
         let image = Image::from_bytes(bytes).map_err(|e| format!("JPEG 2000 decoding failed: {e}"))?;

@@ -24,6 +24,7 @@ mod attrs;
 pub mod cache;
 mod compose;
 pub mod decode;
+#[cfg(feature = "dicomweb")]
 pub mod dicomweb;
 pub mod error;
 pub mod frame_index;
@@ -44,6 +45,7 @@ pub use image_info::{ImageFlavor, ImageInfo, Organization};
 pub use level::{Level, OutOfBounds};
 pub use patches::{Patch, PatchGrid, PatchGridOptions, PatchRows};
 pub use rgb::RgbImage;
+#[cfg(feature = "dicomweb")]
 pub use dicomweb::{Auth, DicomWebOptions};
 pub use slide::{AssociatedImage, AssociatedKind, OpenOptions, Slide};
 pub use cache::{CacheKey, SlideCache, DEFAULT_CACHE_BYTES};

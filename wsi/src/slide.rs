@@ -112,6 +112,7 @@ impl Slide {
     /// Opens a slide from a DICOMweb series URL
     /// (`http(s)://host:port/<root>/studies/<study>/series/<series>`), or from a study URL
     /// (`…/studies/<study>`) when QIDO-RS finds exactly one slide-microscopy series in it.
+    #[cfg(feature = "dicomweb")]
     pub fn open_dicomweb(url: &str, options: &crate::dicomweb::DicomWebOptions) -> Result<Slide> {
         crate::dicomweb::open_series(url, options)
     }
