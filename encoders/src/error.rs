@@ -80,6 +80,31 @@ pub enum EncoderError {
     /// A configuration that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A tokenizer file is unusable.
+    #[error("{file}: {problem}")]
+    Tokenizer {
+        /// The file (e.g. `spiece.model`).
+        file: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A text input cannot be used.
+    #[error("text {index}: {problem}")]
+    BadText {
+        /// Position of the text in the batch.
+        index: usize,
+        /// What is wrong and what to do.
+        problem: String,
+    },
 }
 
 /// Result type of this crate.

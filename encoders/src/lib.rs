@@ -35,7 +35,9 @@ mod resize;
 /// untrained stand-ins, public only so that parity tests can regenerate weights.
 #[doc(hidden)]
 pub mod seeded;
+pub mod siglip;
 pub mod spec;
+pub mod text;
 pub mod vit;
 pub mod vit_encoder;
 
