@@ -16,6 +16,7 @@
 use crate::error::{EncoderError, Result};
 use crate::input::{Filter, InputSpec, Resize};
 use crate::spec::{Encoder, OutputSpec};
+use crate::siglip::{SiglipConfig, SiglipEncoder};
 use crate::vit::VitConfig;
 use crate::vit_encoder::VitEncoder;
 use candle_core::{DType, Device};
@@ -30,6 +31,8 @@ pub const DEFAULT_MODEL: &str = "path-foundation";
 pub enum Architecture {
     /// A Vision Transformer (`crate::vit`).
     Vit(VitConfig),
+    /// SigLIP's image and text towers (`crate::siglip`).
+    Siglip(SiglipConfig),
 }
 
 /// One model the library loads by name.
@@ -62,6 +65,7 @@ impl ModelEntry {
             Architecture::Vit(cfg) => {
                 Ok(Box::new(VitEncoder::from_safetensors(self.model_id, self.input.clone(), cfg.clone(), weights, device, dtype)?))
             }
+            Architecture::Siglip(cfg) => Ok(Box::new(SiglipEncoder::load(self.model_id, self.input.clone(), cfg, weights, device, dtype)?)),
         }
     }
 
@@ -77,6 +81,9 @@ impl ModelEntry {
                 device,
                 dtype,
             )?)),
+            Architecture::Siglip(cfg) => {
+                Ok(Box::new(SiglipEncoder::untrained(self.model_id, self.input.clone(), cfg, self.untrained_seed, None, device, dtype)?))
+            }
         }
     }
 
@@ -119,6 +126,19 @@ pub fn models() -> Vec<ModelEntry> {
             weights_hint: "save timm's state_dict with safetensors.torch.save_file (README)",
             untrained_seed: 0xB16,
         },
+        ModelEntry {
+            name: "medsiglip",
+            model_id: "google/medsiglip-448",
+            summary: "Google HAI-DEF MedSigLIP-448: SigLIP image + text towers, 448x448 -> 1152-d, zero-shot scores",
+            architecture: Architecture::Siglip(SiglipConfig::medsiglip_448()),
+            // transformers' SiglipImageProcessor for this checkpoint: Pillow bicubic to 448x448
+            // (no crop), x/255, mean = std = 0.5, i.e. [-1, 1] (docs/MEDSIGLIP.md, section 5).
+            input: InputSpec::rgb_unit(448).with_mean_std([0.5; 3], [0.5; 3]).with_resize(Resize::Antialiased(Filter::Bicubic)),
+            output: OutputSpec::Embedding(1152),
+            weight_names: "transformers SiglipModel names (vision_model.*, text_model.*, logit_scale, logit_bias)",
+            weights_hint: "gated: download google/medsiglip-448 from Hugging Face after accepting its terms; pass the folder",
+            untrained_seed: 0x51C1,
+        },
     ]
 }
 
@@ -144,8 +164,11 @@ mod tests {
         let err = find("uni2").unwrap_err().to_string();
         assert!(err.contains("uni2") && err.contains("path-foundation") && err.contains("vit_base_patch16_224"), "{err}");
         for m in models() {
-            let Architecture::Vit(cfg) = &m.architecture;
-            assert_eq!((m.input.height, m.input.width, m.output.len()), (cfg.image_height, cfg.image_width, cfg.width), "{}", m.name);
+            let (h, w, d) = match &m.architecture {
+                Architecture::Vit(cfg) => (cfg.image_height, cfg.image_width, cfg.width),
+                Architecture::Siglip(cfg) => (cfg.image_size, cfg.image_size, cfg.vision.width),
+            };
+            assert_eq!((m.input.height, m.input.width, m.output.len()), (h, w, d), "{}", m.name);
         }
     }
 }

@@ -95,3 +95,71 @@ fn towers_and_logits_match_transformers() {
     }
     assert!(checked >= 2, "only {checked} images checked");
 }
+
+/// A checkpoint folder as transformers saves one (config.json, model.safetensors,
+/// spiece.model) loads by name through the registry, and gives the reference's text and image
+/// embeddings from texts and pictures; bad folders, files and prompts are clear errors.
+#[test]
+fn a_checkpoint_folder_loads_through_the_registry_and_bad_inputs_are_clear() {
+    use haidef_wsi_encoders::registry;
+    use haidef_wsi_encoders::siglip::{seeded_tensors, SiglipEncoder};
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/medsiglip/reference.json")).unwrap()).unwrap();
+    let m = &r["model"];
+    let dir = std::env::temp_dir().join(format!("haidef-medsiglip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // transformers' own config for the reference model (2 + 2 layers), as it wrote it.
+    std::fs::write(dir.join("config.json"), serde_json::to_string(&m["config"]).unwrap()).unwrap();
+    let depth = m["config"]["vision_config"]["num_hidden_layers"].as_u64().unwrap() as usize;
+    let cfg = SiglipConfig::medsiglip_448().with_depth(depth, m["config"]["text_config"]["num_hidden_layers"].as_u64().unwrap() as usize);
+    let tensors = seeded_tensors(&cfg, r["generator"]["seed"].as_u64().unwrap()).unwrap();
+    haidef_wsi_encoders::candle::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+    std::fs::copy(root().join("fixtures/medsiglip/spiece.model"), dir.join("spiece.model")).unwrap();
+
+    let entry = registry::find("medsiglip").unwrap();
+    let model = entry.load(&dir, &Device::Cpu, DType::F32).unwrap();
+    assert!(model.is_trained() && model.embedding_dim() == 1152 && model.model_id() == "google/medsiglip-448");
+    let siglip = SiglipEncoder::load(entry.model_id, entry.input.clone(), &SiglipConfig::medsiglip_448(), &dir, &Device::Cpu, DType::F32).unwrap();
+    assert_eq!(siglip.config().vision.depth, depth, "depth from config.json");
+
+    // Texts through the tokenizer of the folder.
+    let names: Vec<&str> = m["text_order"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let cases = r["tokenizer"]["cases"].as_array().unwrap();
+    let texts: Vec<&str> = names.iter().map(|n| cases.iter().find(|c| c["name"] == *n).unwrap()["text"].as_str().unwrap()).collect();
+    let usable: Vec<(usize, &str)> = texts.iter().copied().enumerate().filter(|(_, t)| !t.trim().is_empty()).collect();
+    let emb = siglip.embed_texts(&usable.iter().map(|(_, t)| *t).collect::<Vec<_>>()).unwrap().to_vec2::<f32>().unwrap();
+    for ((i, _), row) in usable.iter().zip(&emb) {
+        let e = rel_err(row, &floats(&m["text_features"][names[*i]]));
+        assert!(e <= 1e-4, "text {}: relative error {e:.2e}", names[*i]);
+    }
+    // An image through the registry's preprocessing.
+    let (w, h, rgb) = read_rgb8(&root().join("fixtures/images/patches/patch0.png"));
+    let mut batcher = Batcher::new(model.input_spec().clone(), 1, Device::Cpu, DType::F32).unwrap();
+    let img = model.embed(&batcher.pack(&[ImageRef::rgb(w, h, &rgb)]).unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(rel_err(&img, &floats(&m["image_features"]["patch0/hf_pil"])) <= 1e-4);
+    // Scores are sigmoids of the reference's logits.
+    let img_t = Tensor::from_vec(img, (1, 1152), &Device::Cpu).unwrap();
+    let txt_t = siglip.embed_texts(&[usable[0].1]).unwrap();
+    let p = siglip.scores(&img_t, &txt_t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()[0];
+    let want = floats(&m["probs_per_image"][m["image_order"].as_array().unwrap().iter().position(|k| k == "patch0/hf_pil").unwrap()])[usable[0].0];
+    assert!((p - want).abs() <= 1e-4 * want.abs().max(1e-6) + 1e-9, "score {p} vs {want}");
+
+    // Bad inputs.
+    let err = siglip.embed_texts(&["tumor", "  "]).unwrap_err().to_string();
+    assert!(err.contains("text 1") && err.contains("empty"), "{err}");
+    let err = entry.load(&dir.join("missing"), &Device::Cpu, DType::F32).err().unwrap().to_string();
+    assert!(err.contains("missing") && err.contains("no such file"), "{err}");
+    let vit = root().join("fixtures/encoders/tiny_vit_timm_f16.safetensors");
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(&vit, other.join("model.safetensors")).unwrap();
+    let err = entry.load(&other, &Device::Cpu, DType::F32).err().unwrap().to_string();
+    assert!(err.contains("not a SigLIP checkpoint") && err.contains("vision_model"), "{err}");
+    std::fs::write(other.join("config.json"), r#"{"model_type": "vit"}"#).unwrap();
+    let err = entry.load(&other, &Device::Cpu, DType::F32).err().unwrap().to_string();
+    assert!(err.contains("config.json") && err.contains("\"vit\""), "{err}");
+    std::fs::remove_file(dir.join("spiece.model")).unwrap();
+    let no_tok = SiglipEncoder::load(entry.model_id, entry.input.clone(), &SiglipConfig::medsiglip_448(), &dir, &Device::Cpu, DType::F32).unwrap();
+    let err = no_tok.embed_texts(&["tumor"]).unwrap_err().to_string();
+    assert!(err.contains("spiece.model"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,9 +3,11 @@
 //! seeded stand-in weights in [`seeded_weights`]; the tokenizer is [`crate::text::SiglipTokenizer`].
 
 pub mod config;
+pub mod encoder;
 pub mod model;
 
 pub use config::{SiglipConfig, TowerConfig};
+pub use encoder::SiglipEncoder;
 pub use model::{Siglip, SiglipText, SiglipVision};
 
 use crate::error::Result;
@@ -23,6 +25,12 @@ pub const SEEDED_LOGIT_BIAS: f32 = -10.0;
 /// paper's initial `logit_scale` and `logit_bias`, as a `VarBuilder` on `device` in `dtype`.
 #[doc(hidden)]
 pub fn seeded_weights(cfg: &SiglipConfig, seed: u64, device: &Device, dtype: DType) -> Result<VarBuilder<'static>> {
+    Ok(VarBuilder::from_tensors(seeded_tensors(cfg, seed)?, dtype, device))
+}
+
+/// The tensors of [`seeded_weights`], on the CPU in f32, by name.
+#[doc(hidden)]
+pub fn seeded_tensors(cfg: &SiglipConfig, seed: u64) -> Result<HashMap<String, Tensor>> {
     let mut tensors = HashMap::new();
     for (name, shape) in cfg.tensor_shapes() {
         let values = match name.as_str() {
@@ -32,5 +40,5 @@ pub fn seeded_weights(cfg: &SiglipConfig, seed: u64, device: &Device, dtype: DTy
         };
         tensors.insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?);
     }
-    Ok(VarBuilder::from_tensors(tensors, dtype, device))
+    Ok(tensors)
 }
