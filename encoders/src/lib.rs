@@ -47,7 +47,7 @@ pub use device::{device_name, parse_device};
 pub use error::{EncoderError, Result};
 pub use image::{ImageRef, Samples};
 pub use input::{AudioSpec, Coordinates, Filter, InputSpec, Kernel, Range, Resize};
-pub use spec::{Encoder, OutputSpec};
+pub use spec::{Encoder, OutputSpec, TextEncoder};
 pub use vit_encoder::{VitEncoder, WeightsSource};
 
 /// What [`tune_cpu_inference`] changed in this process.

@@ -61,4 +61,18 @@ pub trait Encoder: Send + Sync {
     fn is_trained(&self) -> bool;
     /// Where the weights came from: a file's SHA-256, or `untrained`.
     fn weights_id(&self) -> &str;
+    /// The model's text side, for models whose texts and images share one embedding space
+    /// (SigLIP); `None` for image-only models.
+    fn text_encoder(&self) -> Option<&dyn TextEncoder> {
+        None
+    }
+}
+
+/// The text side of an image–text model: text embeddings in the image embeddings' space, and
+/// how a cosine becomes a score.
+pub trait TextEncoder: Send + Sync {
+    /// Embeds `texts` → `(N, embedding_dim)` in f32; an empty text is an error naming it.
+    fn embed_texts(&self, texts: &[&str]) -> Result<Tensor>;
+    /// `(scale, bias)`: a pair's score is `sigmoid(exp(scale) · cos(image, text) + bias)`.
+    fn score_params(&self) -> (f32, f32);
 }

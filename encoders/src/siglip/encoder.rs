@@ -7,7 +7,7 @@ use super::config::SiglipConfig;
 use super::model::Siglip;
 use crate::error::{EncoderError, Result};
 use crate::input::InputSpec;
-use crate::spec::{Encoder, OutputSpec};
+use crate::spec::{Encoder, OutputSpec, TextEncoder};
 use crate::text::SiglipTokenizer;
 use crate::vit_encoder::{sha256_file, WeightsSource};
 use candle_core::{DType, Device, Tensor};
@@ -200,5 +200,17 @@ impl Encoder for SiglipEncoder {
     }
     fn weights_id(&self) -> &str {
         &self.weights_id
+    }
+    fn text_encoder(&self) -> Option<&dyn TextEncoder> {
+        Some(self)
+    }
+}
+
+impl TextEncoder for SiglipEncoder {
+    fn embed_texts(&self, texts: &[&str]) -> Result<Tensor> {
+        SiglipEncoder::embed_texts(self, texts)
+    }
+    fn score_params(&self) -> (f32, f32) {
+        (self.model.logit_scale, self.model.logit_bias)
     }
 }

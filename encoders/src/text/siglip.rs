@@ -62,8 +62,10 @@ impl SiglipTokenizer {
         SiglipTokenizer::new(model, max_len).map_err(|problem| EncoderError::Tokenizer { file: spiece_model.display().to_string(), problem })
     }
 
-    /// The tokenizer of a parsed model.
-    pub fn new(model: SpmModel, max_len: usize) -> std::result::Result<Self, String> {
+    /// The tokenizer of a parsed model. Like transformers 4.51 (MedSigLIP's serving), it
+    /// encodes with the model's dummy `▁` prefix turned off: it puts its own `▁` in front.
+    pub fn new(mut model: SpmModel, max_len: usize) -> std::result::Result<Self, String> {
+        model.normalizer.add_dummy_prefix = false;
         if max_len < 2 {
             return Err(format!("max_len {max_len} leaves no room for a token and {EOS}"));
         }

@@ -5,8 +5,9 @@
 //! Written here rather than taken from the `tokenizers` crate, whose `Unigram` sums scores in
 //! f64 and draws its unknown score from every piece: segmentations with equal scores then come
 //! out differently (`"x" * 200`, docs/MEDSIGLIP.md section 4). This follows sentencepiece's
-//! arithmetic: a candidate is the piece's f32 score plus the f32 best score where it starts,
-//! added and compared in f32, strictly, so that the first of equal candidates wins.
+//! arithmetic as of version 0.2.1: a candidate is the piece's f32 score plus the f32 best score
+//! where it starts, added in f64 and compared strictly with the stored best (an f32), so that
+//! the first of equal candidates wins; the unknown piece's candidate is added in f32.
 
 use super::normalizer::Normalizer;
 use super::spm_model::{PieceKind, SpmModel};
@@ -104,13 +105,15 @@ impl Unigram {
                 if piece.kind == PieceKind::Unused {
                     continue;
                 }
-                // In f32, compared strictly: what sentencepiece 0.2 gives on ties (checked
-                // against it on runs of equal-score pieces; f64 sums pick other splits).
-                let score = if piece.kind == PieceKind::UserDefined { (end - start) as f32 * self.max_score - 0.1 } else { piece.score };
-                let candidate = score + here;
+                // sentencepiece 0.2.1 (what MedSigLIP's serving pins): the candidate is a double
+                // (its score expression mixes float and double), compared strictly with the
+                // stored best, which is a float. 0.2.3 adds in float and breaks some exact ties
+                // the other way (fixtures/medsiglip/README.md).
+                let score = if piece.kind == PieceKind::UserDefined { f64::from((end - start) as f32 * self.max_score) - 0.1 } else { f64::from(piece.score) };
+                let candidate = score + f64::from(here);
                 let target = &mut best[end];
-                if target.starts_at.is_none() || candidate > target.score {
-                    *target = Best { id, score: candidate, starts_at: Some(start) };
+                if target.starts_at.is_none() || candidate > f64::from(target.score) {
+                    *target = Best { id, score: candidate as f32, starts_at: Some(start) };
                 }
                 if end - start == char_len {
                     has_single = true;
