@@ -24,7 +24,8 @@ use std::sync::Arc;
 struct Cli {
     #[command(flatten)]
     slide: args::SlideArgs,
-    /// Output folder: embeddings.parquet, heatmap.png, clusters.png.
+    /// Output folder: embeddings.parquet, heatmap.png, clusters.png (and a score picture per
+    /// prompt).
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -53,6 +54,10 @@ struct Cli {
     /// k-means seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A zero-shot prompt (repeatable; models with a text side: --model medsiglip --weights
+    /// DIR): adds a score column named after it and score-<n>-<prompt>.png.
+    #[arg(long = "prompt", value_name = "TEXT")]
+    prompts: Vec<String>,
 }
 
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
@@ -69,6 +74,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         k: cli.k,
         seed: cli.seed,
         icc_to_srgb: cli.icc_to_srgb,
+        prompts: cli.prompts.clone(),
         ..PipelineOptions::default()
     };
     let out = &cli.out;

@@ -70,11 +70,21 @@ fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: [u8; 3]) {
     }
 }
 
-/// Draws `text` (digits; other characters leave a gap) at (x, y) with pixel scale `s`.
+/// 3×5 bitmaps of `.`, `-` and `e`, for numbers like `0.25` and `3.1e-5`.
+const SIGNS: [(char, [u8; 5]); 3] = [('.', [0, 0, 0, 0, 2]), ('-', [0, 0, 7, 0, 0]), ('e', [0, 7, 5, 6, 7])];
+
+/// Draws `text` (digits, `.`, `-`, `e`; other characters leave a gap) at (x, y) with pixel
+/// scale `s`.
 fn text(img: &mut RgbImage, x: u32, y: u32, s: u32, text: &str) {
     for (i, ch) in text.chars().enumerate() {
-        let Some(d) = ch.to_digit(10) else { continue };
-        for (row, bits) in DIGITS[d as usize].iter().enumerate() {
+        let glyph = match ch.to_digit(10) {
+            Some(d) => DIGITS[d as usize],
+            None => match SIGNS.iter().find(|(c, _)| *c == ch) {
+                Some((_, g)) => *g,
+                None => continue,
+            },
+        };
+        for (row, bits) in glyph.iter().enumerate() {
             for col in 0..3 {
                 if bits & (4 >> col) != 0 {
                     fill(img, x + (i as u32 * 4 + col) * s, y + row as u32 * s, s, s, [0, 0, 0]);
@@ -123,6 +133,71 @@ pub fn render_heatmap(thumb: &RgbImage, level_size: (u32, u32), cells: &[Cell], 
         text(&mut out, lx + 7 * scale, y, scale, &label.to_string());
         text(&mut out, lx + 7 * scale + 12 * scale, y, scale, &count.to_string());
     }
+    out
+}
+
+/// A colour scale from dark blue (low) through teal and green to yellow (high), by
+/// interpolating five stops (after matplotlib's viridis, read off its published endpoints).
+pub fn scale_color(t: f32) -> [u8; 3] {
+    const STOPS: [[f32; 3]; 5] = [[68.0, 1.0, 84.0], [59.0, 82.0, 139.0], [33.0, 145.0, 140.0], [94.0, 201.0, 98.0], [253.0, 231.0, 37.0]];
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 } * 4.0;
+    let i = (t.floor() as usize).min(3);
+    let f = t - i as f32;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    [0, 1, 2].map(|c| (a[c] + (b[c] - a[c]) * f).round() as u8)
+}
+
+/// A number short enough for the legend: 3 decimals from 0.01 up, else 2 significant digits
+/// with an exponent.
+fn short_number(v: f32) -> String {
+    if v == 0.0 || v.abs() >= 0.01 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+/// The thumbnail with each scored cell coloured by its score on [`scale_color`] (alpha 0.6),
+/// the scale running from the lowest score on the slide to the highest, and a legend on the
+/// right: a colour bar with the highest value at its top and the lowest at its bottom.
+/// `cells` carry their rectangle (label unused); `scores` has one value per cell.
+pub fn render_score_map(thumb: &RgbImage, level_size: (u32, u32), cells: &[Cell], scores: &[f32]) -> RgbImage {
+    let thumb = shrink(thumb, THUMBNAIL_MAX_SIDE);
+    let (sx, sy) = (f64::from(thumb.width) / f64::from(level_size.0), f64::from(thumb.height) / f64::from(level_size.1));
+    let scale = (thumb.height / 60).clamp(2, 4);
+    let (lo, hi) = scores.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let legend_w = 6 * scale + 10 * 4 * scale + 4 * scale;
+    let bar_h = (thumb.height.max(60 * scale) - 14 * scale).max(20);
+    let height = thumb.height.max(bar_h + 14 * scale);
+    let mut out = RgbImage::white(thumb.width + legend_w, height);
+    for y in 0..thumb.height {
+        let (s, d) = ((y * thumb.width * 3) as usize, (y * out.width * 3) as usize);
+        out.data[d..d + (thumb.width * 3) as usize].copy_from_slice(&thumb.data[s..s + (thumb.width * 3) as usize]);
+    }
+    for (cell, v) in cells.iter().zip(scores) {
+        let c = scale_color((v - lo) / span);
+        let x0 = (f64::from(cell.x) * sx).floor() as u32;
+        let y0 = (f64::from(cell.y) * sy).floor() as u32;
+        let x1 = ((f64::from(cell.x + cell.size) * sx).ceil() as u32).min(thumb.width);
+        let y1 = ((f64::from(cell.y + cell.size) * sy).ceil() as u32).min(thumb.height);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let i = ((y * out.width + x) * 3) as usize;
+                for (p, tint) in out.data[i..i + 3].iter_mut().zip(c) {
+                    *p = (0.4 * f64::from(*p) + 0.6 * f64::from(tint)).round() as u8;
+                }
+            }
+        }
+    }
+    // The bar: top = highest score.
+    let (bx, by) = (thumb.width + 2 * scale, 7 * scale);
+    for row in 0..bar_h {
+        let t = 1.0 - row as f32 / (bar_h - 1).max(1) as f32;
+        fill(&mut out, bx, by + row, 4 * scale, 1, scale_color(t));
+    }
+    text(&mut out, bx + 6 * scale, by, scale, &short_number(hi));
+    text(&mut out, bx + 6 * scale, by + bar_h - 5 * scale, scale, &short_number(lo));
     out
 }
 

@@ -26,6 +26,9 @@ pub mod pipeline;
 pub mod sink;
 pub mod slide_source;
 pub mod tissue;
+pub mod zero_shot;
+#[cfg(feature = "heatmaps")]
+mod score_maps;
 
 pub use error::{PipelineError, Result};
 pub use pipeline::{choose_level, LevelChoice, PipelineOptions, RunSummary, SlideJob, StageTimes};

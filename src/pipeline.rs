@@ -10,6 +10,7 @@ use crate::engine::{self, EngineOptions, Sink};
 use crate::error::{PipelineError, Result};
 use crate::sink::{provenance, ParquetSink, PatchRecord};
 use crate::slide_source::SlidePatches;
+use crate::zero_shot::Prompts;
 use crate::tissue::{mask_level, TissueMask};
 use haidef_wsi_dicom::{Level, PatchGridOptions, Slide};
 use haidef_wsi_encoders::Encoder;
@@ -49,6 +50,9 @@ pub struct PipelineOptions {
     /// Convert patches from the slide's ICC profile to sRGB before embedding (no-op, and said
     /// so in the metadata, when the slide has no profile). Needs the `icc` feature.
     pub icc_to_srgb: bool,
+    /// Zero-shot prompts (models with a text side, e.g. MedSigLIP): each adds a score column
+    /// named after it and, with the `heatmaps` feature, a `score-<n>-<prompt>.png` picture.
+    pub prompts: Vec<String>,
 }
 
 impl Default for PipelineOptions {
@@ -62,6 +66,7 @@ impl Default for PipelineOptions {
             seed: 0,
             queue_depth: 4,
             icc_to_srgb: false,
+            prompts: Vec::new(),
         }
     }
 }
@@ -125,15 +130,23 @@ pub fn choose_level(slide: &Slide, choice: LevelChoice) -> Result<&Level> {
 }
 
 /// The slide's sink: Parquet rows, and the embeddings and positions kept for k-means.
-struct SlideSink {
+struct SlideSink<'p> {
     parquet: ParquetSink,
     records: Vec<PatchRecord>,
     embeddings: Vec<f32>,
+    dim: usize,
+    prompts: Option<&'p Prompts>,
+    /// Per prompt, the score of every row written.
+    scores: Vec<Vec<f32>>,
 }
 
-impl Sink<PatchRecord> for SlideSink {
+impl Sink<PatchRecord> for SlideSink<'_> {
     fn write(&mut self, keys: Vec<PatchRecord>, embeddings: &[f32]) -> Result<()> {
-        self.parquet.write(&keys, embeddings)?;
+        let scores = self.prompts.map(|p| p.score(embeddings, self.dim)).unwrap_or_default();
+        self.parquet.write_scored(&keys, embeddings, &scores)?;
+        for (all, new) in self.scores.iter_mut().zip(&scores) {
+            all.extend_from_slice(new);
+        }
         self.embeddings.extend_from_slice(embeddings);
         self.records.extend(keys);
         Ok(())
@@ -223,6 +236,12 @@ fn run(
         return Err(PipelineError::Options(format!("the pipeline embeds square RGB patches; this encoder takes {}", spec.describe())));
     }
     let size = spec.width as u32;
+    let prompts = if opts.prompts.is_empty() {
+        None
+    } else {
+        let taken: Vec<String> = crate::sink::slide_fields().iter().map(|f| f.name().clone()).chain(["embedding".to_string()]).collect();
+        Some(Prompts::new(encoder, &opts.prompts, &taken.iter().map(String::as_str).collect::<Vec<_>>())?)
+    };
     std::fs::create_dir_all(out_dir).map_err(|e| PipelineError::output(out_dir, e))?;
 
     // Tissue: mask on a low-resolution level, fraction per patch of the chosen level.
@@ -279,12 +298,23 @@ fn run(
     let mut meta = provenance(encoder);
     meta.insert("color_transform".to_string(), color_transform.clone());
     meta.insert("level".to_string(), level.index().to_string());
+    if let Some(p) = &prompts {
+        meta.insert("prompts".to_string(), serde_json::Value::from(p.texts().to_vec()).to_string());
+        meta.insert("score".to_string(), "sigmoid(exp(logit_scale) * cos(image, prompt) + logit_bias), one column per prompt".to_string());
+    }
     let parquet_path = out_dir.join("embeddings.parquet");
 
     let dim = encoder.embedding_dim();
-    let parquet =
-        ParquetSink::create(&parquet_path, slide.series_instance_uid(), level.index() as u32, level.mpp(), dim, meta)?;
-    let mut sink = SlideSink { parquet, records: Vec::with_capacity(kept), embeddings: Vec::with_capacity(kept * dim) };
+    let score_names = prompts.as_ref().map(|p| p.texts().to_vec()).unwrap_or_default();
+    let parquet = ParquetSink::create_scored(&parquet_path, slide.series_instance_uid(), level.index() as u32, level.mpp(), dim, meta, &score_names)?;
+    let mut sink = SlideSink {
+        parquet,
+        records: Vec::with_capacity(kept),
+        embeddings: Vec::with_capacity(kept * dim),
+        dim,
+        prompts: prompts.as_ref(),
+        scores: vec![Vec::with_capacity(kept); score_names.len()],
+    };
     let mut source = SlidePatches::new(&grid, keep, &fractions, transform.map(|t| t as crate::slide_source::PixelTransform<'_>));
     let engine_opts = EngineOptions { batch_size: opts.batch_size, queue_depth: opts.queue_depth };
     let report = engine::run(&mut source, encoder, &mut sink, engine_opts, cancel, progress)?;
@@ -296,7 +326,9 @@ fn run(
     let (labels, pictures) = {
         let layout = Layout { thumb: &thumb, level_size: (level.width(), level.height()), grid: (grid.cols(), grid.rows()), patch: size };
         let maps = cluster_and_draw(&sink.embeddings, dim, &sink.records, &layout, opts.k, opts.seed, out_dir)?;
-        (maps.labels, vec![maps.heatmap, maps.clusters])
+        let mut pictures = vec![maps.heatmap, maps.clusters];
+        pictures.extend(crate::score_maps::draw_score_maps(&score_names, &sink.scores, &sink.records, &layout, out_dir)?);
+        (maps.labels, pictures)
     };
     #[cfg(not(feature = "heatmaps"))]
     let (labels, pictures): (Vec<usize>, Vec<PathBuf>) = (Vec::new(), Vec::new());

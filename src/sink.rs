@@ -90,6 +90,8 @@ pub struct ParquetSink {
     writer: Option<ArrowWriter<std::fs::File>>,
     schema: Arc<Schema>,
     slide: Option<SlideKeys>,
+    /// Score columns of a slide sink.
+    scores: usize,
     dim: usize,
     rows: usize,
 }
@@ -97,7 +99,16 @@ pub struct ParquetSink {
 impl ParquetSink {
     /// Opens a sink for a slide's patches (the slide schema above).
     pub fn create(path: &Path, slide_id: &str, level: u32, mpp: Option<f64>, dim: usize, meta: HashMap<String, String>) -> Result<Self> {
-        let mut sink = Self::create_with(path, slide_fields(), &[dim], meta)?;
+        Self::create_scored(path, slide_id, level, mpp, dim, meta, &[])
+    }
+
+    /// Like [`ParquetSink::create`], with one Float32 score column per name in `scores` (after
+    /// `tissue_fraction`, before `embedding`), filled by [`ParquetSink::write_scored`].
+    pub fn create_scored(path: &Path, slide_id: &str, level: u32, mpp: Option<f64>, dim: usize, meta: HashMap<String, String>, scores: &[String]) -> Result<Self> {
+        let mut fields = slide_fields();
+        fields.extend(scores.iter().map(|s| Field::new(s, DataType::Float32, false)));
+        let mut sink = Self::create_with(path, fields, &[dim], meta)?;
+        sink.scores = scores.len();
         sink.slide = Some(SlideKeys { slide_id: slide_id.to_string(), level, mpp: mpp.unwrap_or(f64::NAN) });
         Ok(sink)
     }
@@ -117,6 +128,7 @@ impl ParquetSink {
             writer: Some(writer),
             schema,
             slide: None,
+            scores: 0,
             dim: shape.iter().product(),
             rows: 0,
         })
@@ -124,7 +136,16 @@ impl ParquetSink {
 
     /// Appends a slide's rows: `embeddings` holds `records.len() * dim` floats.
     pub fn write(&mut self, records: &[PatchRecord], embeddings: &[f32]) -> Result<()> {
+        self.write_scored(records, embeddings, &[])
+    }
+
+    /// Like [`ParquetSink::write`], with the score columns' values: one vector per score
+    /// column, one value per record.
+    pub fn write_scored(&mut self, records: &[PatchRecord], embeddings: &[f32], scores: &[Vec<f32>]) -> Result<()> {
         let n = records.len();
+        if scores.len() != self.scores || scores.iter().any(|s| s.len() != n) {
+            return Err(PipelineError::Options(format!("internal: {} score columns given for {} declared, or not one value per row", scores.len(), self.scores)));
+        }
         let Some(slide) = &self.slide else {
             return Err(PipelineError::Options("internal: ParquetSink::write needs a slide sink (ParquetSink::create)".into()));
         };
@@ -139,6 +160,7 @@ impl ParquetSink {
             u32s(|r| r.height),
             Arc::new(Float32Array::from_iter_values(records.iter().map(|r| r.tissue_fraction))),
         ];
+        let keys = keys.into_iter().chain(scores.iter().map(|s| Arc::new(Float32Array::from(s.clone())) as ArrayRef)).collect();
         self.write_columns(keys, embeddings)
     }
 

@@ -98,3 +98,57 @@ fn slide_info_describes_the_fixture_as_pydicom_does() {
         assert!((level["mpp"].as_f64().unwrap() - mean).abs() < 1e-3, "{file}: {} vs {mean}", level["mpp"]);
     }
 }
+
+/// `embed_text` and `slide_heatmap --prompt` with a MedSigLIP checkpoint folder as transformers
+/// writes one (the reference model: real widths, 2 + 2 layers, seeded weights, the fixture's
+/// sentencepiece vocabulary): the text embeddings are transformers' (fixtures/medsiglip), and
+/// the slide run writes a score column and picture per prompt.
+#[test]
+fn medsiglip_folder_embeds_texts_and_scores_a_slide() {
+    use arrow_array::{Array, FixedSizeListArray, Float32Array, StringArray};
+    use haidef_wsi::encoders::siglip::{seeded_tensors, SiglipConfig};
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/medsiglip/reference.json")).unwrap()).unwrap();
+    let m = &r["model"];
+    let dir = temp("medsiglip");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_string(&m["config"]).unwrap()).unwrap();
+    let cfg = SiglipConfig::medsiglip_448().with_depth(2, 2);
+    let tensors = seeded_tensors(&cfg, r["generator"]["seed"].as_u64().unwrap()).unwrap();
+    haidef_wsi::encoders::candle::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+    std::fs::copy(root().join("fixtures/medsiglip/spiece.model"), dir.join("spiece.model")).unwrap();
+    let weights = dir.to_str().unwrap();
+
+    let out = dir.join("texts.parquet");
+    let (o, stdout, stderr) = run("embed_text", &["tumor", "normal tissue", "--model", "medsiglip", "--weights", weights, "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let file = std::fs::File::open(&out).unwrap();
+    let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(Result::unwrap).collect();
+    let b = &batches[0];
+    let texts = b.column_by_name("text").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+    let emb = b.column_by_name("embedding").unwrap().as_any().downcast_ref::<FixedSizeListArray>().unwrap();
+    for (i, case) in ["plain", "plain_two_words"].iter().enumerate() {
+        let got = emb.value(i);
+        let got = got.as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec();
+        let want: Vec<f32> = m["text_features"][case].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let num: f64 = got.iter().zip(&want).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+        let den: f64 = want.iter().map(|b| f64::from(*b).powi(2)).sum();
+        assert!((num / den).sqrt() <= 1e-4, "{}: relative error {:.2e}", texts.value(i), (num / den).sqrt());
+    }
+
+    let slide_out = dir.join("slide");
+    let so = slide_out.to_str().unwrap();
+    let (o, stdout, stderr) = run(
+        "slide_heatmap",
+        &["fixtures/slides/ihc-sparse", "--out", so, "--mpp", "1", "--all-patches", "--k", "2", "--model", "medsiglip", "--weights", weights, "--prompt", "tumor", "--prompt", "normal tissue"],
+    );
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(slide_out.join("score-1-tumor.png").exists() && slide_out.join("score-2-normal-tissue.png").exists(), "{stdout}");
+    let file = std::fs::File::open(slide_out.join("embeddings.parquet")).unwrap();
+    let schema = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().schema().clone();
+    assert!(schema.field_with_name("tumor").is_ok() && schema.field_with_name("normal tissue").is_ok(), "{schema:?}");
+
+    // A model without a text side is told so.
+    let (o, _, stderr) = run("embed_text", &["tumor", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr.contains("no text side"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

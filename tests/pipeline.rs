@@ -339,3 +339,71 @@ fn both_models_give_timms_embeddings_through_the_slide_pipeline() {
         assert_eq!(checked, 6, "{name}");
     }
 }
+
+/// Zero-shot prompts through the slide job with a SigLIP model (MedSigLIP's widths at depth
+/// 2, seeded; the fixture's sentencepiece-trained vocabulary): one score column per prompt,
+/// equal to the model's own sigmoid scores of the stored embeddings, one picture per prompt;
+/// prompts on a model without a text side, repeated or empty prompts are clear errors.
+#[test]
+fn prompts_add_score_columns_and_pictures() {
+    use haidef_wsi::encoders::registry;
+    use haidef_wsi::encoders::siglip::{SiglipConfig, SiglipEncoder};
+    use haidef_wsi::encoders::text::SiglipTokenizer;
+    use haidef_wsi::encoders::candle::Tensor;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tokenizer = SiglipTokenizer::open(&root.join("fixtures/medsiglip/spiece.model"), 64).unwrap();
+    let entry = registry::find("medsiglip").unwrap();
+    let cfg = SiglipConfig::medsiglip_448().with_depth(2, 2);
+    let model = SiglipEncoder::untrained(entry.model_id, entry.input.clone(), &cfg, 0x51C1, Some(tokenizer), &Device::Cpu, DType::F32).unwrap();
+    let slide = Slide::open(fixture()).unwrap();
+    let prompts = vec!["tumor".to_string(), "normal tissue".to_string()];
+    let dir = out_dir("prompts");
+    let opts = PipelineOptions { level: LevelChoice::Mpp(1.0), all_patches: true, batch_size: 3, k: 2, prompts: prompts.clone(), ..Default::default() };
+    let s = SlideJob::new(&slide, &model, &dir).options(opts.clone()).run().unwrap();
+    assert_eq!(s.patches_embedded, 4, "1250x900 in 448x448 patches");
+    for name in ["score-1-tumor.png", "score-2-normal-tissue.png"] {
+        assert!(s.outputs.contains(&dir.join(name)), "{name} not in {:?}", s.outputs);
+        let f = std::fs::File::open(dir.join(name)).unwrap();
+        let info = png::Decoder::new(std::io::BufReader::new(f)).read_info().unwrap().info().clone();
+        assert!(info.width > 100 && info.height > 50, "{name}: {}x{}", info.width, info.height);
+    }
+    // The columns, against the model's own scores (tensor ops) of the stored embeddings.
+    let f = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f).unwrap();
+    assert!(common::key_value_metadata(&builder)["prompts"].contains("normal tissue"));
+    let texts = model.embed_texts(&["tumor", "normal tissue"]).unwrap();
+    let mut rows = 0;
+    for b in builder.build().unwrap() {
+        let b = b.unwrap();
+        let emb = b.column_by_name("embedding").unwrap().as_any().downcast_ref::<FixedSizeListArray>().unwrap().clone();
+        let values = emb.values().as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec();
+        let want = model.scores(&Tensor::from_vec(values, (b.num_rows(), 1152), &Device::Cpu).unwrap(), &texts).unwrap().to_vec2::<f32>().unwrap();
+        for (j, p) in prompts.iter().enumerate() {
+            let col = b.column_by_name(p).unwrap_or_else(|| panic!("no column {p:?}"));
+            let col = col.as_any().downcast_ref::<Float32Array>().unwrap();
+            for (i, row) in want.iter().enumerate() {
+                let (got, want) = (col.value(i), row[j]);
+                assert!((got - want).abs() <= 1e-5 * want.abs().max(1e-3), "row {i} {p}: {got} vs {want}");
+            }
+        }
+        rows += b.num_rows();
+    }
+    assert_eq!(rows, 4);
+
+    // Clear errors.
+    let bad = |prompts: Vec<String>, enc: &dyn haidef_wsi::encoders::Encoder| {
+        SlideJob::new(&slide, enc, out_dir("bad-prompts")).options(PipelineOptions { prompts, ..opts.clone() }).run().unwrap_err().to_string()
+    };
+    let err = bad(vec!["tumor".into()], model_for_prompts_without_text());
+    assert!(err.contains("no text side") && err.contains("--model medsiglip"), "{err}");
+    let err = bad(vec!["tumor".into(), "tumor".into()], &model);
+    assert!(err.contains("twice"), "{err}");
+    let err = bad(vec!["  ".into()], &model);
+    assert!(err.contains("empty"), "{err}");
+    let err = bad(vec!["x".into()], &model);
+    assert!(err.contains("output column"), "{err}");
+}
+
+fn model_for_prompts_without_text() -> &'static VitEncoder {
+    model()
+}

@@ -12,7 +12,9 @@ pub struct ModelArgs {
     /// Model name (`embed_images --help` lists them).
     #[arg(long, default_value = registry::DEFAULT_MODEL)]
     pub model: String,
-    /// The model's weights (.safetensors); without them an untrained stand-in runs, loudly.
+    /// The model's weights: a .safetensors file, or for MedSigLIP the checkpoint folder
+    /// (config.json, model.safetensors, spiece.model); without them an untrained stand-in runs,
+    /// loudly.
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// cpu, cuda or cuda:N.

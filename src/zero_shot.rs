@@ -1,0 +1,75 @@
+//! Zero-shot scores: for models whose texts and images share one embedding space (MedSigLIP),
+//! each prompt's probability of describing each embedded image,
+//! `sigmoid(exp(scale) · cos(image, prompt) + bias)`, written as one column per prompt.
+
+use crate::error::{PipelineError, Result};
+use haidef_wsi_encoders::Encoder;
+
+/// Prompts embedded once, ready to score image embeddings.
+#[derive(Debug, Clone)]
+pub struct Prompts {
+    texts: Vec<String>,
+    /// Unit-length text embeddings, one per prompt.
+    unit: Vec<Vec<f32>>,
+    scale: f32,
+    bias: f32,
+}
+
+impl Prompts {
+    /// Embeds `prompts` with `encoder`'s text side. Errors when the model has none, a prompt
+    /// is empty or repeated, or a prompt would clash with one of `taken` (the other column
+    /// names of the output).
+    pub fn new(encoder: &dyn Encoder, prompts: &[String], taken: &[&str]) -> Result<Self> {
+        let Some(text) = encoder.text_encoder() else {
+            return Err(PipelineError::Options(format!(
+                "{} has no text side, so it cannot score prompts; use --model medsiglip (or leave out --prompt)",
+                encoder.model_id()
+            )));
+        };
+        for (i, p) in prompts.iter().enumerate() {
+            if prompts[..i].contains(p) {
+                return Err(PipelineError::Options(format!("prompt {p:?} is given twice")));
+            }
+            if taken.contains(&p.as_str()) {
+                return Err(PipelineError::Options(format!("prompt {p:?} has the name of an output column; reword it")));
+            }
+        }
+        let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        let rows = text.embed_texts(&refs)?.to_vec2::<f32>().map_err(haidef_wsi_encoders::EncoderError::from)?;
+        let unit = rows.into_iter().map(|r| unit(&r)).collect();
+        let (scale, bias) = text.score_params();
+        Ok(Prompts { texts: prompts.to_vec(), unit, scale, bias })
+    }
+
+    /// The prompts, in order: also the score columns' names.
+    pub fn texts(&self) -> &[String] {
+        &self.texts
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+
+    /// Scores of `embeddings` (rows of `dim` floats): one vector per prompt, one value per row.
+    pub fn score(&self, embeddings: &[f32], dim: usize) -> Vec<Vec<f32>> {
+        let rows: Vec<Vec<f32>> = embeddings.chunks_exact(dim).map(unit).collect();
+        let k = f64::from(self.scale).exp();
+        self.unit
+            .iter()
+            .map(|t| {
+                rows.iter()
+                    .map(|r| {
+                        let cos: f64 = r.iter().zip(t).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+                        (1.0 / (1.0 + (-(k * cos + f64::from(self.bias))).exp())) as f32
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn unit(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    v.iter().map(|x| (f64::from(*x) / n.max(1e-12)) as f32).collect()
+}
