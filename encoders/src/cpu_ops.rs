@@ -70,12 +70,34 @@ fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
+/// GELU's tanh approximation (PyTorch `approximate="tanh"`, transformers
+/// `gelu_pytorch_tanh`): `0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))`, with
+/// `tanh(u) = sign(u) (1 − e^{−2|u|}) / (1 + e^{−2|u|})` on [`exp_neg`] (absolute error ≈ 2e-7).
+#[inline(always)]
+fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
+    let e = exp_neg(-2.0 * u.abs());
+    let t = ((1.0 - e) / (1.0 + e)).copysign(u);
+    0.5 * x * (1.0 + t)
+}
+
 /// Rows of `gelu(x + b)`.
 #[inline(always)]
 fn bias_gelu_rows(o: &mut [f32], x: &[f32], b: &[f32]) {
     for (o, x) in o.chunks_exact_mut(b.len()).zip(x.chunks_exact(b.len())) {
         for ((o, x), b) in o.iter_mut().zip(x).zip(b) {
             *o = gelu(x + b);
+        }
+    }
+}
+
+/// Rows of `gelu_tanh(x + b)`.
+#[inline(always)]
+fn bias_gelu_tanh_rows(o: &mut [f32], x: &[f32], b: &[f32]) {
+    for (o, x) in o.chunks_exact_mut(b.len()).zip(x.chunks_exact(b.len())) {
+        for ((o, x), b) in o.iter_mut().zip(x).zip(b) {
+            *o = gelu_tanh(x + b);
         }
     }
 }
@@ -141,6 +163,7 @@ macro_rules! multiversion {
 }
 
 multiversion!(bias_gelu_dispatch => bias_gelu_rows(o: &mut [f32], x: &[f32], b: &[f32]));
+multiversion!(bias_gelu_tanh_dispatch => bias_gelu_tanh_rows(o: &mut [f32], x: &[f32], b: &[f32]));
 multiversion!(softmax_dispatch => softmax_rows(o: &mut [f32], x: &[f32], n: usize));
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
@@ -151,12 +174,19 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]
     }
 }
 
-/// `gelu(x + bias)` with `bias` broadcast over rows.
-struct BiasGelu;
+/// `gelu(x + bias)` with `bias` broadcast over rows: the exact (erf) form, or with `tanh` its
+/// tanh approximation.
+struct BiasGelu {
+    tanh: bool,
+}
 
 impl CustomOp2 for BiasGelu {
     fn name(&self) -> &'static str {
-        "bias-gelu-erf-f32"
+        if self.tanh {
+            "bias-gelu-tanh-f32"
+        } else {
+            "bias-gelu-erf-f32"
+        }
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
@@ -170,7 +200,7 @@ impl CustomOp2 for BiasGelu {
         let rows_per_task = (CHUNK / n).max(1) * n;
         out.par_chunks_mut(rows_per_task)
             .zip(x.par_chunks(rows_per_task))
-            .for_each(|(o, x)| bias_gelu_dispatch(o, x, b));
+            .for_each(|(o, x)| if self.tanh { bias_gelu_tanh_dispatch(o, x, b) } else { bias_gelu_dispatch(o, x, b) });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -196,9 +226,19 @@ impl CustomOp1 for Softmax {
 /// `gelu_erf(x + bias)`; the fused kernel on CPU f32, candle's ops elsewhere.
 pub(crate) fn bias_gelu(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && bias.dtype() == candle_core::DType::F32 {
-        x.contiguous()?.apply_op2_no_bwd(&bias.contiguous()?, &BiasGelu)
+        x.contiguous()?.apply_op2_no_bwd(&bias.contiguous()?, &BiasGelu { tanh: false })
     } else {
         x.broadcast_add(bias)?.gelu_erf()
+    }
+}
+
+/// `gelu_tanh(x + bias)`; the fused kernel on CPU f32, candle's ops (its `gelu` is the tanh
+/// form) elsewhere.
+pub(crate) fn bias_gelu_tanh(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && bias.dtype() == candle_core::DType::F32 {
+        x.contiguous()?.apply_op2_no_bwd(&bias.contiguous()?, &BiasGelu { tanh: true })
+    } else {
+        x.broadcast_add(bias)?.gelu()
     }
 }
 
@@ -215,6 +255,18 @@ pub(crate) fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn gelu_tanh_matches_its_formula() {
+        let mut worst = 0f64;
+        for i in -20_000..=20_000 {
+            let x = i as f32 * 1e-3;
+            let xd = f64::from(x);
+            let want = 0.5 * xd * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (xd + 0.044715 * xd.powi(3))).tanh());
+            worst = worst.max((f64::from(gelu_tanh(x)) - want).abs() / want.abs().max(1.0));
+        }
+        assert!(worst < 1e-6, "gelu_tanh error {worst:e}");
+    }
 
     #[test]
     fn kernels_match_libm() {

@@ -5,7 +5,7 @@
 //! ([`crate::cpu_ops`]); other devices and dtypes run candle-nn's stock `Linear`. A bf16 CPU path
 //! belongs here too, when there is one.
 
-use crate::cpu_ops::bias_gelu;
+use crate::cpu_ops::{bias_gelu, bias_gelu_tanh};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
@@ -41,6 +41,14 @@ impl Dense {
             (Some(wt), Some(b)) => x.matmul(wt)?.broadcast_add(b),
             (Some(wt), None) => x.matmul(wt),
             (None, _) => self.linear.forward(x),
+        }
+    }
+
+    /// `gelu_tanh(x W^T + b)` (GELU's tanh approximation), bias and activation fused on CPU f32.
+    pub fn forward_gelu_tanh(&self, x: &Tensor) -> Result<Tensor> {
+        match (&self.wt, self.linear.bias()) {
+            (Some(wt), Some(b)) => bias_gelu_tanh(&x.matmul(wt)?, b),
+            _ => self.forward(x)?.gelu(),
         }
     }
 

@@ -43,8 +43,11 @@ fn attend(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize) -> Result<Tensor> {
     let tk = k.dim(1)?;
     let hd = d / heads;
     let split = |t: &Tensor, n: usize| t.reshape((b, n, heads, hd))?.transpose(1, 2)?.contiguous();
-    let (q, k, v) = (split(q, tq)?, split(k, tk)?, split(v, tk)?);
-    let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
+    // The scale 1/sqrt(head_dim) goes on the queries (Tq·D values) rather than the scores
+    // (Tq·Tk per head).
+    let q = (q * (1.0 / (hd as f64).sqrt()))?;
+    let (q, k, v) = (split(&q, tq)?, split(k, tk)?, split(v, tk)?);
+    let scores = q.matmul(&k.t()?)?;
     let att = softmax_f32(&scores)?;
     Ok(att.matmul(&v)?.transpose(1, 2)?.reshape((b, tq, d))?)
 }
@@ -74,7 +77,7 @@ impl Block {
         let shape = |t2: Tensor| t2.reshape((b, t, d));
         let o = attend(&shape(q)?, &shape(k)?, &shape(v)?, heads)?.reshape((b * t, d))?;
         let flat = (flat + self.out.forward(&o)?)?;
-        let y = self.fc2.forward(&self.fc1.forward(&self.norm2.forward(&flat)?)?.gelu()?)?;
+        let y = self.fc2.forward(&self.fc1.forward_gelu_tanh(&self.norm2.forward(&flat)?)?)?;
         Ok((flat + y)?.reshape((b, t, d))?)
     }
 }
@@ -157,7 +160,7 @@ impl SiglipVision {
         let k = self.pool_k.forward(&x)?.reshape((b, n, d))?;
         let v = self.pool_v.forward(&x)?.reshape((b, n, d))?;
         let pooled = self.pool_out.forward(&attend(&q, &k, &v, self.cfg.heads)?.reshape((b, d))?)?;
-        let mlp = self.pool_fc2.forward(&self.pool_fc1.forward(&self.pool_norm.forward(&pooled)?)?.gelu()?)?;
+        let mlp = self.pool_fc2.forward(&self.pool_fc1.forward_gelu_tanh(&self.pool_norm.forward(&pooled)?)?)?;
         Ok((pooled + mlp)?)
     }
 }
