@@ -124,6 +124,12 @@ impl Batcher {
         for (index, img) in images.iter().enumerate() {
             self.validate(index, img)?;
         }
+        if self.spec.eight_bit && images.iter().any(|i| !matches!(i.samples, Samples::U8(_))) {
+            let reduced: Vec<(usize, usize, usize, Vec<u8>)> = images.iter().map(to_eight_bit).collect();
+            let refs: Vec<ImageRef<'_>> = reduced.iter().map(|(w, h, c, d)| ImageRef::u8(*w, *h, *c, d)).collect();
+            let raw = self.lay_out(&refs)?;
+            return self.normalise(raw, &refs);
+        }
         let raw = self.lay_out(images)?;
         self.normalise(raw, images)
     }
@@ -207,6 +213,19 @@ impl Batcher {
     }
 }
 
+/// An image's samples as 8-bit ones: `trunc(v · 255 / max)` ([`InputSpec::eight_bit`]).
+fn to_eight_bit(img: &ImageRef<'_>) -> (usize, usize, usize, Vec<u8>) {
+    let data = match img.samples {
+        Samples::U8(d) => d.to_vec(),
+        Samples::U16 { data, bits_stored } => {
+            let max = (1u32 << bits_stored) - 1;
+            data.iter().map(|v| (u32::from(*v).min(max) * 255 / max) as u8).collect()
+        }
+        Samples::F32(d) => d.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0) as u8).collect(),
+    };
+    (img.width, img.height, img.channels, data)
+}
+
 /// How each stored sample type becomes the transport type `T` (only the conversions a
 /// transport is chosen for are ever called).
 struct Conv<T> {
@@ -235,11 +254,12 @@ fn prepare_typed<S: Sample, T: Copy>(spec: &InputSpec, img: &ImageRef<'_>, data:
     let side = img.width.max(img.height);
     let (pw, ph) = if spec.pad_to_square { (side, side) } else { (img.width, img.height) };
     let pad = S::from_pad(spec.pad_value);
+    let (x0, y0) = if spec.pad_centered { ((pw - img.width) / 2, (ph - img.height) / 2) } else { (0, 0) };
     let mut inter = vec![pad; pw * ph * c];
     for y in 0..img.height {
         for x in 0..img.width {
             let src = (y * img.width + x) * img.channels;
-            let dst = (y * pw + x) * c;
+            let dst = ((y + y0) * pw + x + x0) * c;
             for ch in 0..c {
                 inter[dst + ch] = data[src + if img.channels == 1 { 0 } else { ch }];
             }

@@ -98,6 +98,13 @@ pub struct InputSpec {
     pub pad_to_square: bool,
     /// Sample value the padding takes (in the image's own units, before [`Range`]).
     pub pad_value: f32,
+    /// Pad evenly: half the difference (rounded down) before (top or left), the rest after,
+    /// as MedSigLIP's serving does. `false`: all of it after (bottom and right).
+    pub pad_centered: bool,
+    /// Reduce 16-bit and float images to 8 bits before anything else, as
+    /// `trunc(v · 255 / max)` (16-bit: `v / 257` rounded down; float: `trunc(clamp(v, 0, 1) · 255)`),
+    /// as MedSigLIP's serving does before resizing; they then scale as 8-bit images.
+    pub eight_bit: bool,
     /// timm's eval transform: resize the shorter side to `floor(size / crop_pct)` (the longer in
     /// proportion), then cut the centre `height × width`. `None`: resize straight to
     /// `height × width`.
@@ -121,6 +128,8 @@ impl InputSpec {
             resize: Resize::None,
             pad_to_square: false,
             pad_value: 0.0,
+            pad_centered: false,
+            eight_bit: false,
             center_crop: None,
             range: Range::Full,
             mean: vec![0.0; 3],
@@ -216,11 +225,16 @@ impl InputSpec {
             Resize::Interpolate { kernel, coordinates } => format!("{kernel:?} {coordinates:?} (no antialias)"),
         };
         format!(
-            "{}x{}x{}, resize {resize}{}{}, range {range}, mean {:?}, std {:?}",
+            "{}x{}x{}, {}resize {resize}{}{}, range {range}, mean {:?}, std {:?}",
             self.height,
             self.width,
             self.channels,
-            if self.pad_to_square { ", padded to square" } else { "" },
+            if self.eight_bit { "reduced to 8 bits, " } else { "" },
+            match (self.pad_to_square, self.pad_centered) {
+                (false, _) => "",
+                (true, false) => ", padded to square",
+                (true, true) => ", padded to a centred square",
+            },
             self.center_crop.map(|p| format!(", shorter side then centre crop (crop_pct {p})")).unwrap_or_default(),
             self.mean,
             self.std

@@ -163,3 +163,60 @@ fn a_checkpoint_folder_loads_through_the_registry_and_bad_inputs_are_clear() {
     assert!(err.contains("spiece.model"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// 8- or 16-bit grey, RGB or RGBA PNG → ImageRef samples.
+fn read_png_any(path: &std::path::Path) -> (usize, usize, usize, Vec<u16>, u8) {
+    let mut r = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap())).read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    let bits = info.bit_depth as u8;
+    let samples = match bits {
+        8 => buf[..info.buffer_size()].iter().map(|&v| u16::from(v)).collect(),
+        16 => buf[..info.buffer_size()].chunks_exact(2).map(|b| u16::from_be_bytes([b[0], b[1]])).collect(),
+        other => panic!("{}: {other}-bit", path.display()),
+    };
+    (info.width as usize, info.height as usize, info.color_type.samples(), samples, bits)
+}
+
+/// The registry's MedSigLIP input spec against Google's serving code run on the fixture PNGs
+/// (fixtures/medsiglip/serving_pixels.py: the serving's own modules, transformers 4.51.3,
+/// Pillow 11.2.1): the 3×448×448 f32 `pixel_values` must be bit-identical — 8-bit RGB, RGBA
+/// (alpha dropped), 8-bit grey, 16-bit grey (reduced to 8 bits), padding to a centred square.
+#[test]
+fn preprocessing_is_bit_identical_to_the_serving() {
+    use haidef_wsi_encoders::registry;
+    use sha2::{Digest, Sha256};
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/medsiglip/reference.json")).unwrap()).unwrap();
+    let spec = registry::find("medsiglip").unwrap().input;
+    let mut batcher = Batcher::new(spec, 1, Device::Cpu, DType::F32).unwrap();
+    let mut checked = Vec::new();
+    for case in r["serving_pixels"]["images"].as_array().unwrap() {
+        let Some(file) = case["file"].as_str().filter(|f| f.ends_with(".png")) else { continue };
+        let (w, h, c, samples, bits) = read_png_any(&root().join(file));
+        let bytes: Vec<u8>;
+        let img = if bits == 8 {
+            bytes = samples.iter().map(|v| *v as u8).collect();
+            ImageRef::u8(w, h, c, &bytes)
+        } else {
+            ImageRef::u16(w, h, c, &samples, 16)
+        };
+        let t = batcher.pack(&[img]).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let ours: String = Sha256::digest(t.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).iter().map(|b| format!("{b:02x}")).collect();
+        let want = &case["pixel_values"];
+        if ours != want["sha256_f32le"].as_str().unwrap() {
+            // Say where: the reference's sample grid.
+            let rows: Vec<usize> = want["grid_rows_cols"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+            let mut worst = 0f32;
+            for (ch, grid) in want["grid"].as_array().unwrap().iter().enumerate() {
+                for (i, row) in grid.as_array().unwrap().iter().enumerate() {
+                    for (j, v) in row.as_array().unwrap().iter().enumerate() {
+                        worst = worst.max((t[ch * 448 * 448 + rows[i] * 448 + rows[j]] - v.as_f64().unwrap() as f32).abs());
+                    }
+                }
+            }
+            panic!("{}: pixel_values differ from the serving's (worst on its sample grid {worst})", case["name"]);
+        }
+        checked.push(case["name"].as_str().unwrap().to_string());
+    }
+    assert!(checked.len() >= 5, "{checked:?}");
+}
