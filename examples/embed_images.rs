@@ -35,6 +35,10 @@ struct Cli {
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = DEFAULT_MAX_PIXELS)]
     max_pixels: u64,
+    /// A zero-shot prompt (repeatable; models with a text side: --model medsiglip --weights
+    /// DIR): adds a score column named after it.
+    #[arg(long = "prompt", value_name = "TEXT")]
+    prompts: Vec<String>,
 }
 
 fn models_help() -> String {
@@ -78,6 +82,7 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
     };
     let result = ImageJob::new(files, model.as_ref(), &cli.out)
         .model_name(entry.name)
+        .prompts(cli.prompts.clone())
         .options(opts)
         .cancel(&cancel)
         .progress(&progress)

@@ -7,7 +7,8 @@ use crate::engine::{self, EngineOptions, Sink, StageTimes};
 use crate::error::Result;
 use crate::images::{ImageFiles, ImageKey, Skipped, DEFAULT_MAX_PIXELS};
 use crate::sink::{provenance, ParquetSink};
-use arrow_array::{ArrayRef, StringArray, UInt32Array};
+use crate::zero_shot::Prompts;
+use arrow_array::{ArrayRef, Float32Array, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field};
 use haidef_wsi_encoders::Encoder;
 use std::path::{Path, PathBuf};
@@ -47,16 +48,23 @@ pub struct ImageJobSummary {
     pub stages: StageTimes,
 }
 
-struct ImageSink(ParquetSink);
+struct ImageSink<'p> {
+    parquet: ParquetSink,
+    prompts: Option<&'p Prompts>,
+    dim: usize,
+}
 
-impl Sink<ImageKey> for ImageSink {
+impl Sink<ImageKey> for ImageSink<'_> {
     fn write(&mut self, keys: Vec<ImageKey>, embeddings: &[f32]) -> Result<()> {
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(keys.iter().map(|k| k.path.as_str()))),
             Arc::new(UInt32Array::from_iter_values(keys.iter().map(|k| k.width))),
             Arc::new(UInt32Array::from_iter_values(keys.iter().map(|k| k.height))),
         ];
-        self.0.write_columns(columns, embeddings)
+        if let Some(p) = self.prompts {
+            columns.extend(p.score(embeddings, self.dim).into_iter().map(|s| Arc::new(Float32Array::from(s)) as ArrayRef));
+        }
+        self.parquet.write_columns(columns, embeddings)
     }
 }
 
@@ -80,6 +88,7 @@ pub struct ImageJob<'a> {
     encoder: &'a dyn Encoder,
     out: PathBuf,
     model_name: Option<&'a str>,
+    prompts: Vec<String>,
     options: ImageJobOptions,
     cancel: Option<&'a AtomicBool>,
     progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
@@ -90,13 +99,20 @@ impl<'a> ImageJob<'a> {
     /// Embeds `files` with `encoder` into the Parquet file `out` (written atomically; also when
     /// every file was skipped, so that the file says why), with [`ImageJobOptions::default`].
     pub fn new(files: Vec<PathBuf>, encoder: &'a dyn Encoder, out: impl AsRef<Path>) -> Self {
-        ImageJob { files, encoder, out: out.as_ref().to_path_buf(), model_name: None, options: ImageJobOptions::default(), cancel: None, progress: None, on_skip: None }
+        ImageJob { files, encoder, out: out.as_ref().to_path_buf(), model_name: None, prompts: Vec::new(), options: ImageJobOptions::default(), cancel: None, progress: None, on_skip: None }
     }
 
     /// The name the model was chosen by (e.g. the registry's), recorded as `model` in the
     /// file's metadata.
     pub fn model_name(mut self, name: &'a str) -> Self {
         self.model_name = Some(name);
+        self
+    }
+
+    /// Zero-shot prompts (models with a text side, e.g. MedSigLIP): each adds a Float32 score
+    /// column named after it (see [`crate::zero_shot`]).
+    pub fn prompts(mut self, prompts: Vec<String>) -> Self {
+        self.prompts = prompts;
         self
     }
 
@@ -130,7 +146,7 @@ impl<'a> ImageJob<'a> {
         let cancel = self.cancel.unwrap_or(&never);
         let progress = self.progress.unwrap_or(&|_, _| {});
         let on_skip = self.on_skip.unwrap_or(&|_| {});
-        run(self.files, self.encoder, self.model_name, &self.out, &self.options, cancel, progress, on_skip)
+        run(self.files, self.encoder, self.model_name, &self.prompts, &self.out, &self.options, cancel, progress, on_skip)
     }
 }
 
@@ -139,6 +155,7 @@ fn run(
     files: Vec<PathBuf>,
     encoder: &dyn Encoder,
     model_name: Option<&str>,
+    prompts: &[String],
     out: &Path,
     opts: &ImageJobOptions,
     cancel: &AtomicBool,
@@ -153,15 +170,25 @@ fn run(
     if let Some(name) = model_name {
         meta.insert("model".to_string(), name.to_string());
     }
-    let keys = vec![Field::new("path", DataType::Utf8, false), Field::new("width", DataType::UInt32, false), Field::new("height", DataType::UInt32, false)];
-    let mut sink = ImageSink(ParquetSink::create_with(out, keys, &encoder.output().shape(), meta)?);
+    let mut keys = vec![Field::new("path", DataType::Utf8, false), Field::new("width", DataType::UInt32, false), Field::new("height", DataType::UInt32, false)];
+    let prompts = if prompts.is_empty() {
+        None
+    } else {
+        let p = Prompts::new(encoder, prompts, &["path", "width", "height", "embedding"])?;
+        meta.insert("prompts".to_string(), serde_json::Value::from(p.texts().to_vec()).to_string());
+        meta.insert("score".to_string(), "sigmoid(exp(logit_scale) * cos(image, prompt) + logit_bias), one column per prompt".to_string());
+        keys.extend(p.texts().iter().map(|t| Field::new(t, DataType::Float32, false)));
+        Some(p)
+    };
+    let parquet = ParquetSink::create_with(out, keys, &encoder.output().shape(), meta)?;
+    let mut sink = ImageSink { parquet, prompts: prompts.as_ref(), dim: encoder.embedding_dim() };
     let mut source = ImageFiles::new(files, opts.max_pixels, opts.batch_size, &check, on_skip);
     let engine_opts = EngineOptions { batch_size: opts.batch_size, queue_depth: opts.queue_depth };
     let report = engine::run(&mut source, encoder, &mut sink, engine_opts, cancel, progress)?;
     // Known only now: appended to the file's key-value metadata when it is closed.
     let failed: Vec<serde_json::Value> = source.skipped.iter().map(|s| serde_json::json!({"path": s.path, "error": s.error})).collect();
-    sink.0.append_metadata("files_embedded", &report.rows.to_string());
-    sink.0.append_metadata("failed_files", &serde_json::Value::Array(failed).to_string());
-    let output = sink.0.finish()?;
+    sink.parquet.append_metadata("files_embedded", &report.rows.to_string());
+    sink.parquet.append_metadata("failed_files", &serde_json::Value::Array(failed).to_string());
+    let output = sink.parquet.finish()?;
     Ok(ImageJobSummary { embedded: report.rows, skipped: source.skipped, output, seconds: start.elapsed().as_secs_f64(), stages: report.stages })
 }

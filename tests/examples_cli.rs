@@ -147,6 +147,23 @@ fn medsiglip_folder_embeds_texts_and_scores_a_slide() {
     let schema = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().schema().clone();
     assert!(schema.field_with_name("tumor").is_ok() && schema.field_with_name("normal tissue").is_ok(), "{schema:?}");
 
+    // embed_images with a prompt: the score of the fixture patch for "tumor" is transformers'
+    // probability for the same pixels and text (the serving's preprocessing equals the
+    // reference's for this square patch).
+    let scored = dir.join("images.parquet");
+    let (o, stdout, stderr) = run(
+        "embed_images",
+        &["fixtures/images/patches/patch0.png", "--model", "medsiglip", "--weights", weights, "--prompt", "tumor", "--out", scored.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let file = std::fs::File::open(&scored).unwrap();
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().next().unwrap().unwrap();
+    let got = b.column_by_name("tumor").unwrap().as_any().downcast_ref::<Float32Array>().unwrap().value(0);
+    let row = m["image_order"].as_array().unwrap().iter().position(|k| k == "patch0/hf_pil").unwrap();
+    let col = m["text_order"].as_array().unwrap().iter().position(|k| k == "plain").unwrap();
+    let want = m["probs_per_image"][row][col].as_f64().unwrap() as f32;
+    assert!((got - want).abs() <= 1e-4 * want, "score {got} vs transformers {want}");
+
     // A model without a text side is told so.
     let (o, _, stderr) = run("embed_text", &["tumor", "--out", out.to_str().unwrap()]);
     assert!(!o.status.success() && stderr.contains("no text side"), "{stderr}");

@@ -82,6 +82,10 @@ pub enum Range {
     },
 }
 
+/// The largest square (in pixels) an image is padded to before resizing: 16,384², 805 MB of
+/// RGB8. A 50,000 × 10 strip would otherwise become 7.5 GB before being shrunk to 448².
+pub const MAX_PADDED_PIXELS: usize = 16_384 * 16_384;
+
 /// A model's image input: height × width × channels and the preprocessing that produces it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputSpec {
@@ -182,6 +186,15 @@ impl InputSpec {
         }
         if img.width == 0 || img.height == 0 {
             return Err("empty image".into());
+        }
+        if self.pad_to_square {
+            let side = img.width.max(img.height);
+            if side.saturating_mul(side) > MAX_PADDED_PIXELS {
+                return Err(format!(
+                    "a {}x{} image padded to a square would be {side}x{side} pixels (at most {MAX_PADDED_PIXELS} are allowed); crop or shrink it first",
+                    img.width, img.height
+                ));
+            }
         }
         match img.samples {
             Samples::U16 { data, bits_stored } => {

@@ -220,3 +220,23 @@ fn preprocessing_is_bit_identical_to_the_serving() {
     }
     assert!(checked.len() >= 5, "{checked:?}");
 }
+
+/// Odd image sizes through MedSigLIP's preprocessing: a 1-pixel image is padded and resized
+/// like any other (its one colour everywhere); a 50,000-pixel-wide strip, which would pad to a
+/// 50,000² square, is a clear error, not 7.5 GB of memory.
+#[test]
+fn tiny_and_huge_images() {
+    use haidef_wsi_encoders::registry;
+    let spec = registry::find("medsiglip").unwrap().input;
+    let mut batcher = Batcher::new(spec, 1, Device::Cpu, DType::F32).unwrap();
+    let t = batcher.pack(&[ImageRef::u8(1, 1, 3, &[255, 0, 51])]).unwrap();
+    assert_eq!(t.dims(), &[1, 3, 448, 448]);
+    let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let want = [1.0f32, -1.0, 51.0 / 255.0 * 2.0 - 1.0];
+    for (ch, w) in want.iter().enumerate() {
+        assert!(v[ch * 448 * 448..(ch + 1) * 448 * 448].iter().all(|x| (x - w).abs() < 1e-6), "channel {ch}");
+    }
+    let strip = vec![128u8; 50_000 * 3];
+    let err = batcher.pack(&[ImageRef::u8(50_000, 1, 3, &strip)]).unwrap_err().to_string();
+    assert!(err.contains("50000x1") && err.contains("square") && err.contains("crop or shrink"), "{err}");
+}
