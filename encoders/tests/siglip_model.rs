@@ -152,11 +152,15 @@ fn a_checkpoint_folder_loads_through_the_registry_and_bad_inputs_are_clear() {
     let other = dir.join("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::copy(&vit, other.join("model.safetensors")).unwrap();
-    let err = entry.load(&other, &Device::Cpu, DType::F32).err().unwrap().to_string();
+    let err = entry.load(&other.join("model.safetensors"), &Device::Cpu, DType::F32).err().unwrap().to_string();
     assert!(err.contains("not a SigLIP checkpoint") && err.contains("vision_model"), "{err}");
     std::fs::write(other.join("config.json"), r#"{"model_type": "vit"}"#).unwrap();
     let err = entry.load(&other, &Device::Cpu, DType::F32).err().unwrap().to_string();
     assert!(err.contains("config.json") && err.contains("\"vit\""), "{err}");
+    std::fs::rename(dir.join("config.json"), dir.join("config.json.away")).unwrap();
+    let err = entry.load(&dir, &Device::Cpu, DType::F32).err().unwrap().to_string();
+    assert!(err.contains("no config.json"), "{err}");
+    std::fs::rename(dir.join("config.json.away"), dir.join("config.json")).unwrap();
     std::fs::remove_file(dir.join("spiece.model")).unwrap();
     let no_tok = SiglipEncoder::load(entry.model_id, entry.input.clone(), &SiglipConfig::medsiglip_448(), &dir, &Device::Cpu, DType::F32).unwrap();
     let err = no_tok.embed_texts(&["tumor"]).unwrap_err().to_string();

@@ -44,6 +44,12 @@ fn find_files(path: &Path) -> Result<Checkpoint> {
             });
         }
         let some = |name: &str| Some(path.join(name)).filter(|p| p.is_file());
+        if some("config.json").is_none() {
+            return Err(EncoderError::WeightsFile {
+                file: path.display().to_string(),
+                message: "no config.json in this folder (transformers saves it beside model.safetensors); copy it from the checkpoint, or pass the .safetensors file itself to use MedSigLIP-448's architecture".into(),
+            });
+        }
         Ok(Checkpoint { config: some("config.json"), weights, spiece: some("spiece.model") })
     } else if path.is_file() {
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -87,9 +93,9 @@ pub fn config_from_json(path: &Path, base: &SiglipConfig) -> Result<SiglipConfig
 }
 
 impl SiglipEncoder {
-    /// Loads a checkpoint: a folder holding `model.safetensors` (and `config.json`,
+    /// Loads a checkpoint: a folder holding `model.safetensors` and `config.json` (and
     /// `spiece.model` for texts), or the `.safetensors` file itself (its folder is searched for
-    /// the other two). Without `config.json` the architecture is `base`'s.
+    /// the other two; without `config.json` the architecture is `base`'s).
     pub fn load(model_id: &str, spec: InputSpec, base: &SiglipConfig, path: &Path, device: &Device, dtype: DType) -> Result<Self> {
         let files = find_files(path)?;
         let cfg = match &files.config {
