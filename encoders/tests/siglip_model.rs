@@ -38,7 +38,27 @@ fn read_rgb8(path: &std::path::Path) -> (usize, usize, Vec<u8>) {
 #[test]
 fn towers_and_logits_match_transformers() {
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/medsiglip/reference.json")).unwrap()).unwrap();
-    let m = &r["model"];
+    check_towers(&r, &r["model"]);
+}
+
+/// Full depth (27 + 27 layers, 878M parameters: ~4 GB and a few minutes here): the same
+/// checks against `reference_full.json`, which `fixtures/medsiglip/make_reference.py --full`
+/// writes (about 12 minutes and 6 GB). `cargo test --release -p haidef-wsi-encoders --test
+/// siglip_model -- --ignored`.
+#[test]
+#[ignore = "full-depth model: minutes and ~4 GB; needs fixtures/medsiglip/reference_full.json"]
+fn full_depth_matches_transformers() {
+    let path = root().join("fixtures/medsiglip/reference_full.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; make it with fixtures/medsiglip/make_reference.py --full", path.display()));
+    let full: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/medsiglip/reference.json")).unwrap()).unwrap();
+    let m = if full.get("model").is_some() { &full["model"] } else { &full };
+    check_towers(&r, m);
+}
+
+/// Text features from `m`'s ids, image features through our preprocessing of the fixture
+/// images (the Pillow path), logits; `r` gives the generator seed and the images.
+fn check_towers(r: &serde_json::Value, m: &serde_json::Value) {
     let depth = m["depth"].as_object().map(|d| (d["vision"].as_u64().unwrap() as usize, d["text"].as_u64().unwrap() as usize)).unwrap_or_else(|| {
         let n = m["depth"].as_u64().unwrap() as usize;
         (n, n)
