@@ -28,5 +28,40 @@ fn towers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, towers);
+/// On the GPU (built with `--features cuda`): the full model (27 + 27 layers) in bf16, vision
+/// batch 32, text batch 256 (tools/gpu_check.sh).
+#[cfg(feature = "cuda")]
+fn gpu(c: &mut Criterion) {
+    let device = Device::new_cuda(0).expect("CUDA device 0");
+    let cfg = SiglipConfig::medsiglip_448();
+    let model = Siglip::new(&cfg, seeded_weights(&cfg, 1, &device, DType::BF16).unwrap()).unwrap();
+    let mut group = c.benchmark_group("siglip_cuda_bf16_depth27");
+    group.sample_size(10);
+    let (ib, tb) = (32usize, 256usize);
+    let pixels = Tensor::rand(-1f32, 1f32, (ib, 3, 448, 448), &device).unwrap().to_dtype(DType::BF16).unwrap();
+    group.throughput(Throughput::Elements(ib as u64));
+    group.bench_function(format!("vision_batch{ib}"), |b| {
+        b.iter(|| {
+            let e = model.vision.forward(&pixels).unwrap();
+            device.synchronize().unwrap();
+            e
+        })
+    });
+    let ids: Vec<u32> = (0..tb * 64).map(|i| 3 + (i as u32 * 7919) % 31_990).collect();
+    let ids = Tensor::from_vec(ids, (tb, 64), &device).unwrap();
+    group.throughput(Throughput::Elements(tb as u64));
+    group.bench_function(format!("text_batch{tb}"), |b| {
+        b.iter(|| {
+            let e = model.text.forward(&ids).unwrap();
+            device.synchronize().unwrap();
+            e
+        })
+    });
+    group.finish();
+}
+
+#[cfg(not(feature = "cuda"))]
+fn gpu(_: &mut Criterion) {}
+
+criterion_group!(benches, towers, gpu);
 criterion_main!(benches);

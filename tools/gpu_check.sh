@@ -8,10 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
   build)
-    (source ../shared/cuda/env.sh && cargo test --release --features cuda -p haidef-wsi-encoders --test parity --test preprocess --no-run \
-       && cargo bench --features cuda --bench encoder --no-run && cargo bench --features cuda --bench pipeline --no-run)
+    (source ../shared/cuda/env.sh && cargo test --release --features cuda -p haidef-wsi-encoders --test parity --test preprocess --test siglip_model --no-run \
+       && cargo bench --features cuda --bench encoder --no-run && cargo bench --features cuda --bench pipeline --no-run \
+       && cargo bench --features cuda --bench siglip --no-run)
     rm -rf .gpu && mkdir -p .gpu
-    for pat in 'parity-*' 'preprocess-*' 'encoder-*' 'pipeline-*'; do
+    for pat in 'parity-*' 'preprocess-*' 'encoder-*' 'pipeline-*' 'siglip_model-*' 'siglip-*'; do
       f=$(ls -t target/cuda/release/deps/$pat | grep -v '\.d$' | head -1)
       name=$(basename "${pat%-\*}")
       strip --strip-debug -o ".gpu/$name" "$f" && gzip -f ".gpu/$name"   # the carry limit is 64 MiB
@@ -29,11 +30,14 @@ case "${1:-}" in
     ;;
   run)
     export LD_LIBRARY_PATH=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:/usr/local/nvidia/lib64
-    for b in parity preprocess encoder pipeline; do gunzip -c ".gpu/$b.gz" > "/tmp/$b" && chmod +x "/tmp/$b"; done
+    for b in parity preprocess encoder pipeline siglip_model siglip; do gunzip -c ".gpu/$b.gz" > "/tmp/$b" && chmod +x "/tmp/$b"; done
     nvidia-smi --query-gpu=name,memory.total --format=csv
     /tmp/parity --nocapture cuda_half_precision_matches_cpu_f32
     /tmp/preprocess --nocapture cuda_packing_matches_cpu
     /tmp/encoder --bench cuda_bf16
+    # MedSigLIP towers: CUDA f32 / bf16 against transformers' features, then full-depth bf16 speed.
+    /tmp/siglip_model --nocapture cuda_matches_transformers
+    /tmp/siglip --bench cuda_bf16
     # The fixture (88 patches), then a 160x128-frame slide tiled from it (~26,600 patches).
     HAIDEF_BENCH_TILED=160x128 /tmp/pipeline --bench cuda_bf16
     python3 .gpu/peer_torch_vit.py fixtures/reference/ihc-full-l0-inside-frame.png

@@ -264,3 +264,40 @@ fn tiny_and_huge_images() {
     let err = batcher.pack(&[ImageRef::u8(50_000, 1, 3, &strip)]).unwrap_err().to_string();
     assert!(err.contains("50000x1") && err.contains("square") && err.contains("crop or shrink"), "{err}");
 }
+
+/// On the GPU (built with `--features cuda`; tools/gpu_check.sh): the reduced-depth model in
+/// f32 gives transformers' features within 1e-4, in bf16 with cosine ≥ 0.99.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_matches_transformers() {
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/medsiglip/reference.json")).unwrap()).unwrap();
+    let m = &r["model"];
+    let cfg = SiglipConfig::medsiglip_448().with_depth(2, 2);
+    let seed = r["generator"]["seed"].as_u64().unwrap();
+    let device = Device::new_cuda(0).expect("CUDA device 0");
+    let names: Vec<String> = m["text_order"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let ids: Vec<u32> = m["text_input_ids"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32)).collect();
+    let ids = Tensor::from_vec(ids, (names.len(), cfg.max_text_len), &device).unwrap();
+    let (w, h, rgb) = read_rgb8(&root().join("fixtures/images/patches/patch0.png"));
+    for dtype in [DType::F32, DType::BF16] {
+        let model = Siglip::new(&cfg, seeded_weights(&cfg, seed, &device, dtype).unwrap()).unwrap();
+        let text = model.text.forward(&ids).unwrap().to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap();
+        let spec = InputSpec::rgb_unit(448).with_resize(Resize::Antialiased(Filter::Bicubic)).with_mean_std([0.5; 3], [0.5; 3]);
+        let mut batcher = Batcher::new(spec, 1, device.clone(), dtype).unwrap();
+        let img = model.vision.forward(&batcher.pack(&[ImageRef::rgb(w, h, &rgb)]).unwrap()).unwrap();
+        let img = img.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let mut pairs: Vec<(String, Vec<f32>, Vec<f32>)> = names.iter().zip(&text).map(|(n, row)| (n.clone(), row.clone(), floats(&m["text_features"][n]))).collect();
+        pairs.push(("patch0".into(), img, floats(&m["image_features"]["patch0/hf_pil"])));
+        for (name, ours, want) in pairs {
+            let dot: f64 = ours.iter().zip(&want).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+            let cos = dot / (ours.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt() * want.iter().map(|b| f64::from(*b).powi(2)).sum::<f64>().sqrt());
+            let e = rel_err(&ours, &want);
+            eprintln!("cuda {dtype:?} {name}: relative error {e:.2e}, cosine {cos:.5}");
+            if dtype == DType::F32 {
+                assert!(e <= 1e-4, "{name}: {e:.2e}");
+            } else {
+                assert!(cos >= 0.99, "{name}: cosine {cos}");
+            }
+        }
+    }
+}
