@@ -94,6 +94,32 @@ fn text(img: &mut RgbImage, x: u32, y: u32, s: u32, text: &str) {
     }
 }
 
+/// Copies `thumb` into the top-left corner of `out`.
+fn paste(out: &mut RgbImage, thumb: &RgbImage) {
+    let row = (thumb.width * 3) as usize;
+    for y in 0..thumb.height {
+        let (s, d) = ((y * thumb.width * 3) as usize, (y * out.width * 3) as usize);
+        out.data[d..d + row].copy_from_slice(&thumb.data[s..s + row]);
+    }
+}
+
+/// Blends `colour` over `cell` (level pixels, scaled by `(sx, sy)` onto a thumbnail of `size`
+/// at the top left of `out`): `keep · pixel + weight · colour` per channel.
+fn tint(out: &mut RgbImage, size: (u32, u32), (sx, sy): (f64, f64), cell: &Cell, colour: [u8; 3], (keep, weight): (f64, f64)) {
+    let x0 = (f64::from(cell.x) * sx).floor() as u32;
+    let y0 = (f64::from(cell.y) * sy).floor() as u32;
+    let x1 = ((f64::from(cell.x + cell.size) * sx).ceil() as u32).min(size.0);
+    let y1 = ((f64::from(cell.y + cell.size) * sy).ceil() as u32).min(size.1);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let i = ((y * out.width + x) * 3) as usize;
+            for (p, c) in out.data[i..i + 3].iter_mut().zip(colour) {
+                *p = (keep * f64::from(*p) + weight * f64::from(c)).round() as u8;
+            }
+        }
+    }
+}
+
 /// The thumbnail (`thumb`, an image of the whole level-0 extent at any resolution) with each
 /// cell tinted by its cluster (alpha 0.45) and an outline-free legend on the right listing each
 /// cluster's colour, number and patch count. `level_size` is the embedded level's size.
@@ -105,24 +131,9 @@ pub fn render_heatmap(thumb: &RgbImage, level_size: (u32, u32), cells: &[Cell], 
     let legend_w = 4 * row_h + 12 * 4 * scale;
     let height = thumb.height.max(k as u32 * row_h + row_h);
     let mut out = RgbImage::white(thumb.width + legend_w, height);
-    for y in 0..thumb.height {
-        let (s, d) = ((y * thumb.width * 3) as usize, (y * out.width * 3) as usize);
-        out.data[d..d + (thumb.width * 3) as usize].copy_from_slice(&thumb.data[s..s + (thumb.width * 3) as usize]);
-    }
+    paste(&mut out, &thumb);
     for cell in cells {
-        let c = color(cell.label);
-        let x0 = (f64::from(cell.x) * sx).floor() as u32;
-        let y0 = (f64::from(cell.y) * sy).floor() as u32;
-        let x1 = ((f64::from(cell.x + cell.size) * sx).ceil() as u32).min(thumb.width);
-        let y1 = ((f64::from(cell.y + cell.size) * sy).ceil() as u32).min(thumb.height);
-        for y in y0..y1 {
-            for x in x0..x1 {
-                let i = ((y * out.width + x) * 3) as usize;
-                for (v, tint) in out.data[i..i + 3].iter_mut().zip(c) {
-                    *v = (0.55 * f64::from(*v) + 0.45 * f64::from(tint)).round() as u8;
-                }
-            }
-        }
+        tint(&mut out, (thumb.width, thumb.height), (sx, sy), cell, color(cell.label), (0.55, 0.45));
     }
     let mut counts = vec![0usize; k];
     cells.iter().for_each(|c| counts[c.label] += 1);
@@ -171,24 +182,9 @@ pub fn render_score_map(thumb: &RgbImage, level_size: (u32, u32), cells: &[Cell]
     let bar_h = (thumb.height.max(60 * scale) - 14 * scale).max(20);
     let height = thumb.height.max(bar_h + 14 * scale);
     let mut out = RgbImage::white(thumb.width + legend_w, height);
-    for y in 0..thumb.height {
-        let (s, d) = ((y * thumb.width * 3) as usize, (y * out.width * 3) as usize);
-        out.data[d..d + (thumb.width * 3) as usize].copy_from_slice(&thumb.data[s..s + (thumb.width * 3) as usize]);
-    }
+    paste(&mut out, &thumb);
     for (cell, v) in cells.iter().zip(scores) {
-        let c = scale_color((v - lo) / span);
-        let x0 = (f64::from(cell.x) * sx).floor() as u32;
-        let y0 = (f64::from(cell.y) * sy).floor() as u32;
-        let x1 = ((f64::from(cell.x + cell.size) * sx).ceil() as u32).min(thumb.width);
-        let y1 = ((f64::from(cell.y + cell.size) * sy).ceil() as u32).min(thumb.height);
-        for y in y0..y1 {
-            for x in x0..x1 {
-                let i = ((y * out.width + x) * 3) as usize;
-                for (p, tint) in out.data[i..i + 3].iter_mut().zip(c) {
-                    *p = (0.4 * f64::from(*p) + 0.6 * f64::from(tint)).round() as u8;
-                }
-            }
-        }
+        tint(&mut out, (thumb.width, thumb.height), (sx, sy), cell, scale_color((v - lo) / span), (0.4, 0.6));
     }
     // The bar: top = highest score.
     let (bx, by) = (thumb.width + 2 * scale, 7 * scale);

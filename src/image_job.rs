@@ -175,8 +175,7 @@ fn run(
         None
     } else {
         let p = Prompts::new(encoder, prompts, &["path", "width", "height", "embedding"])?;
-        meta.insert("prompts".to_string(), serde_json::Value::from(p.texts().to_vec()).to_string());
-        meta.insert("score".to_string(), "sigmoid(exp(logit_scale) * cos(image, prompt) + logit_bias), one column per prompt".to_string());
+        p.describe_in(&mut meta);
         keys.extend(p.texts().iter().map(|t| Field::new(t, DataType::Float32, false)));
         Some(p)
     };

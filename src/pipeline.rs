@@ -299,8 +299,7 @@ fn run(
     meta.insert("color_transform".to_string(), color_transform.clone());
     meta.insert("level".to_string(), level.index().to_string());
     if let Some(p) = &prompts {
-        meta.insert("prompts".to_string(), serde_json::Value::from(p.texts().to_vec()).to_string());
-        meta.insert("score".to_string(), "sigmoid(exp(logit_scale) * cos(image, prompt) + logit_bias), one column per prompt".to_string());
+        p.describe_in(&mut meta);
     }
     let parquet_path = out_dir.join("embeddings.parquet");
 

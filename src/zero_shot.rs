@@ -41,6 +41,12 @@ impl Prompts {
         Ok(Prompts { texts: prompts.to_vec(), unit, scale, bias })
     }
 
+    /// Records the prompts and the score's formula in an output's key-value metadata.
+    pub fn describe_in(&self, meta: &mut std::collections::HashMap<String, String>) {
+        meta.insert("prompts".to_string(), serde_json::Value::from(self.texts.clone()).to_string());
+        meta.insert("score".to_string(), "sigmoid(exp(logit_scale) * cos(image, prompt) + logit_bias), one column per prompt".to_string());
+    }
+
     /// The prompts, in order: also the score columns' names.
     pub fn texts(&self) -> &[String] {
         &self.texts
