@@ -26,6 +26,7 @@ mod cpu_ops;
 pub mod dense;
 pub mod device;
 pub mod error;
+pub mod hear;
 pub mod image;
 pub mod input;
 pub mod path_foundation;

@@ -16,6 +16,7 @@
 use crate::error::{EncoderError, Result};
 use crate::input::{Filter, InputSpec, Resize};
 use crate::spec::{Encoder, OutputSpec};
+use crate::hear::HearEncoder;
 use crate::siglip::{SiglipConfig, SiglipEncoder};
 use crate::vit::VitConfig;
 use crate::vit_encoder::VitEncoder;
@@ -33,6 +34,8 @@ pub enum Architecture {
     Vit(VitConfig),
     /// SigLIP's image and text towers (`crate::siglip`).
     Siglip(SiglipConfig),
+    /// HeAR: the audio front end and its ViT (`crate::hear`).
+    Hear(VitConfig),
 }
 
 /// One model the library loads by name.
@@ -66,6 +69,7 @@ impl ModelEntry {
                 Ok(Box::new(VitEncoder::from_safetensors(self.model_id, self.input.clone(), cfg.clone(), weights, device, dtype)?))
             }
             Architecture::Siglip(cfg) => Ok(Box::new(SiglipEncoder::load(self.model_id, self.input.clone(), cfg, weights, device, dtype)?)),
+            Architecture::Hear(cfg) => Ok(Box::new(HearEncoder::load(self.model_id, cfg, weights, device, dtype)?)),
         }
     }
 
@@ -84,6 +88,7 @@ impl ModelEntry {
             Architecture::Siglip(cfg) => {
                 Ok(Box::new(SiglipEncoder::untrained(self.model_id, self.input.clone(), cfg, self.untrained_seed, None, device, dtype)?))
             }
+            Architecture::Hear(cfg) => Ok(Box::new(HearEncoder::untrained(self.model_id, cfg, self.untrained_seed, device, dtype)?)),
         }
     }
 
@@ -145,6 +150,17 @@ pub fn models() -> Vec<ModelEntry> {
             weights_hint: "gated: download google/medsiglip-448 from Hugging Face after accepting its terms; pass the folder",
             untrained_seed: 0x51C1,
         },
+        ModelEntry {
+            name: "hear",
+            model_id: crate::hear::MODEL_ID,
+            summary: "Google HAI-DEF HeAR: 2 s of 16 kHz audio -> mel-PCEN 192x128 -> ViT-L/16 -> 512-d",
+            architecture: Architecture::Hear(crate::hear::vit_config()),
+            input: crate::hear::input_spec(),
+            output: OutputSpec::Embedding(512),
+            weight_names: "transformers ViTModel names with pooler.dense (google/hear-pytorch)",
+            weights_hint: "gated: download google/hear-pytorch from Hugging Face after accepting its terms; pass the folder",
+            untrained_seed: crate::hear::UNTRAINED_SEED,
+        },
     ]
 }
 
@@ -173,6 +189,7 @@ mod tests {
             let (h, w, d) = match &m.architecture {
                 Architecture::Vit(cfg) => (cfg.image_height, cfg.image_width, cfg.width),
                 Architecture::Siglip(cfg) => (cfg.image_size, cfg.image_size, cfg.vision.width),
+                Architecture::Hear(cfg) => (1, crate::hear::audio_spec().clip_samples, cfg.output_dim()),
             };
             assert_eq!((m.input.height, m.input.width, m.output.len()), (h, w, d), "{}", m.name);
         }

@@ -2,7 +2,7 @@
 //! X-ray, audio spectrogram) implements.
 
 use crate::error::Result;
-use crate::input::InputSpec;
+use crate::input::{AudioSpec, InputSpec};
 use candle_core::{DType, Device, Tensor};
 
 /// The shape of what a model gives per input.
@@ -54,6 +54,11 @@ pub trait Encoder: Send + Sync {
     fn device(&self) -> &Device;
     /// Dtype it computes in.
     fn dtype(&self) -> DType;
+    /// Dtype its input batches are packed in: the compute dtype, except for models whose own
+    /// front end needs f32 samples (HeAR's spectrogram).
+    fn input_dtype(&self) -> DType {
+        self.dtype()
+    }
     /// Embeds a batch `(N, C, H, W)` built to [`Encoder::input_spec`] (see
     /// [`crate::batch::Batcher`]) and returns `(N, embedding_dim)` in f32.
     fn embed(&self, batch: &Tensor) -> Result<Tensor>;
@@ -64,6 +69,12 @@ pub trait Encoder: Send + Sync {
     /// The model's text side, for models whose texts and images share one embedding space
     /// (SigLIP); `None` for image-only models.
     fn text_encoder(&self) -> Option<&dyn TextEncoder> {
+        None
+    }
+    /// For audio models: the clips they take (rate and length). Such a model's
+    /// [`Encoder::input_spec`] is a `1 × clip_samples` single-channel f32 "image" of samples,
+    /// so that audio runs through the same batching and engine as images.
+    fn audio_spec(&self) -> Option<&AudioSpec> {
         None
     }
 }

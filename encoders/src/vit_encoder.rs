@@ -55,7 +55,7 @@ impl VitEncoder {
     }
 
     fn build(model_id: &str, spec: InputSpec, cfg: VitConfig, weights: &VitWeights, (device, dtype): (&Device, DType), source: WeightsSource) -> Result<Self> {
-        let output = OutputSpec::Embedding(cfg.width);
+        let output = OutputSpec::Embedding(cfg.output_dim());
         let weights_id = match &source {
             WeightsSource::File { sha256, .. } => sha256.clone(),
             WeightsSource::Untrained { .. } => "untrained".to_string(),

@@ -13,6 +13,16 @@ pub enum Pooling {
     MeanPatchTokens,
 }
 
+/// The MLP's activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// GELU with erf (timm, Hugging Face `gelu`).
+    Gelu,
+    /// GELU's tanh approximation (Hugging Face `gelu_fast`, `gelu_new`, `gelu_pytorch_tanh`:
+    /// the same formula, `0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))`).
+    GeluTanh,
+}
+
 /// A ViT's shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VitConfig {
@@ -38,6 +48,12 @@ pub struct VitConfig {
     pub layer_norm_eps: f64,
     /// Pooling of the final tokens.
     pub pooling: Pooling,
+    /// MLP activation.
+    pub activation: Activation,
+    /// A linear projection of the pooled token to this many dimensions (Hugging Face
+    /// `ViTPooler` with `pooler_act="linear"`, tensors `pooler.dense.{weight,bias}`), e.g.
+    /// HeAR's 1024 → 512. `None`: the pooled token is the embedding.
+    pub projection: Option<usize>,
 }
 
 impl VitConfig {
@@ -55,6 +71,8 @@ impl VitConfig {
             qkv_bias: true,
             layer_norm_eps: 1e-6,
             pooling: Pooling::ClassToken,
+            activation: Activation::Gelu,
+            projection: None,
         }
     }
 
@@ -84,6 +102,11 @@ impl VitConfig {
         rows * cols
     }
 
+    /// Floats per embedding: the projection's width, or the token width.
+    pub fn output_dim(&self) -> usize {
+        self.projection.unwrap_or(self.width)
+    }
+
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.width / self.heads
@@ -92,7 +115,7 @@ impl VitConfig {
     /// Checks that the numbers fit together.
     pub fn validate(&self) -> Result<()> {
         let fail = |m: String| Err(EncoderError::Config(m));
-        if [self.image_height, self.image_width, self.patch_size, self.channels, self.width, self.depth, self.heads, self.mlp_dim].contains(&0) {
+        if [self.image_height, self.image_width, self.patch_size, self.channels, self.width, self.depth, self.heads, self.mlp_dim, self.output_dim()].contains(&0) {
             return fail(format!("every ViT dimension must be positive: {self:?}"));
         }
         if !self.image_height.is_multiple_of(self.patch_size) || !self.image_width.is_multiple_of(self.patch_size) {
@@ -138,6 +161,10 @@ impl VitConfig {
         }
         v.push(("norm.weight".into(), vec![d]));
         v.push(("norm.bias".into(), vec![d]));
+        if let Some(p) = self.projection {
+            v.push(("pooler.dense.weight".into(), vec![p, d]));
+            v.push(("pooler.dense.bias".into(), vec![p]));
+        }
         v
     }
 }

@@ -7,7 +7,7 @@
 //! conv2d refuses bf16 ("unsupported dtype BF16 for op matmul"), and the dense form shares the
 //! CPU f32 fast path.
 
-use super::config::{Pooling, VitConfig};
+use super::config::{Activation, Pooling, VitConfig};
 use crate::cpu_ops::softmax_last_dim;
 use crate::dense::Dense;
 use crate::error::{EncoderError, Result};
@@ -33,6 +33,7 @@ pub struct Vit {
     pos_embed: Tensor,
     blocks: Vec<Block>,
     norm: LayerNorm,
+    projection: Option<Dense>,
     device: Device,
     dtype: DType,
 }
@@ -70,11 +71,13 @@ impl Vit {
             })
             .collect::<Result<Vec<_>>>()?;
         let cls_token = vb.get((1, 1, d), "cls_token")?;
+        let projection = cfg.projection.map(|p| Dense::load(d, p, true, vb.pp("pooler.dense"))).transpose()?;
         Ok(Vit {
             patch,
             pos_embed: vb.get((1, cfg.num_patches() + 1, d), "pos_embed")?,
             blocks,
             norm: ln(vb.pp("norm"))?,
+            projection,
             device: cls_token.device().clone(),
             dtype: cls_token.dtype(),
             cls_token,
@@ -108,8 +111,8 @@ impl Vit {
         }
     }
 
-    /// `x`: `(B, C, H, W)` at the configured size, on the model's device → `(B, width)` in the
-    /// model's dtype.
+    /// `x`: `(B, C, H, W)` at the configured size, on the model's device → `(B, output_dim)` in
+    /// the model's dtype.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let c = &self.cfg;
         let (b, ch, h, w) = x.dims4()?;
@@ -143,13 +146,21 @@ impl Vit {
             let o = att.matmul(&v)?.transpose(1, 2)?.reshape((b * t, d))?;
             let flat = (flat + blk.proj.forward(&o)?)?;
             let y = blk.norm2.forward(&flat)?;
-            let y = blk.fc2.forward(&blk.fc1.forward_gelu(&y)?)?;
+            let h = match c.activation {
+                Activation::Gelu => blk.fc1.forward_gelu(&y)?,
+                Activation::GeluTanh => blk.fc1.forward_gelu_tanh(&y)?,
+            };
+            let y = blk.fc2.forward(&h)?;
             x = (flat + y)?.reshape((b, t, d))?;
         }
         let x = self.norm.forward(&x.contiguous()?)?;
-        Ok(match c.pooling {
+        let pooled = match c.pooling {
             Pooling::ClassToken => x.narrow(1, 0, 1)?.squeeze(1)?,
             Pooling::MeanPatchTokens => x.narrow(1, 1, n)?.mean(D::Minus2)?,
+        };
+        Ok(match &self.projection {
+            Some(p) => p.forward(&pooled.contiguous()?)?,
+            None => pooled,
         })
     }
 }

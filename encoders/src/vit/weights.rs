@@ -148,6 +148,8 @@ pub fn hf_name(timm: &str) -> Option<String> {
         "patch_embed.proj.bias" => Some("embeddings.patch_embeddings.projection.bias"),
         "norm.weight" => Some("layernorm.weight"),
         "norm.bias" => Some("layernorm.bias"),
+        "pooler.dense.weight" => Some("pooler.dense.weight"),
+        "pooler.dense.bias" => Some("pooler.dense.bias"),
         _ => None,
     };
     if let Some(name) = fixed {
