@@ -89,7 +89,7 @@ pub fn run<S: Source>(
         return Err(PipelineError::Options("batch size and queue depth must be at least 1".into()));
     }
     let expected = source.len();
-    let mut batcher = Batcher::new(encoder.input_spec().clone(), opts.batch_size, encoder.device().clone(), encoder.dtype())?;
+    let mut batcher = Batcher::new(encoder.input_spec().clone(), opts.batch_size, encoder.device().clone(), encoder.input_dtype())?;
     let (to_encoder, from_reader) = sync_channel::<(Vec<S::Key>, Vec<S::Input>)>(opts.queue_depth);
     let (to_writer, from_encoder) = sync_channel::<(Vec<S::Key>, Vec<f32>)>(opts.queue_depth);
     let mut report = EngineReport::default();
