@@ -62,14 +62,7 @@ pub struct ImageKey {
     pub height: u32,
 }
 
-/// A file that could not be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    /// The file.
-    pub path: String,
-    /// What was wrong with it.
-    pub error: String,
-}
+pub use crate::files::Skipped;
 
 /// The image files source: decodes `files` a batch at a time in parallel, checks each against
 /// the model's input with `check`, and yields the good ones in order.
@@ -142,36 +135,7 @@ impl Source for ImageFiles<'_> {
 /// The image files named: files as given, folders searched recursively for PNG and JPEG files
 /// (sorted by path). A path that does not exist is an error.
 pub fn find_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut found = Vec::new();
-            walk(p, &mut found)?;
-            found.sort();
-            out.extend(found);
-        } else if p.is_file() {
-            out.push(p.clone());
-        } else {
-            return Err(PipelineError::Input { path: p.display().to_string(), problem: "no such file or folder".into() });
-        }
-    }
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| PipelineError::Input { path: dir.display().to_string(), problem: e.to_string() })?;
-    for entry in entries {
-        let entry = entry.map_err(|e| PipelineError::Input { path: dir.display().to_string(), problem: e.to_string() })?;
-        let path = entry.path();
-        // Linked folders are not followed (a link cycle would never end); linked files are.
-        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if is_dir {
-            walk(&path, out)?;
-        } else if path.is_file() && path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())) {
-            out.push(path);
-        }
-    }
-    Ok(())
+    crate::files::find_files(paths, &EXTENSIONS)
 }
 
 /// Decodes a PNG or JPEG file (format from its bytes, not its name), refusing images of more

@@ -14,8 +14,15 @@ pub mod cluster_maps;
 mod clusters;
 #[cfg(feature = "icc")]
 pub mod color;
+#[cfg(feature = "audio-files")]
+pub mod audio;
+#[cfg(feature = "audio-files")]
+pub mod audio_job;
+#[cfg(all(feature = "audio-files", feature = "heatmaps"))]
+pub mod audio_picture;
 pub mod engine;
 pub mod error;
+pub mod files;
 #[cfg(feature = "heatmaps")]
 mod heatmap;
 #[cfg(feature = "image-files")]
@@ -23,6 +30,8 @@ pub mod image_job;
 #[cfg(feature = "image-files")]
 pub mod images;
 pub mod pipeline;
+#[cfg(feature = "audio-files")]
+pub mod resample;
 pub mod sink;
 pub mod slide_source;
 pub mod tissue;

@@ -1,0 +1,173 @@
+//! Audio files as inputs: WAV (integer PCM of 8 to 32 bits, 32/64-bit float, A-law, µ-law,
+//! ADPCM, also WAVE_FORMAT_EXTENSIBLE), FLAC, Ogg Vorbis and MP3, decoded with symphonia and
+//! mixed down to one channel.
+//!
+//! Samples become floats as Google's HeAR serving scales them (`int16 / 2^15`, `int32 / 2^31`;
+//! symphonia scales 8-bit by 2^7 around 128 and 24-bit by 2^23, the same full scale), and
+//! channels are averaged (the serving's `np.mean(audio, axis=1)`). A file that cannot be used
+//! is an error naming it and what is wrong: not audio, no audio track, a codec symphonia lacks,
+//! a corrupt packet, a data chunk shorter than its header says (truncated), NaN or infinite
+//! samples, no samples, or longer than the limit.
+
+use crate::error::{PipelineError, Result};
+use std::path::{Path, PathBuf};
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+/// File name extensions searched for in folders.
+pub const EXTENSIONS: &[&str] = &["wav", "wave", "flac", "ogg", "oga", "mp3"];
+
+/// The longest recording read by default: 20 minutes. The FFT resampling holds the whole
+/// recording (about 20 bytes per sample at the file's rate); split longer recordings, or raise
+/// the limit where memory allows.
+pub const DEFAULT_MAX_SECONDS: f64 = 1200.0;
+
+/// A decoded recording, mixed to one channel.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// The file.
+    pub path: PathBuf,
+    /// Samples per second in the file.
+    pub sample_rate: u32,
+    /// Channels in the file (averaged into `samples`).
+    pub channels: usize,
+    /// The mono samples at `sample_rate`, full scale ±1.
+    pub samples: Vec<f32>,
+}
+
+impl Recording {
+    /// Length in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.sample_rate)
+    }
+}
+
+/// Decodes the audio file at `path` (format from its bytes, helped by its extension) and
+/// averages its channels, refusing recordings longer than `max_seconds`.
+pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
+    let fail = |problem: String| PipelineError::Input { path: path.display().to_string(), problem };
+    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
+    if file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
+        return Err(fail("the file is empty".into()));
+    }
+    let mut magic = [0u8; 4];
+    let _ = std::io::Read::read(&mut &file, &mut magic);
+    let convert = "; convert it to a little-endian RIFF WAV or FLAC, e.g. `sox in.wav -b 16 out.wav`";
+    match &magic {
+        b"RIFX" => return Err(fail(format!("a big-endian WAV (RIFX), which symphonia does not read{convert}"))),
+        b"RF64" | b"BW64" => return Err(fail(format!("an RF64/BW64 WAV (64-bit sizes), which symphonia does not read{convert}"))),
+        _ => {}
+    }
+    std::io::Seek::rewind(&mut &file).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let probed = symphonia::default::get_probe().format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default()).map_err(|e| {
+        let advice = match e.to_string() {
+            m if m.contains("exceeds parent") => format!(": its RIFF chunk sizes disagree (a truncated file, or a writer that got the sizes wrong){convert}"),
+            m if m.contains("end of stream") => ": the file ends inside its header (truncated, or not audio)".to_string(),
+            m if m.contains("bits per sample") => format!(": only 8, 16, 24 and 32-bit integer PCM are read{convert}"),
+            _ => "; WAV, FLAC, Ogg Vorbis and MP3 are supported".to_string(),
+        };
+        fail(format!("not a readable audio file ({e}){advice}"))
+    })?;
+    let mut format = probed.format;
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| fail("no audio track".into()))?;
+    let (track_id, params) = (track.id, track.codec_params.clone());
+    let rate = params.sample_rate.filter(|r| *r > 0).ok_or_else(|| fail("no sample rate in the header".into()))?;
+    let max_frames = (max_seconds * f64::from(rate)).ceil() as u64;
+    if let Some(n) = params.n_frames.filter(|n| *n > max_frames) {
+        return Err(fail(format!(
+            "{:.1} s long; at most {max_seconds} s are read (the whole recording is resampled at once); split it or raise the limit",
+            n as f64 / f64::from(rate)
+        )));
+    }
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&params, &DecoderOptions::default())
+        .map_err(|e| fail(format!("cannot decode its codec ({e})")))?;
+    let mut mono: Vec<f32> = Vec::with_capacity(params.n_frames.unwrap_or(0).min(max_frames) as usize);
+    let mut channels = params.channels.map(|c| c.count()).unwrap_or(0);
+    let mut buf: Option<SampleBuffer<f32>> = None;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(p) => p,
+            // symphonia's end of stream.
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(fail(format!("cannot read packet after {:.3} s: {e}", mono.len() as f64 / f64::from(rate)))),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        let decoded = decoder
+            .decode(&packet)
+            .map_err(|e| fail(format!("cannot decode the audio at {:.3} s: {e}", mono.len() as f64 / f64::from(rate))))?;
+        let spec = *decoded.spec();
+        let ch = spec.channels.count();
+        if ch == 0 {
+            return Err(fail("a packet with no channels".into()));
+        }
+        channels = ch;
+        let b = match &mut buf {
+            Some(b) if b.capacity() >= decoded.capacity() * ch => b,
+            _ => buf.insert(SampleBuffer::<f32>::new(decoded.capacity() as u64, spec)),
+        };
+        b.copy_interleaved_ref(decoded);
+        for frame in b.samples().chunks_exact(ch) {
+            if let Some(c) = frame.iter().position(|v| !v.is_finite()) {
+                return Err(fail(format!(
+                    "sample {} of channel {c} (at {:.3} s) is {}; audio samples must be finite numbers",
+                    mono.len(),
+                    mono.len() as f64 / f64::from(rate),
+                    frame[c]
+                )));
+            }
+            // Summed, then divided: numpy's mean over the channel axis.
+            mono.push(if ch == 1 { frame[0] } else { frame.iter().sum::<f32>() / ch as f32 });
+        }
+        if mono.len() as u64 > max_frames {
+            return Err(fail(format!("longer than {max_seconds} s (the limit; the whole recording is resampled at once); split it or raise the limit")));
+        }
+    }
+    if let Some(n) = params.n_frames.filter(|n| (mono.len() as u64) < *n) {
+        return Err(fail(format!(
+            "truncated: the header announces {n} frames, the file holds {} ({:.3} of {:.3} s)",
+            mono.len(),
+            mono.len() as f64 / f64::from(rate),
+            n as f64 / f64::from(rate)
+        )));
+    }
+    if mono.is_empty() {
+        return Err(fail("no audio samples".into()));
+    }
+    Ok(Recording { path: path.to_path_buf(), sample_rate: rate, channels, samples: mono })
+}
+
+/// The duration a file's header announces, without decoding it (`None` where it does not say).
+pub fn probe_seconds(path: &Path) -> Option<f64> {
+    let file = std::fs::File::open(path).ok()?;
+    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let probed = symphonia::default::get_probe().format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default()).ok()?;
+    let params = &probed.format.tracks().iter().find(|t| t.codec_params.codec != CODEC_TYPE_NULL)?.codec_params;
+    Some(params.n_frames? as f64 / f64::from(params.sample_rate.filter(|r| *r > 0)?))
+}
+
+/// The audio files named: files as given, folders searched recursively for the
+/// [`EXTENSIONS`] (sorted by path). A path that does not exist is an error.
+pub fn find_audio(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    crate::files::find_files(paths, EXTENSIONS)
+}

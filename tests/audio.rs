@@ -1,0 +1,221 @@
+//! HeAR from audio file to embedding, checked against an independent reference
+//! (fixtures/hear: scipy's reader and FFT resampling as Google's serving uses them, the front
+//! end written in PyTorch from Google's published steps, and transformers' ViTModel configured
+//! as google/hear-pytorch with the same seeded weights), on recordings made by espeak-ng and
+//! sox; and the bad inputs a user will meet.
+
+mod common;
+
+use arrow_array::{Array, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, StringArray};
+use haidef_wsi::audio::read_audio;
+use haidef_wsi::audio_job::{AudioJob, AudioJobOptions};
+use haidef_wsi::encoders::candle::{DType, Device, Tensor};
+use haidef_wsi::encoders::hear::{self, FrontEnd, FrontEndConfig, HearEncoder};
+use haidef_wsi::resample::{resample, resampled_len};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hear")
+}
+
+fn reference(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap()
+}
+
+fn raw_f32(rel: &str) -> Vec<f32> {
+    std::fs::read(fixtures().join(rel)).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+/// `max |a − b| / max |b|`: the error relative to the reference's scale.
+fn scaled_err(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let diff = a.iter().zip(b).map(|(x, y)| f64::from((x - y).abs())).fold(0.0, f64::max);
+    diff / b.iter().map(|y| f64::from(y.abs())).fold(0.0, f64::max)
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The 16 kHz signal as the job computes it.
+fn signal(path: &Path) -> Vec<f32> {
+    let rec = read_audio(path, 60.0).unwrap();
+    if rec.sample_rate == 16_000 {
+        rec.samples
+    } else {
+        resample(&rec.samples, resampled_len(rec.samples.len(), rec.sample_rate, 16_000)).unwrap()
+    }
+}
+
+fn files(r: &Value) -> Vec<&Value> {
+    r["files"].as_array().unwrap().iter().filter(|f| f.get("same_signal_as").is_none()).collect()
+}
+
+#[test]
+fn decoding_mixing_and_resampling_match_scipy() {
+    let r = reference("reference.json");
+    for f in files(&r) {
+        let name = f["path"].as_str().unwrap();
+        let ours = signal(&fixtures().join(name));
+        let theirs = raw_f32(f["signal"]["file"].as_str().unwrap());
+        assert_eq!(ours.len(), theirs.len(), "{name}: resampled length");
+        let err = max_abs(&ours, &theirs);
+        // Integer samples are exact in f32; the channel mean rounds once in f32 (scipy's path
+        // is f64), the resampling is f64 here and there.
+        assert!(err < 2e-6, "{name}: signal differs by {err}");
+        println!("{name}: {} samples at 16 kHz, max |diff| {err:.2e}", ours.len());
+    }
+    // FLAC is lossless: the same samples as the WAV it was made from.
+    let flac = read_audio(&fixtures().join("speech_noise_16k.flac"), 60.0).unwrap();
+    let wav = read_audio(&fixtures().join("speech_noise_16k.wav"), 60.0).unwrap();
+    assert_eq!((flac.sample_rate, flac.samples.len()), (wav.sample_rate, wav.samples.len()));
+    assert_eq!(flac.samples, wav.samples);
+}
+
+#[test]
+fn the_front_end_matches_the_pytorch_reference() {
+    let r = reference("reference.json");
+    let fe = FrontEnd::new(FrontEndConfig::hear(), &Device::Cpu).unwrap();
+    for f in files(&r) {
+        let name = f["path"].as_str().unwrap();
+        let mut clip = raw_f32(f["signal"]["file"].as_str().unwrap());
+        clip.resize(32_000, 0.0);
+        let x = Tensor::from_vec(clip, (1, 32_000), &Device::Cpu).unwrap();
+        let pcen = fe.mel_pcen(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let image = fe.forward(&x).unwrap();
+        assert_eq!(image.dims(), &[1, 1, 192, 128]);
+        let image = image.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // The references are the float64 front end. The tolerance is 1e-4 of the reference's
+        // largest value, or PyTorch's own float32 error on the clip where that is larger: in a
+        // mostly silent clip (0.1 s of sound, 1.9 s of padding) the silent frames' mel power is
+        // float32 rounding noise, which PCEN (x / M^0.8) lifts to ~1e-3 in any float32 run.
+        let (pcen_ref, image_ref) = (raw_f32(f["pcen"]["file"].as_str().unwrap()), raw_f32(f["image"]["file"].as_str().unwrap()));
+        let (e_pcen, e_image) = (scaled_err(&pcen, &pcen_ref), scaled_err(&image, &image_ref));
+        let peak = |v: &[f32]| f64::from(v.iter().map(|x| x.abs()).fold(0.0, f32::max));
+        let torch = &f["front_end_f32_vs_f64"];
+        let (t_pcen, t_image) = (torch["pcen_max_abs_diff"].as_f64().unwrap() / peak(&pcen_ref), torch["image_max_abs_diff"].as_f64().unwrap() / peak(&image_ref));
+        println!("{name}: PCEN {e_pcen:.2e} (PyTorch f32 {t_pcen:.2e}), image {e_image:.2e} (PyTorch f32 {t_image:.2e})");
+        assert!(e_pcen < t_pcen.max(1e-4) && e_image < t_image.max(1e-4), "{name}: PCEN {e_pcen}, image {e_image}");
+    }
+}
+
+fn depth_two() -> HearEncoder {
+    let cfg = haidef_wsi::encoders::vit::VitConfig { depth: 2, ..hear::vit_config() };
+    HearEncoder::untrained(hear::MODEL_ID, &cfg, hear::UNTRAINED_SEED, &Device::Cpu, DType::F32).unwrap()
+}
+
+struct Rows {
+    path: Vec<String>,
+    start: Vec<f64>,
+    end: Vec<f64>,
+    padded: Vec<bool>,
+    embedding: Vec<Vec<f32>>,
+    meta: std::collections::HashMap<String, String>,
+}
+
+fn read_rows(path: &Path) -> Rows {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+    let meta = common::key_value_metadata(&builder);
+    let mut rows = Rows { path: vec![], start: vec![], end: vec![], padded: vec![], embedding: vec![], meta };
+    for batch in builder.build().unwrap() {
+        let b = batch.unwrap();
+        let col = |n: &str| b.column_by_name(n).unwrap().clone();
+        let p = col("path");
+        rows.path.extend(p.as_any().downcast_ref::<StringArray>().unwrap().iter().map(|s| s.unwrap().to_string()));
+        rows.start.extend(col("start_s").as_any().downcast_ref::<Float64Array>().unwrap().values().iter());
+        rows.end.extend(col("end_s").as_any().downcast_ref::<Float64Array>().unwrap().values().iter());
+        rows.padded.extend(col("padded").as_any().downcast_ref::<BooleanArray>().unwrap().iter().map(|v| v.unwrap()));
+        let e = col("embedding");
+        let list = e.as_any().downcast_ref::<FixedSizeListArray>().unwrap();
+        for i in 0..list.len() {
+            rows.embedding.push(list.value(i).as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec());
+        }
+    }
+    rows
+}
+
+#[test]
+fn the_job_writes_every_window_with_transformers_embeddings() {
+    let r = reference("reference.json");
+    let model = depth_two();
+    let files: Vec<PathBuf> = files(&r).iter().map(|f| fixtures().join(f["path"].as_str().unwrap())).collect();
+    let dir = tempdir();
+    let out = dir.join("audio.parquet");
+    let png = dir.join("audio.png");
+    let opts = AudioJobOptions { batch_size: 4, ..Default::default() };
+    let summary = AudioJob::new(files.clone(), &model, &out).model_name("hear").options(opts).picture(&png).run().unwrap();
+    assert!(summary.skipped.is_empty(), "{:?}", summary.skipped);
+    let rows = read_rows(&out);
+    let mut i = 0;
+    let mut worst = 0.0f32;
+    for f in self::files(&r) {
+        let name = f["path"].as_str().unwrap();
+        for w in f["windows"].as_array().unwrap() {
+            assert!(rows.path[i].ends_with(name), "row {i}: {} vs {name}", rows.path[i]);
+            assert!((rows.start[i] - w["start_s"].as_f64().unwrap()).abs() < 1e-9, "{name} row {i} start");
+            assert!((rows.end[i] - w["end_s"].as_f64().unwrap()).abs() < 1e-9, "{name} row {i} end {} vs {}", rows.end[i], w["end_s"]);
+            assert_eq!(rows.padded[i], w["padded"].as_bool().unwrap(), "{name} row {i} padded");
+            let d = max_abs(&rows.embedding[i], &floats(&w["embedding"]));
+            worst = worst.max(d);
+            assert!(d < 1e-3, "{name} window {i}: embedding differs by {d}");
+            i += 1;
+        }
+    }
+    assert_eq!(i, rows.path.len(), "rows beyond the reference's windows");
+    println!("{i} windows, worst max |diff| {worst:.2e}");
+    assert_eq!(rows.meta["model_id"], "google/hear-pytorch");
+    assert_eq!(rows.meta["windows_embedded"], i.to_string());
+    assert!(rows.meta["warning"].contains("UNTRAINED"));
+    // The picture: spectrogram (5.3 s = 530 frames) beside the 5 × 5 similarity matrix.
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+    let reader = decoder.read_info().unwrap();
+    assert_eq!((reader.info().width, reader.info().height), (530 + 16 + 256, 256));
+}
+
+fn tempdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("haidef-audio-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn a_clip_embeds_alone_as_in_any_batch() {
+    // Each clip is scaled by its own minimum and maximum (Google's code scales by the batch's):
+    // a clip's embedding does not depend on its batch-mates.
+    let model = depth_two();
+    let a = raw_f32("ref/speech_noise_16k.signal.f32")[..32_000].to_vec();
+    let b: Vec<f32> = a.iter().map(|v| v * 0.01).collect();
+    let alone = model.embed_clips(&Tensor::from_vec(a.clone(), (1, 32_000), &Device::Cpu).unwrap()).unwrap();
+    let both = model.embed_clips(&Tensor::from_vec([a, b].concat(), (2, 32_000), &Device::Cpu).unwrap()).unwrap();
+    let alone = alone.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let both = both.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(max_abs(&alone, &both[..512]) < 1e-5);
+    // And a quieter copy of the clip is the same clip after scaling.
+    assert!(max_abs(&both[..512], &both[512..]) < 1e-3, "{}", max_abs(&both[..512], &both[512..]));
+}
+
+/// The full ViT-L (24 blocks, 303M seeded parameters) against transformers: ~1 min.
+#[test]
+#[ignore]
+fn full_depth_matches_transformers() {
+    let r = reference("reference_full.json");
+    let model = HearEncoder::untrained(hear::MODEL_ID, &hear::vit_config(), hear::UNTRAINED_SEED, &Device::Cpu, DType::F32).unwrap();
+    let f = &r["files"][0];
+    assert_eq!(f["path"], "speech_noise_16k.wav");
+    let signal = raw_f32("ref/speech_noise_16k.signal.f32");
+    for w in f["windows"].as_array().unwrap() {
+        let start = w["start"].as_u64().unwrap() as usize;
+        let mut clip = signal[start..(start + 32_000).min(signal.len())].to_vec();
+        clip.resize(32_000, 0.0);
+        let e = model.embed_clips(&Tensor::from_vec(clip, (1, 32_000), &Device::Cpu).unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let d = max_abs(&e, &floats(&w["embedding"]));
+        println!("window at {start}: max |diff| {d:.2e}");
+        assert!(d < 1e-3, "{d}");
+    }
+}
