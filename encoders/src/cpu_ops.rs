@@ -162,6 +162,8 @@ macro_rules! multiversion {
     };
 }
 
+pub(crate) use multiversion;
+
 multiversion!(bias_gelu_dispatch => bias_gelu_rows(o: &mut [f32], x: &[f32], b: &[f32]));
 multiversion!(bias_gelu_tanh_dispatch => bias_gelu_tanh_rows(o: &mut [f32], x: &[f32], b: &[f32]));
 multiversion!(softmax_dispatch => softmax_rows(o: &mut [f32], x: &[f32], n: usize));

@@ -5,6 +5,7 @@
 //! source is in `docs/HEAR.md`. Google's weights are gated: without them the seeded, untrained
 //! stand-in runs.
 
+mod cpu_path;
 pub mod encoder;
 pub mod frontend;
 
