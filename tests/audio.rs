@@ -219,3 +219,89 @@ fn full_depth_matches_transformers() {
         assert!(d < 1e-3, "{d}");
     }
 }
+
+#[test]
+fn bad_files_are_errors_naming_the_file_and_the_problem() {
+    let bad = fixtures().join("bad");
+    for (file, expect) in [
+        ("empty.wav", "the file is empty"),
+        ("truncated_header.wav", "ends inside its header"),
+        ("truncated_data.wav", "truncated: the header announces 84800 frames, the file holds 16000"),
+        ("not_audio.wav", "not a readable audio file"),
+        ("nan.wav", "sample 5432 of channel 0 (at 0.340 s) is NaN"),
+        ("inf.wav", "sample 5432 of channel 0 (at 0.340 s) is inf"),
+        ("missing.wav", "cannot open"),
+    ] {
+        let err = read_audio(&bad.join(file), 60.0).unwrap_err().to_string();
+        assert!(err.contains(file) && err.contains(expect), "{file}: {err}");
+    }
+    let scipy = fixtures().join("scipy");
+    for (file, expect) in [
+        ("test-44100Hz-2ch-32bit-float-be.wav", "big-endian WAV (RIFX)"),
+        ("test-8000Hz-le-3ch-5S-24bit-rf64.wav", "RF64"),
+        ("test-8000Hz-le-4ch-9S-12bit.wav", "only 8, 16, 24 and 32-bit integer PCM"),
+        ("test-44100Hz-le-1ch-4bytes-early-eof.wav", "chunk sizes disagree"),
+    ] {
+        let err = read_audio(&scipy.join(file), 60.0).unwrap_err().to_string();
+        assert!(err.contains(file) && err.contains(expect) && err.contains("sox"), "{file}: {err}");
+    }
+    // Longer than the limit: refused from the header, before decoding.
+    let err = read_audio(&fixtures().join("speech_noise_16k.wav"), 5.0).unwrap_err().to_string();
+    assert!(err.contains("5.3 s long; at most 5 s"), "{err}");
+}
+
+#[test]
+fn eight_channels_and_192_khz_are_read_as_scipy_reads_them() {
+    let r = reference("bad/reference.json");
+    for (file, want) in r["files"].as_object().unwrap() {
+        let ours = signal(&fixtures().join("bad").join(file));
+        assert_eq!(ours.len() as u64, want["length_16k"].as_u64().unwrap(), "{file}");
+        for (i, v) in want["samples"].as_object().unwrap() {
+            let i: usize = i.parse().unwrap();
+            assert!((f64::from(ours[i]) - v.as_f64().unwrap()).abs() < 2e-6, "{file}[{i}]: {} vs {v}", ours[i]);
+        }
+        let sum: f64 = ours.iter().map(|v| f64::from(*v)).sum();
+        assert!((sum - want["sum"].as_f64().unwrap()).abs() < 1e-3, "{file}: sum {sum} vs {}", want["sum"]);
+    }
+    let rec = read_audio(&fixtures().join("bad/eight_channels.wav"), 60.0).unwrap();
+    assert_eq!((rec.channels, rec.sample_rate), (8, 16_000));
+}
+
+#[test]
+fn a_job_skips_bad_files_lists_them_and_keeps_the_rest() {
+    let model = depth_two();
+    let dir = tempdir();
+    let out = dir.join("mixed.parquet");
+    let files: Vec<PathBuf> = ["bad/empty.wav", "short_0.1s_16k.wav", "bad/nan.wav", "bad/eight_channels.wav"].iter().map(|f| fixtures().join(f)).collect();
+    let skipped = std::sync::Mutex::new(Vec::new());
+    let on_skip = |s: &haidef_wsi::files::Skipped| skipped.lock().unwrap().push(s.path.clone());
+    let s = AudioJob::new(files, &model, &out).on_skip(&on_skip).run().unwrap();
+    assert_eq!((s.embedded, s.skipped.len()), (2, 2));
+    assert_eq!(skipped.lock().unwrap().len(), 2);
+    let rows = read_rows(&out);
+    assert!(rows.path[0].ends_with("short_0.1s_16k.wav") && rows.padded[0] && (rows.end[0] - 0.1).abs() < 1e-9);
+    assert!(rows.path[1].ends_with("eight_channels.wav") && rows.padded[1] && (rows.end[1] - 1.0).abs() < 1e-9 && rows.padded.len() == 2);
+    let failed: Value = serde_json::from_str(&rows.meta["failed_files"]).unwrap();
+    let failed = failed.as_array().unwrap();
+    assert!(failed[0]["path"].as_str().unwrap().ends_with("empty.wav") && failed[1]["error"].as_str().unwrap().contains("NaN"), "{failed:?}");
+
+    // Every file bad: the file is still written, and says why.
+    let out = dir.join("none.parquet");
+    let s = AudioJob::new(vec![fixtures().join("bad/not_audio.wav")], &model, &out).run().unwrap();
+    assert_eq!(s.embedded, 0);
+    assert!(read_rows(&out).meta["failed_files"].contains("not_audio.wav"));
+
+    // Cancelled: an error, and no output file.
+    let out = dir.join("cancelled.parquet");
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let err = AudioJob::new(vec![fixtures().join("speech_noise_16k.wav")], &model, &out).cancel(&stop).run().unwrap_err();
+    assert!(err.to_string().to_lowercase().contains("cancel"), "{err}");
+    assert!(!out.exists());
+
+    // Not an audio model; a hop of no samples.
+    let image_model = haidef_wsi::encoders::registry::find("path-foundation").unwrap().untrained(&Device::Cpu, DType::F32).unwrap();
+    let err = AudioJob::new(vec![], image_model.as_ref(), dir.join("x.parquet")).run().unwrap_err().to_string();
+    assert!(err.contains("not an audio model"), "{err}");
+    let err = AudioJob::new(vec![], &model, dir.join("y.parquet")).options(AudioJobOptions { hop_seconds: 0.0, ..Default::default() }).run().unwrap_err().to_string();
+    assert!(err.contains("hop must be at least one sample"), "{err}");
+}
