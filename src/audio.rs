@@ -1,6 +1,7 @@
 //! Audio files as inputs: WAV (integer PCM of 8 to 32 bits, 32/64-bit float, A-law, µ-law,
 //! ADPCM, also WAVE_FORMAT_EXTENSIBLE), FLAC, Ogg Vorbis and MP3, decoded with symphonia and
-//! mixed down to one channel.
+//! mixed down to one channel; the WAV files symphonia refuses (big-endian RIFX, RF64, PCM of
+//! 12, 20 or 40 bits, inconsistent RIFF sizes) through [`crate::wav`].
 //!
 //! Samples become floats as Google's HeAR serving scales them (`int16 / 2^15`, `int32 / 2^31`;
 //! symphonia scales 8-bit by 2^7 around 128 and 24-bit by 2^23, the same full scale), and
@@ -57,11 +58,9 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
     }
     let mut magic = [0u8; 4];
     let _ = std::io::Read::read(&mut &file, &mut magic);
-    let convert = "; convert it to a little-endian RIFF WAV or FLAC, e.g. `sox in.wav -b 16 out.wav`";
-    match &magic {
-        b"RIFX" => return Err(fail(format!("a big-endian WAV (RIFX), which symphonia does not read{convert}"))),
-        b"RF64" | b"BW64" => return Err(fail(format!("an RF64/BW64 WAV (64-bit sizes), which symphonia does not read{convert}"))),
-        _ => {}
+    // symphonia reads neither RIFX nor RF64: straight to the plain WAV reader.
+    if matches!(&magic, b"RIFX" | b"RF64" | b"BW64") {
+        return from_plain_wav(path, max_seconds).map_err(fail);
     }
     std::io::Seek::rewind(&mut &file).map_err(|e| fail(format!("cannot read: {e}")))?;
     let mss = MediaSourceStream::new(Box::new(file), Default::default());
@@ -69,15 +68,17 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
-    let probed = symphonia::default::get_probe().format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default()).map_err(|e| {
-        let advice = match e.to_string() {
-            m if m.contains("exceeds parent") => format!(": its RIFF chunk sizes disagree (a truncated file, or a writer that got the sizes wrong){convert}"),
-            m if m.contains("end of stream") => ": the file ends inside its header (truncated, or not audio)".to_string(),
-            m if m.contains("bits per sample") => format!(": only 8, 16, 24 and 32-bit integer PCM are read{convert}"),
-            _ => "; WAV, FLAC, Ogg Vorbis and MP3 are supported".to_string(),
-        };
-        fail(format!("not a readable audio file ({e}){advice}"))
-    })?;
+    let probed = match symphonia::default::get_probe().format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default()) {
+        Ok(p) => p,
+        // A WAV symphonia refuses (odd bit depths, sizes that disagree): the plain reader.
+        Err(e) if crate::wav::is_wav_magic(&magic) => {
+            return from_plain_wav(path, max_seconds).map_err(|plain| fail(format!("not a readable WAV file ({plain}; symphonia: {e})")));
+        }
+        Err(e) => {
+            let advice = if e.to_string().contains("end of stream") { ": the file ends inside its header (truncated, or not audio)" } else { "; WAV, FLAC, Ogg Vorbis and MP3 are supported" };
+            return Err(fail(format!("not a readable audio file ({e}){advice}")));
+        }
+    };
     let mut format = probed.format;
     let track = format
         .tracks()
@@ -123,18 +124,7 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
             _ => buf.insert(SampleBuffer::<f32>::new(decoded.capacity() as u64, spec)),
         };
         b.copy_interleaved_ref(decoded);
-        for frame in b.samples().chunks_exact(ch) {
-            if let Some(c) = frame.iter().position(|v| !v.is_finite()) {
-                return Err(fail(format!(
-                    "sample {} of channel {c} (at {:.3} s) is {}; audio samples must be finite numbers",
-                    mono.len(),
-                    mono.len() as f64 / f64::from(rate),
-                    frame[c]
-                )));
-            }
-            // Summed, then divided: numpy's mean over the channel axis.
-            mono.push(if ch == 1 { frame[0] } else { frame.iter().sum::<f32>() / ch as f32 });
-        }
+        mix_into(&mut mono, b.samples(), ch, rate).map_err(fail)?;
         if mono.len() as u64 > max_frames {
             return Err(fail(format!("longer than {max_seconds} s (the limit; the whole recording is resampled at once); split it or raise the limit")));
         }
@@ -151,6 +141,36 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
         return Err(fail("no audio samples".into()));
     }
     Ok(Recording { path: path.to_path_buf(), sample_rate: rate, channels, samples: mono })
+}
+
+/// A WAV file through [`crate::wav`], mixed to mono.
+fn from_plain_wav(path: &Path, max_seconds: f64) -> std::result::Result<Recording, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let wav = crate::wav::decode(&bytes, max_seconds)?;
+    let mut mono = Vec::with_capacity(wav.samples.len() / wav.channels);
+    mix_into(&mut mono, &wav.samples, wav.channels, wav.sample_rate)?;
+    if mono.is_empty() {
+        return Err("no audio samples".into());
+    }
+    Ok(Recording { path: path.to_path_buf(), sample_rate: wav.sample_rate, channels: wav.channels, samples: mono })
+}
+
+/// Appends the frames of `interleaved` (`ch` channels) to `mono` as channel means, refusing
+/// NaN and infinite samples with where they are.
+fn mix_into(mono: &mut Vec<f32>, interleaved: &[f32], ch: usize, rate: u32) -> std::result::Result<(), String> {
+    for frame in interleaved.chunks_exact(ch) {
+        if let Some(c) = frame.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "sample {} of channel {c} (at {:.3} s) is {}; audio samples must be finite numbers",
+                mono.len(),
+                mono.len() as f64 / f64::from(rate),
+                frame[c]
+            ));
+        }
+        // Summed, then divided: numpy's mean over the channel axis.
+        mono.push(if ch == 1 { frame[0] } else { frame.iter().sum::<f32>() / ch as f32 });
+    }
+    Ok(())
 }
 
 /// The duration a file's header announces, without decoding it (`None` where it does not say).

@@ -35,6 +35,8 @@ pub mod resample;
 pub mod sink;
 pub mod slide_source;
 pub mod tissue;
+#[cfg(feature = "audio-files")]
+pub mod wav;
 pub mod zero_shot;
 #[cfg(feature = "heatmaps")]
 mod score_maps;
