@@ -17,7 +17,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hear")
+    // The build's path, or (a binary carried to another machine, tools/gpu_check.sh) the
+    // repository root it runs in.
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hear");
+    if built.is_dir() { built } else { PathBuf::from("fixtures/hear") }
 }
 
 fn reference(name: &str) -> Value {
@@ -332,4 +335,41 @@ fn a_job_skips_bad_files_lists_them_and_keeps_the_rest() {
     assert!(err.contains("not an audio model"), "{err}");
     let err = AudioJob::new(vec![], &model, dir.join("y.parquet")).options(AudioJobOptions { hop_seconds: 0.0, ..Default::default() }).run().unwrap_err().to_string();
     assert!(err.contains("hop must be at least one sample"), "{err}");
+}
+
+/// On the GPU (built with `--features cuda`; tools/gpu_check.sh): the front end's matrix form
+/// and the depth-2 model on CUDA against the references: f32 within the CPU's tolerances, bf16
+/// with cosine ≥ 0.99.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_matches_the_reference() {
+    let r = reference("reference.json");
+    let device = Device::new_cuda(0).expect("CUDA device 0");
+    let fe = FrontEnd::new(FrontEndConfig::hear(), &device).unwrap();
+    let cfg = haidef_wsi::encoders::vit::VitConfig { depth: 2, ..hear::vit_config() };
+    for f in files(&r) {
+        let name = f["path"].as_str().unwrap();
+        let mut clip = raw_f32(f["signal"]["file"].as_str().unwrap());
+        clip.resize(32_000, 0.0);
+        let x = Tensor::from_vec(clip, (1, 32_000), &device).unwrap();
+        let image = fe.forward(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let e = scaled_err(&image, &raw_f32(f["image"]["file"].as_str().unwrap()));
+        eprintln!("cuda front end {name}: {e:.2e} of the peak");
+        assert!(e < 2e-3, "{name}: {e}");
+        for dtype in [DType::F32, DType::BF16] {
+            let model = HearEncoder::untrained(hear::MODEL_ID, &cfg, hear::UNTRAINED_SEED, &device, dtype).unwrap();
+            let ours = model.embed_clips(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let want = floats(&f["windows"][0]["embedding"]);
+            let dot: f64 = ours.iter().zip(&want).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+            let norm = |v: &[f32]| v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+            let cos = dot / (norm(&ours) * norm(&want));
+            let d = max_abs(&ours, &want);
+            eprintln!("cuda {dtype:?} {name}: max |diff| {d:.2e}, cosine {cos:.6}");
+            if dtype == DType::F32 {
+                assert!(d < 2e-2, "{name}: {d}");
+            } else {
+                assert!(cos >= 0.99, "{name}: cosine {cos}");
+            }
+        }
+    }
 }

@@ -10,9 +10,10 @@ case "${1:-}" in
   build)
     (source ../shared/cuda/env.sh && cargo test --release --features cuda -p haidef-wsi-encoders --test parity --test preprocess --test siglip_model --no-run \
        && cargo bench --features cuda --bench encoder --no-run && cargo bench --features cuda --bench pipeline --no-run \
-       && cargo bench --features cuda --bench siglip --no-run)
+       && cargo bench --features cuda --bench siglip --no-run \
+       && cargo test --release --features cuda --test audio --no-run && cargo bench --features cuda --bench hear --no-run)
     rm -rf .gpu && mkdir -p .gpu
-    for pat in 'parity-*' 'preprocess-*' 'encoder-*' 'pipeline-*' 'siglip_model-*' 'siglip-*'; do
+    for pat in 'parity-*' 'preprocess-*' 'encoder-*' 'pipeline-*' 'siglip_model-*' 'siglip-*' 'audio-*' 'hear-*'; do
       f=$(ls -t target/cuda/release/deps/$pat | grep -v '\.d$' | head -1)
       name=$(basename "${pat%-\*}")
       strip --strip-debug -o ".gpu/$name" "$f" && gzip -f ".gpu/$name"   # the carry limit is 64 MiB
@@ -30,7 +31,7 @@ case "${1:-}" in
     ;;
   run)
     export LD_LIBRARY_PATH=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:/usr/local/nvidia/lib64
-    for b in parity preprocess encoder pipeline siglip_model siglip; do gunzip -c ".gpu/$b.gz" > "/tmp/$b" && chmod +x "/tmp/$b"; done
+    for b in parity preprocess encoder pipeline siglip_model siglip audio hear; do gunzip -c ".gpu/$b.gz" > "/tmp/$b" && chmod +x "/tmp/$b"; done
     nvidia-smi --query-gpu=name,memory.total --format=csv
     /tmp/parity --nocapture cuda_half_precision_matches_cpu_f32
     /tmp/preprocess --nocapture cuda_packing_matches_cpu
@@ -38,6 +39,10 @@ case "${1:-}" in
     # MedSigLIP towers: CUDA f32 / bf16 against transformers' features, then full-depth bf16 speed.
     /tmp/siglip_model --nocapture cuda_matches_transformers
     /tmp/siglip --bench cuda_bf16
+    # HeAR: the front end's matrix form and the model on CUDA against the references, then
+    # front end alone and full model (bf16, batch 256) speed.
+    /tmp/audio --nocapture cuda_matches_the_reference
+    /tmp/hear --bench hear_cuda
     # The fixture (88 patches), then a 160x128-frame slide tiled from it (~26,600 patches).
     HAIDEF_BENCH_TILED=160x128 /tmp/pipeline --bench cuda_bf16
     python3 .gpu/peer_torch_vit.py fixtures/reference/ihc-full-l0-inside-frame.png
