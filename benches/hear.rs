@@ -4,7 +4,7 @@
 //!
 //! `cargo bench --bench hear`; the peer is `benches/peers/hear_torch.py`.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use haidef_wsi::encoders::candle::{DType, Device, Tensor};
 use haidef_wsi::encoders::hear::{self, FrontEnd, FrontEndConfig, HearEncoder};
 use haidef_wsi::encoders::vit::VitConfig;
@@ -41,6 +41,8 @@ fn cpu(c: &mut Criterion) {
     let depth: usize = std::env::var("HAIDEF_HEAR_DEPTH").ok().and_then(|d| d.parse().ok()).unwrap_or(24);
     let cfg = VitConfig { depth, ..hear::vit_config() };
     let model = HearEncoder::untrained(hear::MODEL_ID, &cfg, 1, &device, DType::F32).unwrap();
+    // One pass is seconds long: one pass per sample, not criterion's growing counts.
+    group.sampling_mode(SamplingMode::Flat);
     group.bench_function(format!("front_end_and_model_depth{depth}_batch{batch}"), |b| b.iter(|| model.embed_clips(&x).unwrap()));
     group.finish();
 }
