@@ -32,6 +32,8 @@ pub mod images;
 pub mod pipeline;
 #[cfg(feature = "audio-files")]
 pub mod resample;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod sink;
 pub mod slide_source;
 pub mod tissue;

@@ -1,0 +1,70 @@
+//! An embedding server that speaks Google's Path Foundation serving API (docs/SERVING_API.md):
+//! `POST` predict and `GET` health routes, routes from `AIP_PREDICT_ROUTE` / `AIP_HEALTH_ROUTE`
+//! and the port from `AIP_HTTP_PORT` (Vertex AI's conventions; defaults `/predict`, `/health`,
+//! 8080). Inline images (`raw_image_bytes`, EZ-WSI's in-memory images) are served; DICOMweb
+//! sources and `image_file_uri` fetches are not yet (each answered with Google's error code).
+//!
+//! `cargo run --release --example serve -- [--weights W.safetensors] [--model NAME] [--host H] [--port P] [--batch B] [--device D]`
+
+#[path = "common/model_args.rs"]
+mod model_args;
+
+use clap::Parser;
+use haidef_wsi::encoders::device_name;
+use haidef_wsi::serve::{serve, EncodeQueue, ServeOptions};
+use std::time::Duration;
+
+/// Serve embeddings over HTTP with Path Foundation's API.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    model: model_args::ModelArgs,
+    /// Address to listen on (0.0.0.0 for every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port [default: $AIP_HTTP_PORT, else 8080].
+    #[arg(long, env = "AIP_HTTP_PORT", default_value_t = 8080)]
+    port: u16,
+    /// Patches per encoder batch [default: 32 on CPU, 256 on CUDA].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Longest wait, in milliseconds, for more patches to fill a batch.
+    #[arg(long, default_value_t = 5)]
+    max_wait_ms: u64,
+    /// Most patches waiting for the encoder; beyond, requests get 503 with Retry-After.
+    #[arg(long, default_value_t = 16_000)]
+    max_queued: usize,
+}
+
+fn main() {
+    haidef_wsi::encoders::tune_cpu_inference();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let model_args::Loaded { entry, model, device, dtype } = cli.model.load(None)?;
+    let batch = cli.batch.unwrap_or(if device.is_cpu() { 32 } else { 256 });
+    let opts = ServeOptions { batch_size: batch, max_wait: Duration::from_millis(cli.max_wait_ms), max_queued_patches: cli.max_queued, ..ServeOptions::from_env() };
+    let trained = if model.is_trained() { model.weights_id().to_string() } else { "UNTRAINED".to_string() };
+    let queue = EncodeQueue::start(model, opts.batch_size, opts.max_wait, opts.max_queued_patches)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port)).await?;
+        println!(
+            "serving {} ({trained}) on {device_name} {dtype:?}, batch {batch}: POST http://{}{}  GET http://{}{}",
+            entry.name,
+            listener.local_addr()?,
+            opts.predict_route,
+            listener.local_addr()?,
+            opts.health_route,
+            device_name = device_name(&device)
+        );
+        serve(listener, queue, opts).await
+    })?;
+    Ok(())
+}

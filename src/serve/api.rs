@@ -1,0 +1,344 @@
+//! Path Foundation's serving API as data: a request body → checked instances, and results →
+//! the response body, with Google's error codes (docs/SERVING_API.md has every rule and its
+//! source). Parsing here does no I/O: fetching and embedding happen in [`super::server`].
+
+use serde_json::{json, Map, Value};
+
+/// Google's error codes, as the serving container emits them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Code {
+    InvalidRequestField,
+    TooManyPatches,
+    PatchDimensions,
+    PatchOutsideImage,
+    ImageDimension,
+    EzWsiState,
+    InvalidIccProfileTransform,
+    Image,
+    DicomPath,
+    UnapprovedGcsBucket,
+    UnapprovedDicomStore,
+}
+
+impl Code {
+    /// The code's string on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidRequestField => "INVALID_REQUEST_FIELD_ERROR",
+            Code::TooManyPatches => "TOO_MANY_PATCHES_ERROR",
+            Code::PatchDimensions => "PATCH_DIMENSIONS_DO_NOT_MATCH_ENDPOINT_INPUT_DIMENSIONS_ERROR",
+            Code::PatchOutsideImage => "PATCH_OUTSIDE_OF_IMAGE_DIMENSIONS_ERROR",
+            Code::ImageDimension => "IMAGE_DIMENSION_ERROR",
+            Code::EzWsiState => "EZ_WSI_STATE_ERROR",
+            Code::InvalidIccProfileTransform => "INVALID_ICC_PROFILE_TRANSFORM_ERROR",
+            Code::Image => "IMAGE_ERROR",
+            Code::DicomPath => "DICOM_PATH_ERROR",
+            Code::UnapprovedGcsBucket => "UNAPPROVED_GCS_BUCKET_ERROR",
+            Code::UnapprovedDicomStore => "UNAPPROVED_DICOM_STORE_ERROR",
+        }
+    }
+}
+
+/// An error with its code and a description for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// Google's code.
+    pub code: Code,
+    /// What was wrong (no secrets: never a token).
+    pub description: String,
+}
+
+impl ApiError {
+    /// An error of `code` saying `description`.
+    pub fn new(code: Code, description: impl Into<String>) -> Self {
+        ApiError { code, description: description.into() }
+    }
+
+    /// `{"code": …, "description": …}`, the description cut to 1,024 characters and left out
+    /// when empty, as Google's server writes it.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("code".into(), json!(self.code.as_str()));
+        if !self.description.is_empty() {
+            m.insert("description".into(), json!(self.description.chars().take(1024).collect::<String>()));
+        }
+        Value::Object(m)
+    }
+}
+
+/// One patch's rectangle; `width` and `height` are always the endpoint's patch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patch {
+    /// Left edge in the source image's pixels (may be negative).
+    pub x: i64,
+    /// Top edge.
+    pub y: i64,
+    /// Width.
+    pub width: i64,
+    /// Height.
+    pub height: i64,
+}
+
+impl Patch {
+    /// `{"x_origin", "y_origin", "width", "height"}`.
+    pub fn to_json(&self) -> Value {
+        json!({"x_origin": self.x, "y_origin": self.y, "width": self.width, "height": self.height})
+    }
+}
+
+/// Where an instance's pixels come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A DICOMweb series and the level's instances.
+    Dicom {
+        /// `series_path`.
+        series_path: String,
+        /// `instance_uids`.
+        instance_uids: Vec<String>,
+    },
+    /// An encoded image (PNG, JPEG): `raw_image_bytes`, or EZ-WSI's `ez_wsi_state.image`.
+    Image(Vec<u8>),
+    /// EZ-WSI's per-patch PNGs (`ez_wsi_state.patches`), one per coordinate, and the source
+    /// image's size.
+    Patches {
+        /// Encoded patches.
+        patches: Vec<Vec<u8>>,
+        /// `source_image_width_px`, `source_image_height_px`, when given.
+        source_size: Option<(i64, i64)>,
+    },
+    /// An `image_file_uri` with no pixels in the request: to be fetched.
+    Uri(String),
+}
+
+/// A checked instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Its pixels' source.
+    pub source: Source,
+    /// The patches asked for.
+    pub patches: Vec<Patch>,
+    /// `bearer_token` (for the source only; never logged or echoed).
+    pub bearer_token: String,
+    /// `extensions.require_patches_fully_in_source_image` (default true).
+    pub fully_inside: bool,
+    /// `extensions.image_dimensions`: resize the source to this (width, height) first.
+    pub image_dimensions: Option<(u32, u32)>,
+    /// `extensions.transform_imaging_to_icc_profile`, upper-cased (`NONE` by default).
+    pub icc_profile: String,
+}
+
+/// The request after parsing: per instance, the instance or its error. A request-level error
+/// (Google answers those with HTTP 200 and `{"error": CODE}`) is the `Err`.
+pub type Parsed = Result<Vec<Result<Instance, ApiError>>, ApiError>;
+
+fn int(v: &Value) -> Option<i64> {
+    // Integral floats are accepted, as Google's validate_int does.
+    v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+}
+
+fn field(what: impl Into<String>) -> ApiError {
+    ApiError::new(Code::InvalidRequestField, what)
+}
+
+/// Parses a request body's JSON (already known to be JSON) against the patch size the
+/// endpoint takes and the most patches a request may hold.
+pub fn parse_request(body: &Value, patch_size: i64, max_patches: usize) -> Parsed {
+    let instances = body.get("instances").and_then(Value::as_array).ok_or_else(|| field("the request needs an \"instances\" list"))?;
+    let mut out = Vec::with_capacity(instances.len());
+    let mut total = 0usize;
+    for (i, inst) in instances.iter().enumerate() {
+        let obj = inst.as_object().ok_or_else(|| field(format!("instance {i} is not an object")))?;
+        // Request-level checks first (Google fails the whole request on these).
+        let patches = patch_coordinates(obj, i, patch_size)?;
+        for key in ["dicom_path", "extensions"] {
+            if obj.get(key).is_some_and(|v| !v.is_object()) {
+                return Err(field(format!("instance {i}: {key} must be an object")));
+            }
+        }
+        if obj.get("bearer_token").is_some_and(|v| !v.is_string()) {
+            return Err(field(format!("instance {i}: bearer_token must be a string")));
+        }
+        total += patches.len();
+        if total > max_patches {
+            return Err(ApiError::new(Code::TooManyPatches, format!("more than {max_patches} patches in one request")));
+        }
+        out.push(instance(obj, patches));
+    }
+    Ok(out)
+}
+
+fn patch_coordinates(obj: &Map<String, Value>, i: usize, size: i64) -> Result<Vec<Patch>, ApiError> {
+    let list = obj.get("patch_coordinates").and_then(Value::as_array).filter(|l| !l.is_empty());
+    let list = list.ok_or_else(|| field(format!("instance {i}: patch_coordinates must be a non-empty list")))?;
+    list.iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let c = c.as_object().ok_or_else(|| field(format!("instance {i}, patch {j}: not an object")))?;
+            if let Some(k) = c.keys().find(|k| !matches!(k.as_str(), "x_origin" | "y_origin" | "width" | "height")) {
+                return Err(field(format!("instance {i}, patch {j}: unknown key {k:?}")));
+            }
+            let get = |k: &str, default: Option<i64>| match c.get(k) {
+                Some(v) => int(v).ok_or_else(|| field(format!("instance {i}, patch {j}: {k} must be an integer"))),
+                None => default.ok_or_else(|| field(format!("instance {i}, patch {j}: {k} is missing"))),
+            };
+            let p = Patch { x: get("x_origin", None)?, y: get("y_origin", None)?, width: get("width", Some(size))?, height: get("height", Some(size))? };
+            if (p.width, p.height) != (size, size) {
+                return Err(ApiError::new(Code::PatchDimensions, format!("instance {i}, patch {j} is {}x{}; the endpoint takes {size}x{size}", p.width, p.height)));
+            }
+            Ok(p)
+        })
+        .collect()
+}
+
+fn instance(obj: &Map<String, Value>, patches: Vec<Patch>) -> Result<Instance, ApiError> {
+    let empty = Map::new();
+    let ext = obj.get("extensions").and_then(Value::as_object).unwrap_or(&empty);
+    let fully_inside = match ext.get("require_patches_fully_in_source_image") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+        Some(_) => return Err(field("require_patches_fully_in_source_image must be true or false")),
+    };
+    let image_dimensions = match ext.get("image_dimensions") {
+        None => None,
+        Some(Value::Object(d)) if d.is_empty() => None,
+        Some(Value::Object(d)) => {
+            let dim = |k: &str| d.get(k).and_then(int).filter(|v| *v > 0 && *v <= 10_000).map(|v| v as u32);
+            if d.len() != 2 {
+                return Err(field("image_dimensions takes exactly width_px and height_px"));
+            }
+            match (dim("width_px"), dim("height_px")) {
+                (Some(w), Some(h)) => Some((w, h)),
+                _ => return Err(ApiError::new(Code::ImageDimension, "image_dimensions: width_px and height_px must be integers from 1 to 10000")),
+            }
+        }
+        Some(_) => return Err(field("image_dimensions must be an object")),
+    };
+    let icc_profile = match ext.get("transform_imaging_to_icc_profile") {
+        None => "NONE".to_string(),
+        Some(Value::String(s)) => {
+            let s = s.to_ascii_uppercase();
+            if !matches!(s.as_str(), "NONE" | "SRGB" | "ADOBERGB" | "ROMMRGB") {
+                return Err(ApiError::new(Code::InvalidIccProfileTransform, format!("{s:?}: expected NONE, SRGB, ADOBERGB or ROMMRGB")));
+            }
+            s
+        }
+        Some(_) => return Err(field("transform_imaging_to_icc_profile must be a string")),
+    };
+    let state = match ext.get("ez_wsi_state") {
+        None => None,
+        Some(Value::Object(s)) => Some(s),
+        Some(_) => return Err(ApiError::new(Code::EzWsiState, "ez_wsi_state must be an object")),
+    };
+    let source = source(obj, state, patches.len())?;
+    let bearer_token = obj.get("bearer_token").and_then(Value::as_str).unwrap_or("").to_string();
+    Ok(Instance { source, patches, bearer_token, fully_inside, image_dimensions, icc_profile })
+}
+
+fn base64(s: &str, what: &str, code: Code) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|e| ApiError::new(code, format!("{what} is not base64: {e}")))
+}
+
+fn source(obj: &Map<String, Value>, state: Option<&Map<String, Value>>, n: usize) -> Result<Source, ApiError> {
+    // Google's order of precedence: dicom_path, image_file_uri, raw_image_bytes.
+    if let Some(d) = obj.get("dicom_path") {
+        let series_path = d.get("series_path").and_then(Value::as_str).filter(|s| !s.is_empty());
+        let uids: Option<Vec<String>> = d.get("instance_uids").and_then(Value::as_array).filter(|l| !l.is_empty()).and_then(|l| {
+            l.iter().map(|u| u.as_str().filter(|s| !s.is_empty()).map(str::to_string)).collect()
+        });
+        return match (series_path, uids) {
+            (Some(s), Some(u)) => Ok(Source::Dicom { series_path: s.to_string(), instance_uids: u }),
+            _ => Err(field("dicom_path needs a non-empty series_path and a non-empty list of instance_uids")),
+        };
+    }
+    if let Some(uri) = obj.get("image_file_uri") {
+        let uri = uri.as_str().filter(|s| !s.is_empty()).ok_or_else(|| field("image_file_uri must be a non-empty string"))?;
+        if let Some(state) = state {
+            if let Some(img) = state.get("image") {
+                let img = img.as_str().ok_or_else(|| ApiError::new(Code::EzWsiState, "ez_wsi_state.image must be a base64 string"))?;
+                return Ok(Source::Image(base64(img, "ez_wsi_state.image", Code::EzWsiState)?));
+            }
+            if let Some(p) = state.get("patches") {
+                let list = p.as_array().ok_or_else(|| ApiError::new(Code::EzWsiState, "ez_wsi_state.patches must be a list"))?;
+                if list.len() != n {
+                    return Err(ApiError::new(Code::EzWsiState, format!("ez_wsi_state.patches holds {} images for {n} patch coordinates", list.len())));
+                }
+                let patches = list
+                    .iter()
+                    .map(|v| v.as_str().ok_or_else(|| ApiError::new(Code::EzWsiState, "ez_wsi_state.patches must hold base64 strings")).and_then(|s| base64(s, "a patch", Code::EzWsiState)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let size = |k: &str| state.get(k).and_then(int);
+                let source_size = size("source_image_width_px").zip(size("source_image_height_px"));
+                return Ok(Source::Patches { patches, source_size });
+            }
+        }
+        return Ok(Source::Uri(uri.to_string()));
+    }
+    if let Some(raw) = obj.get("raw_image_bytes") {
+        let raw = raw.as_str().filter(|s| !s.is_empty()).ok_or_else(|| field("raw_image_bytes must be a non-empty base64 string"))?;
+        return Ok(Source::Image(base64(raw, "raw_image_bytes", Code::InvalidRequestField)?));
+    }
+    Err(field("the instance names no source: give dicom_path, image_file_uri or raw_image_bytes"))
+}
+
+/// One instance's answer: embeddings with their patches, or its error.
+pub fn prediction(result: &Result<Vec<(Patch, Vec<f32>)>, ApiError>) -> Value {
+    match result {
+        Ok(rows) => json!({"result": {"patch_embeddings": rows.iter().map(|(p, e)| json!({"embedding_vector": e, "patch_coordinate": p.to_json()})).collect::<Vec<_>>()}}),
+        Err(e) => json!({"error": e.to_json()}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: Value) -> Parsed {
+        parse_request(&v, 224, 4000)
+    }
+
+    #[test]
+    fn request_level_errors_fail_the_request() {
+        assert_eq!(parse(json!({})).unwrap_err().code, Code::InvalidRequestField);
+        assert_eq!(parse(json!({"instances": {}})).unwrap_err().code, Code::InvalidRequestField);
+        let bad_size = json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": 0, "y_origin": 0, "width": 256}]}]});
+        assert_eq!(parse(bad_size).unwrap_err().code, Code::PatchDimensions);
+        let unknown = json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": 0, "y_origin": 0, "z": 1}]}]});
+        assert!(parse(unknown).unwrap_err().description.contains("\"z\""));
+        let many: Vec<Value> = (0..4001).map(|i| json!({"x_origin": i, "y_origin": 0})).collect();
+        assert_eq!(parse(json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": many}]})).unwrap_err().code, Code::TooManyPatches);
+        assert!(parse(json!({"instances": []})).unwrap().is_empty());
+    }
+
+    #[test]
+    fn instance_errors_fail_only_their_instance() {
+        let p = json!([{"x_origin": 1.0, "y_origin": -3}]);
+        let r = parse(json!({"instances": [
+            {"raw_image_bytes": "AA==", "patch_coordinates": p, "extensions": {"require_patches_fully_in_source_image": "False", "transform_imaging_to_icc_profile": "srgb"}},
+            {"raw_image_bytes": "AA==", "patch_coordinates": p, "extensions": {"transform_imaging_to_icc_profile": "DISPLAYP3"}},
+            {"patch_coordinates": p},
+            {"image_file_uri": "gs:///placeholder.png", "patch_coordinates": p, "extensions": {"ez_wsi_state": {"patches": ["AA==", "AA=="]}}},
+            {"raw_image_bytes": "AA==", "patch_coordinates": p, "extensions": {"require_patches_fully_in_source_image": "yes"}},
+        ]}))
+        .unwrap();
+        let first = r[0].as_ref().unwrap();
+        assert_eq!((first.patches[0].x, first.patches[0].y, first.fully_inside, first.icc_profile.as_str()), (1, -3, false, "SRGB"));
+        assert_eq!(first.source, Source::Image(vec![0]));
+        assert_eq!(r[1].as_ref().unwrap_err().code, Code::InvalidIccProfileTransform);
+        assert!(r[2].as_ref().unwrap_err().description.contains("names no source"));
+        assert_eq!(r[3].as_ref().unwrap_err().code, Code::EzWsiState);
+        assert_eq!(r[4].as_ref().unwrap_err().code, Code::InvalidRequestField);
+    }
+
+    #[test]
+    fn errors_serialise_as_google_writes_them() {
+        let long = "x".repeat(2000);
+        let j = ApiError::new(Code::Image, long).to_json();
+        assert_eq!(j["code"], "IMAGE_ERROR");
+        assert_eq!(j["description"].as_str().unwrap().len(), 1024);
+        assert!(ApiError::new(Code::Image, "").to_json().get("description").is_none());
+    }
+}

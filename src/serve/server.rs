@@ -1,0 +1,146 @@
+//! The HTTP side: axum routes for Google's predict and health endpoints, the request limits,
+//! and the answer shapes Google's server uses (docs/SERVING_API.md): 400 for a body that is
+//! not JSON, 200 with `{"error": CODE}` for a request that fails as a whole, 200 with one
+//! prediction per instance otherwise, and 503 with `Retry-After` when the encoder's queue is
+//! full.
+
+use super::api::{parse_request, prediction, ApiError};
+use super::encode_queue::EncodeQueue;
+use super::pixels::patches;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The predict route (`AIP_PREDICT_ROUTE`, default `/predict`).
+    pub predict_route: String,
+    /// The health route (`AIP_HEALTH_ROUTE`, default `/health`).
+    pub health_route: String,
+    /// Patches per request, across its instances (Google's limit: 4,000).
+    pub max_patches_per_request: usize,
+    /// Largest request body in bytes (default 64 MiB).
+    pub max_body_bytes: usize,
+    /// Largest inline image in pixels (default 10,000 × 10,000, Google's side limit).
+    pub max_image_pixels: u64,
+    /// Patches per encoder batch.
+    pub batch_size: usize,
+    /// Longest wait for more patches to fill a batch.
+    pub max_wait: Duration,
+    /// Most patches waiting for the encoder; beyond, requests get 503 with `Retry-After`.
+    pub max_queued_patches: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            predict_route: "/predict".into(),
+            health_route: "/health".into(),
+            max_patches_per_request: 4000,
+            max_body_bytes: 64 << 20,
+            max_image_pixels: 100_000_000,
+            batch_size: 32,
+            max_wait: Duration::from_millis(5),
+            max_queued_patches: 16_000,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// The defaults with the routes from `AIP_PREDICT_ROUTE` and `AIP_HEALTH_ROUTE` where set
+    /// (Vertex AI's conventions).
+    pub fn from_env() -> Self {
+        let mut o = ServeOptions::default();
+        if let Ok(r) = std::env::var("AIP_PREDICT_ROUTE") {
+            o.predict_route = r;
+        }
+        if let Ok(r) = std::env::var("AIP_HEALTH_ROUTE") {
+            o.health_route = r;
+        }
+        o
+    }
+}
+
+struct AppState {
+    queue: EncodeQueue,
+    opts: ServeOptions,
+}
+
+/// The server's routes over `queue` (see [`EncodeQueue::start`]).
+pub fn router(queue: EncodeQueue, opts: ServeOptions) -> Router {
+    let limit = opts.max_body_bytes;
+    let state = Arc::new(AppState { queue, opts: opts.clone() });
+    Router::new()
+        .route(&opts.health_route, get(health))
+        .route(&opts.predict_route, post(predict))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+fn busy() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], Json(json!({"error": "The server is busy; retry later."}))).into_response()
+}
+
+async fn predict(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "No JSON body."}))).into_response();
+    };
+    if body.is_null() {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "No JSON body."}))).into_response();
+    }
+    let size = state.queue.patch_size as i64;
+    let instances = match parse_request(&body, size, state.opts.max_patches_per_request) {
+        Ok(i) => i,
+        Err(e) => return Json(json!({"error": e.code.as_str()})).into_response(),
+    };
+    // Decoding and cropping are CPU work: off the async threads.
+    let max_pixels = state.opts.max_image_pixels;
+    let prepared = tokio::task::spawn_blocking(move || {
+        instances.into_iter().map(|i| i.and_then(|inst| patches(&inst, max_pixels).map(|p| (inst.patches, p)))).collect::<Vec<_>>()
+    })
+    .await;
+    let Ok(prepared) = prepared else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "Internal server error."}))).into_response();
+    };
+    // One encoder job per instance, all queued before any is awaited, so that they share batches.
+    let mut waiting = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        waiting.push(match p {
+            Ok((coords, pixels)) => match state.queue.submit(pixels) {
+                Ok(rx) => Ok((coords, rx)),
+                Err(_) => return busy(),
+            },
+            Err(e) => Err(e),
+        });
+    }
+    let mut predictions = Vec::with_capacity(waiting.len());
+    for w in waiting {
+        let result = match w {
+            Ok((coords, rx)) => match rx.await {
+                Ok(Ok(rows)) => Ok(coords.into_iter().zip(rows).collect()),
+                Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": format!("Internal server error: {e}")}))).into_response(),
+                Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "Internal server error."}))).into_response(),
+            },
+            Err(e) => Err::<Vec<_>, ApiError>(e),
+        };
+        predictions.push(prediction(&result));
+    }
+    Json(json!({"predictions": predictions})).into_response()
+}
+
+/// Serves on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, queue: EncodeQueue, opts: ServeOptions) -> std::io::Result<()> {
+    axum::serve(listener, router(queue, opts)).await
+}
+

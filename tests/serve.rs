@@ -1,0 +1,186 @@
+//! The embedding server over HTTP, as clients of Google's Path Foundation endpoint call it
+//! (docs/SERVING_API.md): the answers' shapes and error codes, and embeddings equal to the
+//! library's offline embeddings of the same pixels (decoded here with the png crate, not the
+//! server's decoder).
+
+use haidef_wsi::encoders::batch::Batcher;
+use haidef_wsi::encoders::candle::{DType, Device};
+use haidef_wsi::encoders::{registry, Encoder, ImageRef};
+use haidef_wsi::serve::{serve, EncodeQueue, ServeOptions};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+fn model() -> Box<dyn Encoder> {
+    registry::find("path-foundation").unwrap().untrained(&Device::Cpu, DType::F32).unwrap()
+}
+
+/// Starts a server on a free port; its base URL.
+fn start(opts: ServeOptions) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let queue = EncodeQueue::start(model(), opts.batch_size, opts.max_wait, opts.max_queued_patches).unwrap();
+            serve(listener, queue, opts).await.unwrap();
+        });
+    });
+    format!("http://{}", rx.recv_timeout(Duration::from_secs(30)).unwrap())
+}
+
+fn png_file(rel: &str) -> (Vec<u8>, usize, usize, Vec<u8>) {
+    let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap();
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&bytes)).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    buf.truncate(info.buffer_size());
+    (bytes, info.width as usize, info.height as usize, buf)
+}
+
+/// The 224² patch at (x, y), zeros outside the image.
+fn crop(rgb: &[u8], w: usize, h: usize, x: i64, y: i64) -> Vec<u8> {
+    let mut out = vec![0u8; 224 * 224 * 3];
+    for r in 0..224i64 {
+        for c in 0..224i64 {
+            let (sx, sy) = (x + c, y + r);
+            if (0..w as i64).contains(&sx) && (0..h as i64).contains(&sy) {
+                let s = ((sy as usize * w + sx as usize) * 3) as usize;
+                let d = ((r * 224 + c) * 3) as usize;
+                out[d..d + 3].copy_from_slice(&rgb[s..s + 3]);
+            }
+        }
+    }
+    out
+}
+
+fn offline(patches: &[Vec<u8>]) -> Vec<Vec<f32>> {
+    let m = model();
+    let mut b = Batcher::new(m.input_spec().clone(), patches.len(), Device::Cpu, DType::F32).unwrap();
+    let imgs: Vec<ImageRef<'_>> = patches.iter().map(|p| ImageRef::rgb(224, 224, p)).collect();
+    m.embed(&b.pack(&imgs).unwrap()).unwrap().to_vec2::<f32>().unwrap()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// An HTTP client (rustls needs its crypto provider named once per process).
+fn client() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::new()
+}
+
+fn post(url: &str, body: &str) -> (u16, Value) {
+    let r = client().post(url).header("content-type", "application/json").body(body.to_string()).send().unwrap();
+    let status = r.status().as_u16();
+    (status, serde_json::from_str(&r.text().unwrap()).unwrap())
+}
+
+fn max_diff(a: &Value, b: &[f32]) -> f32 {
+    let a: Vec<f32> = a.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn the_server_answers_as_googles_does() {
+    let base = start(ServeOptions::default());
+    let client = client();
+    let h = client.get(format!("{base}/health")).send().unwrap();
+    assert_eq!((h.status().as_u16(), h.text().unwrap().as_str()), (200, "ok"));
+    let predict = format!("{base}/predict");
+    assert_eq!(post(&predict, "{not json"), (400, json!({"error": "No JSON body."})));
+    assert_eq!(post(&predict, "null"), (400, json!({"error": "No JSON body."})));
+    assert_eq!(post(&predict, r#"{"instances": 5}"#), (200, json!({"error": "INVALID_REQUEST_FIELD_ERROR"})));
+    assert_eq!(post(&predict, r#"{"instances": []}"#), (200, json!({"predictions": []})));
+    let big: Vec<Value> = (0..4001).map(|i| json!({"x_origin": i, "y_origin": 0})).collect();
+    let body = json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": big}]}).to_string();
+    assert_eq!(post(&predict, &body), (200, json!({"error": "TOO_MANY_PATCHES_ERROR"})));
+
+    let (bytes, w, h, rgb) = png_file("fixtures/reference/ihc-full-l0-frame-corner.png");
+    assert_eq!((w, h), (300, 290));
+    let state_image = json!({"image": b64(&bytes)});
+    let patch_png = {
+        let p = crop(&rgb, w, h, 16, 40);
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, 224, 224);
+        enc.set_color(png::ColorType::Rgb);
+        enc.write_header().unwrap().write_image_data(&p).unwrap();
+        out
+    };
+    let body = json!({"instances": [
+        // Inline bytes, two patches.
+        {"raw_image_bytes": b64(&bytes), "patch_coordinates": [{"x_origin": 16, "y_origin": 40}, {"x_origin": 70, "y_origin": 60, "width": 224, "height": 224}]},
+        // EZ-WSI's in-memory image: placeholder URI, pixels in ez_wsi_state, string booleans.
+        {"image_file_uri": "gs:///placeholder.png", "patch_coordinates": [{"x_origin": 100, "y_origin": 100, "width": 224, "height": 224}],
+         "extensions": {"ez_wsi_state": state_image, "require_patches_fully_in_source_image": "False", "transform_imaging_to_icc_profile": "NONE"}},
+        // The same patch, but it must be fully inside (the default): an error for this instance only.
+        {"image_file_uri": "gs:///placeholder.png", "patch_coordinates": [{"x_origin": 100, "y_origin": 100}], "extensions": {"ez_wsi_state": state_image}},
+        // EZ-WSI's per-patch PNGs.
+        {"image_file_uri": "gs:///placeholder.png", "patch_coordinates": [{"x_origin": 16, "y_origin": 40, "width": 224, "height": 224}],
+         "extensions": {"ez_wsi_state": {"source_image_width_px": 300, "source_image_height_px": 290, "patches": [b64(&patch_png)]}}},
+        {"dicom_path": {"series_path": "https://store/dicomWeb/studies/1/series/2", "instance_uids": ["3"]}, "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
+        {"image_file_uri": "gs://bucket/slide.png", "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
+        {"raw_image_bytes": b64(b"not an image at all"), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
+    ]});
+    let (status, r) = post(&predict, &body.to_string());
+    assert_eq!(status, 200);
+    let p = r["predictions"].as_array().unwrap();
+    assert_eq!(p.len(), 7);
+    let want = offline(&[crop(&rgb, w, h, 16, 40), crop(&rgb, w, h, 70, 60), crop(&rgb, w, h, 100, 100)]);
+    let rows = p[0]["result"]["patch_embeddings"].as_array().unwrap();
+    assert_eq!(rows[1]["patch_coordinate"], json!({"x_origin": 70, "y_origin": 60, "width": 224, "height": 224}));
+    for (row, want) in rows.iter().zip(&want[..2]) {
+        assert!(max_diff(&row["embedding_vector"], want) <= 1e-5);
+    }
+    assert!(max_diff(&p[1]["result"]["patch_embeddings"][0]["embedding_vector"], &want[2]) <= 1e-5, "zero-padded patch");
+    assert_eq!(p[2]["error"]["code"], "PATCH_OUTSIDE_OF_IMAGE_DIMENSIONS_ERROR");
+    assert!(max_diff(&p[3]["result"]["patch_embeddings"][0]["embedding_vector"], &want[0]) <= 1e-5, "per-patch PNG");
+    assert_eq!(p[4]["error"]["code"], "UNAPPROVED_DICOM_STORE_ERROR");
+    assert_eq!(p[5]["error"]["code"], "UNAPPROVED_GCS_BUCKET_ERROR");
+    assert_eq!(p[6]["error"]["code"], "IMAGE_ERROR");
+}
+
+#[test]
+fn concurrent_requests_share_batches_and_each_gets_its_own_rows() {
+    let opts = ServeOptions { max_wait: Duration::from_millis(50), batch_size: 8, ..ServeOptions::default() };
+    let base = start(opts);
+    let (bytes, w, h, rgb) = png_file("fixtures/reference/ihc-full-l0-frame-corner.png");
+    let origins: Vec<(i64, i64)> = (0..6).map(|i| (i * 12, 60 - i * 9)).collect();
+    let want = offline(&origins.iter().map(|(x, y)| crop(&rgb, w, h, *x, *y)).collect::<Vec<_>>());
+    std::thread::scope(|s| {
+        for (i, (x, y)) in origins.iter().enumerate() {
+            let (base, bytes, want) = (&base, &bytes, &want);
+            s.spawn(move || {
+                let body = json!({"instances": [{"raw_image_bytes": b64(bytes), "patch_coordinates": [{"x_origin": x, "y_origin": y}]}]});
+                let (status, r) = post(&format!("{base}/predict"), &body.to_string());
+                assert_eq!(status, 200);
+                let row = &r["predictions"][0]["result"]["patch_embeddings"][0];
+                assert_eq!(row["patch_coordinate"]["x_origin"], json!(x));
+                assert!(max_diff(&row["embedding_vector"], &want[i]) <= 1e-5, "request {i}");
+            });
+        }
+    });
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    // Room for 2 queued patches while a 3-patch request waits (max_wait 2 s keeps it queued).
+    let opts = ServeOptions { max_wait: Duration::from_secs(2), batch_size: 64, max_queued_patches: 3, ..ServeOptions::default() };
+    let base = start(opts);
+    let (bytes, ..) = png_file("fixtures/reference/ihc-full-l0-frame-corner.png");
+    let body = |n: usize| json!({"instances": [{"raw_image_bytes": b64(&bytes), "patch_coordinates": (0..n).map(|i| json!({"x_origin": i, "y_origin": 0})).collect::<Vec<_>>()}]}).to_string();
+    let first = {
+        let (base, b) = (base.clone(), body(3));
+        std::thread::spawn(move || post(&format!("{base}/predict"), &b))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let r = client().post(format!("{base}/predict")).body(body(2)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(first.join().unwrap().0, 200);
+}
