@@ -4,7 +4,7 @@
 //! 8080). Inline images (`raw_image_bytes`, EZ-WSI's in-memory images) are served; DICOMweb
 //! sources and `image_file_uri` fetches are not yet (each answered with Google's error code).
 //!
-//! `cargo run --release --example serve -- [--weights W.safetensors] [--model NAME] [--host H] [--port P] [--batch B] [--device D]`
+//! `cargo run --release --example serve -- [--weights W.safetensors] [--model NAME] [--host H] [--port P] [--batch B] [--device D] [--api-keys-file F]`
 
 #[path = "common/model_args.rs"]
 mod model_args;
@@ -35,6 +35,13 @@ struct Cli {
     /// Most patches waiting for the encoder; beyond, requests get 503 with Retry-After.
     #[arg(long, default_value_t = 16_000)]
     max_queued: usize,
+    /// Longest time a predict request may take, in seconds (then 504).
+    #[arg(long, default_value_t = 120)]
+    timeout_s: u64,
+    /// A file of API keys, one per line: callers must send one (`Authorization: Bearer KEY` or
+    /// `X-API-Key: KEY`). Without it the server takes any caller; bind to 127.0.0.1 then.
+    #[arg(long)]
+    api_keys_file: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -49,7 +56,27 @@ fn main() {
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let model_args::Loaded { entry, model, device, dtype } = cli.model.load(None)?;
     let batch = cli.batch.unwrap_or(if device.is_cpu() { 32 } else { 256 });
-    let opts = ServeOptions { batch_size: batch, max_wait: Duration::from_millis(cli.max_wait_ms), max_queued_patches: cli.max_queued, ..ServeOptions::from_env() };
+    let api_keys: Vec<String> = match &cli.api_keys_file {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| format!("{}: cannot read the API keys: {e}", f.display()))?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    if cli.api_keys_file.is_some() && api_keys.is_empty() {
+        return Err("the API keys file holds no key".into());
+    }
+    let opts = ServeOptions {
+        batch_size: batch,
+        max_wait: Duration::from_millis(cli.max_wait_ms),
+        max_queued_patches: cli.max_queued,
+        request_timeout: Duration::from_secs(cli.timeout_s),
+        api_keys,
+        ..ServeOptions::from_env()
+    };
     let trained = if model.is_trained() { model.weights_id().to_string() } else { "UNTRAINED".to_string() };
     let queue = EncodeQueue::start(model, opts.batch_size, opts.max_wait, opts.max_queued_patches)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -184,3 +184,40 @@ fn a_full_queue_answers_503_with_retry_after() {
     assert_eq!(r.headers()["retry-after"], "1");
     assert_eq!(first.join().unwrap().0, 200);
 }
+
+#[test]
+fn keys_guard_predict_and_metrics_but_not_health() {
+    let opts = ServeOptions { api_keys: vec!["k-one".into(), "k-two-longer".into()], ..ServeOptions::default() };
+    let base = start(opts);
+    let c = client();
+    assert_eq!(c.get(format!("{base}/health")).send().unwrap().status().as_u16(), 200);
+    let body = r#"{"instances": []}"#;
+    let r = c.post(format!("{base}/predict")).body(body).send().unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["www-authenticate"].to_str().unwrap()), (401, "Bearer"));
+    let wrong = c.post(format!("{base}/predict")).bearer_auth("k-one-").body(body).send().unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert!(!wrong.text().unwrap().contains("k-one"), "the answer must not echo keys");
+    let ok = c.post(format!("{base}/predict")).bearer_auth("k-two-longer").body(body).send().unwrap();
+    assert_eq!((ok.status().as_u16(), ok.text().unwrap()), (200, r#"{"predictions":[]}"#.to_string()));
+    let ok = c.post(format!("{base}/predict")).header("x-api-key", "k-one").body(body).send().unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(c.get(format!("{base}/metrics")).send().unwrap().status().as_u16(), 401);
+    let m: Value = serde_json::from_str(&c.get(format!("{base}/metrics")).bearer_auth("k-one").send().unwrap().text().unwrap()).unwrap();
+    assert_eq!(m["patches_embedded"], 0);
+    assert!(m["encoder_busy_fraction"].as_f64().unwrap() >= 0.0);
+}
+
+#[test]
+fn metrics_count_patches_and_a_slow_request_gets_504() {
+    let base = start(ServeOptions::default());
+    let (bytes, ..) = png_file("fixtures/reference/ihc-full-l0-frame-corner.png");
+    let body = json!({"instances": [{"raw_image_bytes": b64(&bytes), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}, {"x_origin": 10, "y_origin": 10}]}]});
+    assert_eq!(post(&format!("{base}/predict"), &body.to_string()).0, 200);
+    let m: Value = serde_json::from_str(&client().get(format!("{base}/metrics")).send().unwrap().text().unwrap()).unwrap();
+    assert_eq!(m["patches_embedded"], 2);
+    assert!(m["batches"].as_u64().unwrap() >= 1 && m["encoder_busy_seconds"].as_f64().unwrap() > 0.0, "{m}");
+
+    let slow = start(ServeOptions { request_timeout: Duration::from_millis(1), max_wait: Duration::from_millis(200), ..ServeOptions::default() });
+    let r = client().post(format!("{slow}/predict")).body(body.to_string()).send().unwrap();
+    assert_eq!(r.status().as_u16(), 504);
+}

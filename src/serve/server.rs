@@ -1,21 +1,24 @@
-//! The HTTP side: axum routes for Google's predict and health endpoints, the request limits,
-//! and the answer shapes Google's server uses (docs/SERVING_API.md): 400 for a body that is
-//! not JSON, 200 with `{"error": CODE}` for a request that fails as a whole, 200 with one
-//! prediction per instance otherwise, and 503 with `Retry-After` when the encoder's queue is
-//! full.
+//! The HTTP side: axum routes for Google's predict and health endpoints and a metrics route,
+//! the request limits, optional caller authentication, and the answer shapes Google's server
+//! uses (docs/SERVING_API.md): 400 for a body that is not JSON, 200 with `{"error": CODE}` for
+//! a request that fails as a whole, 200 with one prediction per instance otherwise, 503 with
+//! `Retry-After` when the encoder's queue is full, 504 past the time limit, 401 without a
+//! valid key when keys are configured. Keys and bearer tokens never appear in answers or logs.
 
 use super::api::{parse_request, prediction, ApiError};
 use super::encode_queue::EncodeQueue;
 use super::pixels::patches;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -34,8 +37,17 @@ pub struct ServeOptions {
     pub batch_size: usize,
     /// Longest wait for more patches to fill a batch.
     pub max_wait: Duration,
-    /// Most patches waiting for the encoder; beyond, requests get 503 with `Retry-After`.
+    /// Most patches waiting for the encoder; beyond, requests get 503 with `Retry-After`
+    /// (a request larger than this is still taken when nothing is waiting).
     pub max_queued_patches: usize,
+    /// Longest time a predict request may take (Google's gunicorn: 120 s); then 504.
+    pub request_timeout: Duration,
+    /// The metrics route (encoder busy time and counts, as JSON).
+    pub metrics_route: String,
+    /// Keys callers must present (`Authorization: Bearer KEY` or `X-API-Key: KEY`) on the
+    /// predict and metrics routes; empty: no authentication. The health route stays open for
+    /// load balancers.
+    pub api_keys: Vec<String>,
 }
 
 impl Default for ServeOptions {
@@ -49,6 +61,9 @@ impl Default for ServeOptions {
             batch_size: 32,
             max_wait: Duration::from_millis(5),
             max_queued_patches: 16_000,
+            request_timeout: Duration::from_secs(120),
+            metrics_route: "/metrics".into(),
+            api_keys: Vec::new(),
         }
     }
 }
@@ -71,17 +86,50 @@ impl ServeOptions {
 struct AppState {
     queue: EncodeQueue,
     opts: ServeOptions,
+    started: Instant,
 }
 
 /// The server's routes over `queue` (see [`EncodeQueue::start`]).
 pub fn router(queue: EncodeQueue, opts: ServeOptions) -> Router {
     let limit = opts.max_body_bytes;
-    let state = Arc::new(AppState { queue, opts: opts.clone() });
-    Router::new()
-        .route(&opts.health_route, get(health))
+    let state = Arc::new(AppState { queue, opts: opts.clone(), started: Instant::now() });
+    let guarded = Router::new()
         .route(&opts.predict_route, post(predict))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .route(&opts.metrics_route, get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new().route(&opts.health_route, get(health)).merge(guarded).layer(DefaultBodyLimit::max(limit)).with_state(state)
+}
+
+/// Whether `headers` carry one of `keys` (compared in constant time: no timing hints).
+fn authorised(headers: &HeaderMap, keys: &[String]) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    let Some(given) = given else { return false };
+    // Every key is compared, so the time does not tell which one matched.
+    keys.iter().fold(false, |ok, k| ok | bool::from(k.as_bytes().ct_eq(given.trim().as_bytes())))
+}
+
+async fn authenticate(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if state.opts.api_keys.is_empty() || authorised(request.headers(), &state.opts.api_keys) {
+        return next.run(request).await;
+    }
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(json!({"error": "Missing or wrong API key."}))).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let (busy, patches, batches) = state.queue.stats.snapshot();
+    let up = state.started.elapsed().as_secs_f64();
+    Json(json!({
+        "uptime_seconds": up,
+        "encoder_busy_seconds": busy,
+        "encoder_busy_fraction": if up > 0.0 { busy / up } else { 0.0 },
+        "patches_embedded": patches,
+        "batches": batches,
+        "patches_per_batch": if batches > 0 { patches as f64 / batches as f64 } else { 0.0 },
+    }))
 }
 
 async fn health() -> &'static str {
@@ -93,6 +141,14 @@ fn busy() -> Response {
 }
 
 async fn predict(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let limit = state.opts.request_timeout;
+    match tokio::time::timeout(limit, answer(state, body)).await {
+        Ok(r) => r,
+        Err(_) => (StatusCode::GATEWAY_TIMEOUT, Json(json!({"error": format!("The request took longer than {} s.", limit.as_secs_f64())}))).into_response(),
+    }
+}
+
+async fn answer(state: Arc<AppState>, body: Bytes) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "No JSON body."}))).into_response();
     };
