@@ -85,22 +85,26 @@ pub fn window_starts(len: usize, clip: usize, hop: usize) -> Vec<(usize, bool)> 
     }
 }
 
+/// The recording at `path`, mono at `rate` Hz.
+fn signal_at(path: &Path, rate: u32, max_seconds: f64) -> Result<Vec<f32>> {
+    let rec = read_audio(path, max_seconds)?;
+    if rec.sample_rate == rate {
+        return Ok(rec.samples);
+    }
+    let n = resampled_len(rec.samples.len(), rec.sample_rate, rate);
+    if n == 0 {
+        return Err(PipelineError::Input {
+            path: path.display().to_string(),
+            problem: format!("{} samples at {} Hz are less than one sample at {rate} Hz", rec.samples.len(), rec.sample_rate),
+        });
+    }
+    resample(&rec.samples, n).map_err(|problem| PipelineError::Input { path: path.display().to_string(), problem })
+}
+
 /// A recording's windows at the model's rate: keys and samples.
 fn recording_windows(path: &Path, audio: &AudioSpec, opts: &AudioJobOptions) -> Result<Vec<(WindowKey, Clip)>> {
-    let rec = read_audio(path, opts.max_seconds)?;
     let rate = audio.sample_rate;
-    let signal = if rec.sample_rate == rate {
-        rec.samples
-    } else {
-        let n = resampled_len(rec.samples.len(), rec.sample_rate, rate);
-        if n == 0 {
-            return Err(PipelineError::Input {
-                path: path.display().to_string(),
-                problem: format!("{} samples at {} Hz are less than one sample at {rate} Hz", rec.samples.len(), rec.sample_rate),
-            });
-        }
-        resample(&rec.samples, n).map_err(|problem| PipelineError::Input { path: path.display().to_string(), problem })?
-    };
+    let signal = signal_at(path, rate, opts.max_seconds)?;
     let hop = (opts.hop_seconds * f64::from(rate)).round() as usize;
     let (clip, len, rate) = (audio.clip_samples, signal.len(), f64::from(rate));
     Ok(window_starts(len, clip, hop)
@@ -356,13 +360,7 @@ impl<'a> AudioJob<'a> {
 fn draw_picture(path: &Path, embeddings: &[f32], dim: usize, audio: &AudioSpec, opts: &AudioJobOptions, png: &Path) -> Result<PathBuf> {
     use crate::audio_picture::{cosine_matrix, draw, recording_spectrogram};
     use haidef_wsi_encoders::hear::FrontEndConfig;
-    let rec = read_audio(path, opts.max_seconds)?;
-    let signal = if rec.sample_rate == audio.sample_rate {
-        rec.samples
-    } else {
-        resample(&rec.samples, resampled_len(rec.samples.len(), rec.sample_rate, audio.sample_rate).max(1))
-            .map_err(|problem| PipelineError::Input { path: path.display().to_string(), problem })?
-    };
+    let signal = signal_at(path, audio.sample_rate, opts.max_seconds)?;
     let base = FrontEndConfig { sample_rate: audio.sample_rate, ..FrontEndConfig::hear() };
     let (spectrogram, frames) = recording_spectrogram(&signal, &base)?;
     let n = embeddings.len() / dim.max(1);

@@ -226,13 +226,7 @@ impl FrontEnd {
             out.par_chunks_mut(frames * mels).zip(x.par_chunks(c.clip_samples)).for_each(|(o, x)| self.cpu.mel_pcen(c, x, o));
             return Ok(Tensor::from_vec(out, (n, frames, mels), &self.device)?);
         }
-        let mel = self.mel_power(clips)?;
-        let n = mel.dim(0)?;
-        let smooth = self.ema.broadcast_as((n, c.frames(), c.frames()))?.matmul(&mel)?;
-        let gain = (smooth + c.pcen_floor)?.powf(c.pcen_alpha)?;
-        let y = (mel.div(&gain)? + c.pcen_delta)?;
-        let y = if c.pcen_root == 2.0 { y.sqrt()? } else { y.powf(1.0 / c.pcen_root)? };
-        Ok((y - c.pcen_delta.powf(1.0 / c.pcen_root))?)
+        self.mel_pcen_matmul(clips)
     }
 
     /// `(N, clip_samples)` → `(N, 1, out_height, out_width)` f32: the model's input.
@@ -249,10 +243,7 @@ impl FrontEnd {
             });
             return Ok(Tensor::from_vec(out, (n, 1, rows, mels), &self.device)?);
         }
-        let pcen = self.mel_pcen(clips)?;
-        let n = pcen.dim(0)?;
-        let img = self.resize.broadcast_as((n, c.out_height, c.frames()))?.matmul(&pcen)?;
-        Ok(img.unsqueeze(1)?)
+        self.forward_with_matrices(clips)
     }
 }
 
@@ -280,10 +271,14 @@ impl FrontEnd {
     /// `(N, clip_samples)` → `(N, 1, out_height, out_width)` by the tensor path on the CPU:
     /// what CUDA computes, for checking it here.
     pub fn forward_matmul(&self, clips: &Tensor) -> Result<Tensor> {
-        let fe = FrontEnd::new_matrices(self.cfg.clone())?;
-        let pcen = fe.mel_pcen_matmul(clips)?;
+        FrontEnd::new_matrices(self.cfg.clone())?.forward_with_matrices(clips)
+    }
+
+    /// The tensor path with this front end's own matrices.
+    fn forward_with_matrices(&self, clips: &Tensor) -> Result<Tensor> {
+        let pcen = self.mel_pcen_matmul(clips)?;
         let n = pcen.dim(0)?;
-        Ok(fe.resize.broadcast_as((n, fe.cfg.out_height, fe.cfg.frames()))?.matmul(&pcen)?.unsqueeze(1)?)
+        Ok(self.resize.broadcast_as((n, self.cfg.out_height, self.cfg.frames()))?.matmul(&pcen)?.unsqueeze(1)?)
     }
 
     fn mel_pcen_matmul(&self, clips: &Tensor) -> Result<Tensor> {
