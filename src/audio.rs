@@ -88,7 +88,10 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
     let (track_id, params) = (track.id, track.codec_params.clone());
     let rate = params.sample_rate.filter(|r| *r > 0).ok_or_else(|| fail("no sample rate in the header".into()))?;
     let max_frames = (max_seconds * f64::from(rate)).ceil() as u64;
-    if let Some(n) = params.n_frames.filter(|n| *n > max_frames) {
+    // WAV and FLAC headers state the frame count; MP3's is an estimate from the first frames
+    // (trailing tags inflate it), so only the first two are held to it.
+    let exact = if matches!(&magic, b"RIFF" | b"fLaC") { params.n_frames } else { None };
+    if let Some(n) = exact.filter(|n| *n > max_frames) {
         return Err(fail(format!(
             "{:.1} s long; at most {max_seconds} s are read (the whole recording is resampled at once); split it or raise the limit",
             n as f64 / f64::from(rate)
@@ -97,7 +100,8 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
     let mut decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions::default())
         .map_err(|e| fail(format!("cannot decode its codec ({e})")))?;
-    let mut mono: Vec<f32> = Vec::with_capacity(params.n_frames.unwrap_or(0).min(max_frames) as usize);
+    // Reserved from the header, but never more than 4M samples up front (a header may lie).
+    let mut mono: Vec<f32> = Vec::with_capacity(exact.unwrap_or(0).min(max_frames).min(1 << 22) as usize);
     let mut channels = params.channels.map(|c| c.count()).unwrap_or(0);
     let mut buf: Option<SampleBuffer<f32>> = None;
     loop {
@@ -129,7 +133,7 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
             return Err(fail(format!("longer than {max_seconds} s (the limit; the whole recording is resampled at once); split it or raise the limit")));
         }
     }
-    if let Some(n) = params.n_frames.filter(|n| (mono.len() as u64) < *n) {
+    if let Some(n) = exact.filter(|n| (mono.len() as u64) < *n) {
         return Err(fail(format!(
             "truncated: the header announces {n} frames, the file holds {} ({:.3} of {:.3} s)",
             mono.len(),

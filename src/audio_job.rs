@@ -6,8 +6,9 @@
 //! Each recording is decoded and mixed to mono ([`crate::audio`]), resampled as a whole to the
 //! model's rate ([`crate::resample`], as HeAR's serving does with `scipy.signal.resample`), and
 //! cut into windows of the model's clip length every `hop` seconds (default 1 s): windows start
-//! at 0, hop, 2·hop, … and stop at the first that reaches the end, so every sample is in at
-//! least one window; a recording shorter than one clip is one padded window. Files that cannot
+//! at 0, hop, 2·hop, … and stop at the first that reaches the end, so with a hop no longer
+//! than the clip every sample is in at least one window; a recording shorter than one clip is
+//! one padded window. Files that cannot
 //! be used are skipped and listed in the file's metadata (`failed_files`, JSON), with
 //! `windows_embedded`.
 
@@ -71,18 +72,28 @@ impl Input for Clip {
 }
 
 /// Window starts (in samples) over `len` samples for clips of `clip` samples every `hop`:
-/// `(start, padded)`, stopping at the first window that reaches the end.
+/// `(start, padded)`, stopping at the first window that reaches the end, or before a start
+/// past the end (a hop longer than the clip leaves gaps).
 pub fn window_starts(len: usize, clip: usize, hop: usize) -> Vec<(usize, bool)> {
-    let mut out = Vec::new();
-    let mut start = 0;
+    let mut out = Vec::with_capacity(window_count(len, clip, hop));
+    let mut start = 0usize;
     loop {
-        let end = start + clip;
+        let end = start.saturating_add(clip);
         out.push((start, end > len));
-        if end >= len || hop == 0 {
-            return out;
+        match start.checked_add(hop) {
+            Some(next) if end < len && hop > 0 && next < len => start = next,
+            _ => return out,
         }
-        start += hop;
     }
+}
+
+/// How many windows [`window_starts`] gives, counted without listing them.
+pub fn window_count(len: usize, clip: usize, hop: usize) -> usize {
+    if len <= clip || hop == 0 {
+        return 1;
+    }
+    // Starts 0, hop, 2·hop, … below len, up to the first whose window reaches the end.
+    ((len - clip).div_ceil(hop) + 1).min((len - 1) / hop + 1)
 }
 
 /// The recording at `path`, mono at `rate` Hz.
@@ -105,7 +116,7 @@ fn signal_at(path: &Path, rate: u32, max_seconds: f64) -> Result<Vec<f32>> {
 fn recording_windows(path: &Path, audio: &AudioSpec, opts: &AudioJobOptions) -> Result<Vec<(WindowKey, Clip)>> {
     let rate = audio.sample_rate;
     let signal = signal_at(path, rate, opts.max_seconds)?;
-    let hop = (opts.hop_seconds * f64::from(rate)).round() as usize;
+    let hop = hop_samples(opts, audio);
     let (clip, len, rate) = (audio.clip_samples, signal.len(), f64::from(rate));
     Ok(window_starts(len, clip, hop)
         .into_iter()
@@ -119,15 +130,19 @@ fn recording_windows(path: &Path, audio: &AudioSpec, opts: &AudioJobOptions) -> 
         .collect())
 }
 
-/// Windows a file's header announces (1 where it does not say): for progress only.
+/// Windows a file's header announces (1 where it does not say; the length capped at the
+/// limit): for progress only.
 fn expected_windows(path: &Path, audio: &AudioSpec, opts: &AudioJobOptions) -> usize {
     crate::audio::probe_seconds(path)
         .map(|s| {
-            let len = (s * f64::from(audio.sample_rate)) as usize;
-            let hop = (opts.hop_seconds * f64::from(audio.sample_rate)).round() as usize;
-            window_starts(len, audio.clip_samples, hop).len()
+            let len = (s.min(opts.max_seconds) * f64::from(audio.sample_rate)) as usize;
+            window_count(len, audio.clip_samples, hop_samples(opts, audio))
         })
         .unwrap_or(1)
+}
+
+fn hop_samples(opts: &AudioJobOptions, audio: &AudioSpec) -> usize {
+    (opts.hop_seconds * f64::from(audio.sample_rate)).round() as usize
 }
 
 /// The audio source: decodes files a few at a time in parallel and yields their windows in
@@ -382,7 +397,12 @@ mod tests {
         assert_eq!(window_starts(40_000, 32_000, 16_000), vec![(0, false), (16_000, true)]);
         assert_eq!(window_starts(48_000, 32_000, 16_000), vec![(0, false), (16_000, false)]);
         assert_eq!(window_starts(1_600, 32_000, 16_000), vec![(0, true)]);
-        // Hop longer than the clip: gaps, as asked, and still ends at the end.
+        // Hop longer than the clip: gaps, as asked, and no start past the end.
         assert_eq!(window_starts(100_000, 32_000, 48_000), vec![(0, false), (48_000, false), (96_000, true)]);
+        assert_eq!(window_starts(40_000, 32_000, 48_000), vec![(0, false)]);
+        assert_eq!(window_starts(40_000, 32_000, usize::MAX), vec![(0, false)]);
+        for (len, clip, hop) in [(1, 32, 16), (32, 32, 16), (40, 32, 16), (48, 32, 16), (100, 32, 48), (40, 32, 48), (1000, 32, 7), (5, 32, 0)] {
+            assert_eq!(window_count(len, clip, hop), window_starts(len, clip, hop).len(), "{len} {clip} {hop}");
+        }
     }
 }

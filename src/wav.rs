@@ -36,7 +36,7 @@ pub fn decode(bytes: &[u8], max_seconds: f64) -> Result<Wav, String> {
     });
     let (mut fmt, mut data, mut ds64_data) = (None, None, None);
     let mut at = 12;
-    while at + 8 <= bytes.len() {
+    while bytes.len().saturating_sub(at) >= 8 {
         let id = &bytes[at..at + 4];
         let size = u64::from(u32_at(at + 4).ok_or("chunk header cut off")?);
         let body = at + 8;

@@ -112,7 +112,7 @@ pub enum Source {
 }
 
 /// A checked instance.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Instance {
     /// Its pixels' source.
     pub source: Source,
@@ -128,13 +128,29 @@ pub struct Instance {
     pub icc_profile: String,
 }
 
+impl std::fmt::Debug for Instance {
+    /// Everything but the bearer token, which is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("source", &self.source)
+            .field("patches", &self.patches)
+            .field("bearer_token", &if self.bearer_token.is_empty() { "" } else { "<redacted>" })
+            .field("fully_inside", &self.fully_inside)
+            .field("image_dimensions", &self.image_dimensions)
+            .field("icc_profile", &self.icc_profile)
+            .finish()
+    }
+}
+
 /// The request after parsing: per instance, the instance or its error. A request-level error
 /// (Google answers those with HTTP 200 and `{"error": CODE}`) is the `Err`.
 pub type Parsed = Result<Vec<Result<Instance, ApiError>>, ApiError>;
 
+/// Integers (and integral floats, as Google's validate_int takes them) within ±2^31: pixel
+/// coordinates and sizes, small enough that sums of two never overflow.
 fn int(v: &Value) -> Option<i64> {
-    // Integral floats are accepted, as Google's validate_int does.
-    v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+    const LIMIT: i64 = 1 << 31;
+    v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)).filter(|i| i.abs() <= LIMIT)
 }
 
 fn field(what: impl Into<String>) -> ApiError {
@@ -179,7 +195,7 @@ fn patch_coordinates(obj: &Map<String, Value>, i: usize, size: i64) -> Result<Ve
                 return Err(field(format!("instance {i}, patch {j}: unknown key {k:?}")));
             }
             let get = |k: &str, default: Option<i64>| match c.get(k) {
-                Some(v) => int(v).ok_or_else(|| field(format!("instance {i}, patch {j}: {k} must be an integer"))),
+                Some(v) => int(v).ok_or_else(|| field(format!("instance {i}, patch {j}: {k} must be an integer within ±2^31"))),
                 None => default.ok_or_else(|| field(format!("instance {i}, patch {j}: {k} is missing"))),
             };
             let p = Patch { x: get("x_origin", None)?, y: get("y_origin", None)?, width: get("width", Some(size))?, height: get("height", Some(size))? };
@@ -306,6 +322,8 @@ mod tests {
         assert_eq!(parse(json!({"instances": {}})).unwrap_err().code, Code::InvalidRequestField);
         let bad_size = json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": 0, "y_origin": 0, "width": 256}]}]});
         assert_eq!(parse(bad_size).unwrap_err().code, Code::PatchDimensions);
+        let huge = json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": 9_223_372_036_854_775_000i64, "y_origin": 0}]}]});
+        assert!(parse(huge).unwrap_err().description.contains("x_origin must be an integer"));
         let unknown = json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": 0, "y_origin": 0, "z": 1}]}]});
         assert!(parse(unknown).unwrap_err().description.contains("\"z\""));
         let many: Vec<Value> = (0..4001).map(|i| json!({"x_origin": i, "y_origin": 0})).collect();

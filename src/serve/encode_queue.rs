@@ -90,11 +90,13 @@ impl EncodeQueue {
                     let mut rows: Result<Vec<Vec<f32>>, String> = Ok(Vec::with_capacity(all.len()));
                     for chunk in all.chunks(batch_size) {
                         let images: Vec<ImageRef<'_>> = chunk.iter().map(|p| ImageRef::rgb(side, side, p)).collect();
-                        let out = batcher
-                            .pack(&images)
-                            .and_then(|b| encoder.embed(&b))
-                            .and_then(|e| Ok(e.to_vec2::<f32>()?))
-                            .map_err(|e| format!("the encoder failed: {e}"));
+                        // A panic in the model fails this batch's requests, not the thread (which
+                        // would leave every later request refused).
+                        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            batcher.pack(&images).and_then(|b| encoder.embed(&b)).and_then(|e| Ok(e.to_vec2::<f32>()?))
+                        }))
+                        .map_err(|_| "the encoder panicked".to_string())
+                        .and_then(|r| r.map_err(|e| format!("the encoder failed: {e}")));
                         s.batches.fetch_add(1, Ordering::Relaxed);
                         match (out, &mut rows) {
                             (Ok(r), Ok(rows)) => rows.extend(r),

@@ -14,7 +14,9 @@ struct Rgb {
     data: Vec<u8>,
 }
 
-fn decode(bytes: &[u8], max_pixels: u64, what: &str) -> Result<(Rgb, bool), ApiError> {
+/// Decodes `bytes`; an image of more than `max_pixels`, or (with `expect`) of another size, is
+/// refused from its header, before its pixels are decoded.
+fn decode(bytes: &[u8], max_pixels: u64, expect: Option<(i64, i64)>, what: &str) -> Result<(Rgb, bool), ApiError> {
     let fail = |m: String| ApiError::new(Code::Image, format!("{what}: {m}"));
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| fail(e.to_string()))?;
     if !matches!(reader.format(), Some(image::ImageFormat::Png | image::ImageFormat::Jpeg)) {
@@ -27,6 +29,9 @@ fn decode(bytes: &[u8], max_pixels: u64, what: &str) -> Result<(Rgb, bool), ApiE
     let (w, h) = decoder.dimensions();
     if u64::from(w) * u64::from(h) > max_pixels {
         return Err(ApiError::new(Code::ImageDimension, format!("{what}: {w}x{h} is more than the server's limit of {max_pixels} pixels")));
+    }
+    if let Some((ew, eh)) = expect.filter(|e| *e != (i64::from(w), i64::from(h))) {
+        return Err(ApiError::new(Code::EzWsiState, format!("{what} is {w}x{h}, not {ew}x{eh}")));
     }
     let has_icc = decoder.icc_profile().ok().flatten().is_some_and(|p| !p.is_empty());
     let img = image::DynamicImage::from_decoder(decoder).map_err(|e| fail(e.to_string()))?;
@@ -66,7 +71,7 @@ pub fn patches(inst: &Instance, max_pixels: u64) -> Result<Vec<Vec<u8>>, ApiErro
     }
     match &inst.source {
         Source::Image(bytes) => {
-            let (img, has_icc) = decode(bytes, max_pixels, "the image")?;
+            let (img, has_icc) = decode(bytes, max_pixels, None, "the image")?;
             // Google transforms only images that carry a profile; this server does not
             // transform yet, so it says so rather than embed untransformed pixels.
             if has_icc && inst.icc_profile != "NONE" {
@@ -80,16 +85,14 @@ pub fn patches(inst: &Instance, max_pixels: u64) -> Result<Vec<Vec<u8>>, ApiErro
                 .zip(&inst.patches)
                 .enumerate()
                 .map(|(i, (bytes, p))| {
+                    // As Google's server: the coordinates are only echoed; "fully inside" asks
+                    // that the patch fit in the source image's size.
                     if let (Some((w, h)), true) = (source_size, inst.fully_inside) {
-                        if p.x < 0 || p.y < 0 || p.x + p.width > *w || p.y + p.height > *h {
-                            return Err(ApiError::new(Code::PatchOutsideImage, format!("patch {i} at ({}, {}) is not inside the {w}x{h} source image", p.x, p.y)));
+                        if p.width > *w || p.height > *h {
+                            return Err(ApiError::new(Code::PatchOutsideImage, format!("a {}x{} patch does not fit in the {w}x{h} source image", p.width, p.height)));
                         }
                     }
-                    let (img, _) = decode(bytes, max_pixels, &format!("ez_wsi_state.patches[{i}]"))?;
-                    if (img.width, img.height) != (p.width, p.height) {
-                        return Err(ApiError::new(Code::EzWsiState, format!("ez_wsi_state.patches[{i}] is {}x{}, not {}x{}", img.width, img.height, p.width, p.height)));
-                    }
-                    Ok(img.data)
+                    Ok(decode(bytes, max_pixels, Some((p.width, p.height)), &format!("ez_wsi_state.patches[{i}]"))?.0.data)
                 })
                 .collect()
         }

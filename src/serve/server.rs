@@ -31,7 +31,8 @@ pub struct ServeOptions {
     pub max_patches_per_request: usize,
     /// Largest request body in bytes (default 64 MiB).
     pub max_body_bytes: usize,
-    /// Largest inline image in pixels (default 10,000 × 10,000, Google's side limit).
+    /// Largest inline image, in pixels of area (default 100 million, the area of Google's
+    /// 10,000-pixel side limit).
     pub max_image_pixels: u64,
     /// Patches per encoder batch.
     pub batch_size: usize,
@@ -87,12 +88,16 @@ struct AppState {
     queue: EncodeQueue,
     opts: ServeOptions,
     started: Instant,
+    /// Requests decoding at once (one per core): decoding and cropping hold up to a few GB for
+    /// the largest requests, so they wait their turn instead of all running together.
+    decoding: tokio::sync::Semaphore,
 }
 
 /// The server's routes over `queue` (see [`EncodeQueue::start`]).
 pub fn router(queue: EncodeQueue, opts: ServeOptions) -> Router {
     let limit = opts.max_body_bytes;
-    let state = Arc::new(AppState { queue, opts: opts.clone(), started: Instant::now() });
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let state = Arc::new(AppState { queue, opts: opts.clone(), started: Instant::now(), decoding: tokio::sync::Semaphore::new(cores) });
     let guarded = Router::new()
         .route(&opts.predict_route, post(predict))
         .route(&opts.metrics_route, get(metrics))
@@ -108,7 +113,8 @@ fn authorised(headers: &HeaderMap, keys: &[String]) -> bool {
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     let Some(given) = given else { return false };
-    // Every key is compared, so the time does not tell which one matched.
+    // Every key is compared, so the time does not tell which one matched (only, at most,
+    // whether the lengths differ).
     keys.iter().fold(false, |ok, k| ok | bool::from(k.as_bytes().ct_eq(given.trim().as_bytes())))
 }
 
@@ -162,6 +168,9 @@ async fn answer(state: Arc<AppState>, body: Bytes) -> Response {
     };
     // Decoding and cropping are CPU work: off the async threads.
     let max_pixels = state.opts.max_image_pixels;
+    let Ok(_slot) = state.decoding.acquire().await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "Internal server error."}))).into_response();
+    };
     let prepared = tokio::task::spawn_blocking(move || {
         instances.into_iter().map(|i| i.and_then(|inst| patches(&inst, max_pixels).map(|p| (inst.patches, p)))).collect::<Vec<_>>()
     })
