@@ -1,17 +1,20 @@
 //! An embedding server that speaks Google's Path Foundation serving API (docs/SERVING_API.md):
 //! `POST` predict and `GET` health routes, routes from `AIP_PREDICT_ROUTE` / `AIP_HEALTH_ROUTE`
 //! and the port from `AIP_HTTP_PORT` (Vertex AI's conventions; defaults `/predict`, `/health`,
-//! 8080). Inline images (`raw_image_bytes`, EZ-WSI's in-memory images) are served; DICOMweb
-//! sources and `image_file_uri` fetches are not yet (each answered with Google's error code).
+//! 8080). Inline images (`raw_image_bytes`, EZ-WSI's in-memory images) and `dicom_path`
+//! instances from approved DICOMweb stores are served; `image_file_uri` fetches are not yet
+//! (answered with Google's error code).
 //!
-//! `cargo run --release --example serve -- [--weights W.safetensors] [--model NAME] [--host H] [--port P] [--batch B] [--device D] [--api-keys-file F]`
+//! `cargo run --release --example serve -- --weights W.safetensors --allow-dicomweb URL_PREFIX [--allow-dicomweb …] [--model NAME] [--host H] [--port P] [--batch B] [--device D] [--api-keys-file F]`
 
 #[path = "common/model_args.rs"]
 mod model_args;
 
 use clap::Parser;
 use haidef_wsi::encoders::device_name;
-use haidef_wsi::serve::{serve, EncodeQueue, ServeOptions};
+use haidef_wsi::serve::{serve, DicomStores, EncodeQueue, ServeOptions};
+use haidef_wsi::wsi::DicomWebOptions;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Serve embeddings over HTTP with Path Foundation's API.
@@ -42,6 +45,23 @@ struct Cli {
     /// `X-API-Key: KEY`). Without it the server takes any caller; bind to 127.0.0.1 then.
     #[arg(long)]
     api_keys_file: Option<std::path::PathBuf>,
+    /// A DICOMweb store the server may read `dicom_path` instances from: URLs under this prefix
+    /// (e.g. https://store.example.org/dicom-web). Repeat for more stores. None by default:
+    /// every `dicom_path` is refused (UNAPPROVED_DICOM_STORE_ERROR).
+    #[arg(long = "allow-dicomweb", value_name = "URL_PREFIX")]
+    allow_dicomweb: Vec<String>,
+    /// Extra certificate authority (PEM) trusted for https DICOMweb stores.
+    #[arg(long)]
+    ca_cert: Vec<std::path::PathBuf>,
+    /// Slides kept open between requests (metadata, fetched frames and decoded tiles).
+    #[arg(long, default_value_t = 16)]
+    open_slides: usize,
+    /// MiB of frames and decoded tiles cached per open slide.
+    #[arg(long, default_value_t = 64)]
+    slide_cache_mib: usize,
+    /// Timeout of one request to a DICOMweb store, in seconds.
+    #[arg(long, default_value_t = 30)]
+    store_timeout_s: u64,
 }
 
 fn main() {
@@ -69,12 +89,25 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if cli.api_keys_file.is_some() && api_keys.is_empty() {
         return Err("the API keys file holds no key".into());
     }
+    let dicom = if cli.allow_dicomweb.is_empty() {
+        None
+    } else {
+        let options = DicomWebOptions {
+            ca_certificates: cli.ca_cert.clone(),
+            cache_bytes: cli.slide_cache_mib << 20,
+            timeout: Duration::from_secs(cli.store_timeout_s),
+            attempts: 2,
+            ..Default::default()
+        };
+        Some(Arc::new(DicomStores::new(&cli.allow_dicomweb, options, cli.open_slides)?))
+    };
     let opts = ServeOptions {
         batch_size: batch,
         max_wait: Duration::from_millis(cli.max_wait_ms),
         max_queued_patches: cli.max_queued,
         request_timeout: Duration::from_secs(cli.timeout_s),
         api_keys,
+        dicom,
         ..ServeOptions::from_env()
     };
     let trained = if model.is_trained() { model.weights_id().to_string() } else { "UNTRAINED".to_string() };
@@ -91,6 +124,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             opts.health_route,
             device_name = device_name(&device)
         );
+        match &opts.dicom {
+            Some(d) => println!("DICOMweb stores approved: {}", d.approved().join(", ")),
+            None => println!("no DICOMweb store approved: dicom_path instances are refused (--allow-dicomweb URL_PREFIX)"),
+        }
         serve(listener, queue, opts).await
     })?;
     Ok(())

@@ -3,32 +3,14 @@
 //! library's offline embeddings of the same pixels (decoded here with the png crate, not the
 //! server's decoder).
 
-use haidef_wsi::encoders::batch::Batcher;
-use haidef_wsi::encoders::candle::{DType, Device};
-use haidef_wsi::encoders::{registry, Encoder, ImageRef};
-use haidef_wsi::serve::{serve, EncodeQueue, ServeOptions};
+use haidef_wsi::serve::ServeOptions;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
-fn model() -> Box<dyn Encoder> {
-    registry::find("path-foundation").unwrap().untrained(&Device::Cpu, DType::F32).unwrap()
-}
-
-/// Starts a server on a free port; its base URL.
-fn start(opts: ServeOptions) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            let queue = EncodeQueue::start(model(), opts.batch_size, opts.max_wait, opts.max_queued_patches).unwrap();
-            serve(listener, queue, opts).await.unwrap();
-        });
-    });
-    format!("http://{}", rx.recv_timeout(Duration::from_secs(30)).unwrap())
-}
+#[path = "support/server.rs"]
+mod server;
+use server::*;
 
 fn png_file(rel: &str) -> (Vec<u8>, usize, usize, Vec<u8>) {
     let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap();
@@ -38,52 +20,6 @@ fn png_file(rel: &str) -> (Vec<u8>, usize, usize, Vec<u8>) {
     assert_eq!(info.color_type, png::ColorType::Rgb);
     buf.truncate(info.buffer_size());
     (bytes, info.width as usize, info.height as usize, buf)
-}
-
-/// The 224² patch at (x, y), zeros outside the image.
-fn crop(rgb: &[u8], w: usize, h: usize, x: i64, y: i64) -> Vec<u8> {
-    let mut out = vec![0u8; 224 * 224 * 3];
-    for r in 0..224i64 {
-        for c in 0..224i64 {
-            let (sx, sy) = (x + c, y + r);
-            if (0..w as i64).contains(&sx) && (0..h as i64).contains(&sy) {
-                let s = ((sy as usize * w + sx as usize) * 3) as usize;
-                let d = ((r * 224 + c) * 3) as usize;
-                out[d..d + 3].copy_from_slice(&rgb[s..s + 3]);
-            }
-        }
-    }
-    out
-}
-
-fn offline(patches: &[Vec<u8>]) -> Vec<Vec<f32>> {
-    let m = model();
-    let mut b = Batcher::new(m.input_spec().clone(), patches.len(), Device::Cpu, DType::F32).unwrap();
-    let imgs: Vec<ImageRef<'_>> = patches.iter().map(|p| ImageRef::rgb(224, 224, p)).collect();
-    m.embed(&b.pack(&imgs).unwrap()).unwrap().to_vec2::<f32>().unwrap()
-}
-
-fn b64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// An HTTP client (rustls needs its crypto provider named once per process).
-fn client() -> reqwest::blocking::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::blocking::Client::new()
-}
-
-fn post(url: &str, body: &str) -> (u16, Value) {
-    let r = client().post(url).header("content-type", "application/json").body(body.to_string()).send().unwrap();
-    let status = r.status().as_u16();
-    (status, serde_json::from_str(&r.text().unwrap()).unwrap())
-}
-
-fn max_diff(a: &Value, b: &[f32]) -> f32 {
-    let a: Vec<f32> = a.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 #[test]

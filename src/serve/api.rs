@@ -19,6 +19,11 @@ pub enum Code {
     DicomPath,
     UnapprovedGcsBucket,
     UnapprovedDicomStore,
+    InvalidCredentials,
+    HttpError,
+    InvalidResponse,
+    DicomError,
+    LevelNotFound,
 }
 
 impl Code {
@@ -36,6 +41,11 @@ impl Code {
             Code::DicomPath => "DICOM_PATH_ERROR",
             Code::UnapprovedGcsBucket => "UNAPPROVED_GCS_BUCKET_ERROR",
             Code::UnapprovedDicomStore => "UNAPPROVED_DICOM_STORE_ERROR",
+            Code::InvalidCredentials => "INVALID_CREDENTIALS_ERROR",
+            Code::HttpError => "HTTP_ERROR",
+            Code::InvalidResponse => "INVALID_RESPONSE_ERROR",
+            Code::DicomError => "DICOM_ERROR",
+            Code::LevelNotFound => "LEVEL_NOT_FOUND_ERROR",
         }
     }
 }

@@ -15,9 +15,11 @@
 //! load tests.
 
 pub mod api;
+pub mod dicom;
 pub mod encode_queue;
 pub mod pixels;
 pub mod server;
 
+pub use dicom::DicomStores;
 pub use encode_queue::EncodeQueue;
 pub use server::{router, serve, ServeOptions};

@@ -5,9 +5,11 @@
 //! `Retry-After` when the encoder's queue is full, 504 past the time limit, 401 without a
 //! valid key when keys are configured. Keys and bearer tokens never appear in answers or logs.
 
-use super::api::{parse_request, prediction, ApiError};
+use super::api::{parse_request, prediction, ApiError, Code};
 use super::encode_queue::EncodeQueue;
-use super::pixels::patches;
+use super::api::{Instance, Source};
+use super::dicom::DicomStores;
+use super::pixels;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -49,6 +51,13 @@ pub struct ServeOptions {
     /// predict and metrics routes; empty: no authentication. The health route stays open for
     /// load balancers.
     pub api_keys: Vec<String>,
+    /// The approved DICOMweb stores (see [`DicomStores`]); None: every `dicom_path` instance
+    /// is answered `UNAPPROVED_DICOM_STORE_ERROR`.
+    pub dicom: Option<Arc<DicomStores>>,
+    /// `dicom_path` instances read at once, over all requests (each holds a thread while its
+    /// store answers): a slow or dead store ties up at most these, never the inline images'
+    /// decoding.
+    pub max_dicom_reads: usize,
 }
 
 impl Default for ServeOptions {
@@ -65,6 +74,8 @@ impl Default for ServeOptions {
             request_timeout: Duration::from_secs(120),
             metrics_route: "/metrics".into(),
             api_keys: Vec::new(),
+            dicom: None,
+            max_dicom_reads: 16,
         }
     }
 }
@@ -91,13 +102,15 @@ struct AppState {
     /// Requests decoding at once (one per core): decoding and cropping hold up to a few GB for
     /// the largest requests, so they wait their turn instead of all running together.
     decoding: tokio::sync::Semaphore,
+    /// `dicom_path` instances being read.
+    reading: tokio::sync::Semaphore,
 }
 
 /// The server's routes over `queue` (see [`EncodeQueue::start`]).
 pub fn router(queue: EncodeQueue, opts: ServeOptions) -> Router {
     let limit = opts.max_body_bytes;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let state = Arc::new(AppState { queue, opts: opts.clone(), started: Instant::now(), decoding: tokio::sync::Semaphore::new(cores) });
+    let state = Arc::new(AppState { queue, opts: opts.clone(), started: Instant::now(), decoding: tokio::sync::Semaphore::new(cores), reading: tokio::sync::Semaphore::new(opts.max_dicom_reads.max(1)) });
     let guarded = Router::new()
         .route(&opts.predict_route, post(predict))
         .route(&opts.metrics_route, get(metrics))
@@ -166,18 +179,27 @@ async fn answer(state: Arc<AppState>, body: Bytes) -> Response {
         Ok(i) => i,
         Err(e) => return Json(json!({"error": e.code.as_str()})).into_response(),
     };
-    // Decoding and cropping are CPU work: off the async threads.
-    let max_pixels = state.opts.max_image_pixels;
-    let Ok(_slot) = state.decoding.acquire().await else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "Internal server error."}))).into_response();
-    };
-    let prepared = tokio::task::spawn_blocking(move || {
-        instances.into_iter().map(|i| i.and_then(|inst| patches(&inst, max_pixels).map(|p| (inst.patches, p)))).collect::<Vec<_>>()
-    })
-    .await;
-    let Ok(prepared) = prepared else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "Internal server error."}))).into_response();
-    };
+    // Each instance's pixels, all instances at once; fetching and decoding are blocking work,
+    // off the async threads. Inline images wait for a decoding slot (one per core), DICOMweb
+    // reads for a reading slot, so that a slow store does not hold up inline images.
+    let tasks: Vec<_> = instances
+        .into_iter()
+        .map(|i| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let inst = i?;
+                let pixels = prepare(&state, &inst).await?;
+                Ok::<_, ApiError>((inst.patches, pixels))
+            })
+        })
+        .collect();
+    let mut prepared = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let Ok(p) = t.await else {
+            return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "Internal server error."}))).into_response();
+        };
+        prepared.push(p);
+    }
     // One encoder job per instance, all queued before any is awaited, so that they share batches.
     let mut waiting = Vec::with_capacity(prepared.len());
     for p in prepared {
@@ -202,6 +224,30 @@ async fn answer(state: Arc<AppState>, body: Bytes) -> Response {
         predictions.push(prediction(&result));
     }
     Json(json!({"predictions": predictions})).into_response()
+}
+
+/// The RGB8 patches of one instance.
+async fn prepare(state: &Arc<AppState>, inst: &Instance) -> Result<Vec<Vec<u8>>, ApiError> {
+    let internal = || ApiError::new(Code::DicomError, "internal error while reading the instance");
+    let inst = inst.clone();
+    if let Source::Dicom { .. } = inst.source {
+        let Some(stores) = state.opts.dicom.clone() else {
+            return Err(ApiError::new(Code::UnapprovedDicomStore, "no DICOMweb store is approved on this server (the operator approves stores with --allow-dicomweb URL_PREFIX)"));
+        };
+        if inst.image_dimensions.is_some() {
+            return Err(ApiError::new(Code::ImageDimension, "image_dimensions (resizing the source) is not supported by this server yet"));
+        }
+        let _slot = state.reading.acquire().await.map_err(|_| internal())?;
+        return tokio::task::spawn_blocking(move || {
+            let Source::Dicom { series_path, instance_uids } = &inst.source else { unreachable!("matched above") };
+            stores.patches(series_path, instance_uids, &inst.bearer_token, &inst.patches, inst.fully_inside, &inst.icc_profile)
+        })
+        .await
+        .map_err(|_| internal())?;
+    }
+    let max_pixels = state.opts.max_image_pixels;
+    let _slot = state.decoding.acquire().await.map_err(|_| internal())?;
+    tokio::task::spawn_blocking(move || pixels::patches(&inst, max_pixels)).await.map_err(|_| internal())?
 }
 
 /// Serves on `listener` until the process ends.

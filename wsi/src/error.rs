@@ -177,6 +177,23 @@ pub enum WsiError {
         /// What went wrong and what to do.
         problem: String,
     },
+    /// The DICOMweb server refused the credentials (HTTP 401 or 403).
+    #[error("{location}: HTTP {status}: not authorised; check the credentials (--basic-auth user:pass or --bearer-token)")]
+    DicomWebDenied {
+        /// URL of the request.
+        location: Location,
+        /// 401 or 403.
+        status: u16,
+    },
+    /// A URL off the client's allowlist ([`crate::dicomweb::DicomWebOptions::allowlist`]),
+    /// or a redirect to one: nothing was sent to it.
+    #[error("{location}: refused: {problem}")]
+    DicomWebRefused {
+        /// URL of the request (without user-info or query).
+        location: Location,
+        /// Why.
+        problem: String,
+    },
     /// A caller asked for something that does not exist or makes no sense.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

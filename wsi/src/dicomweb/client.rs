@@ -1,10 +1,11 @@
 //! A small blocking DICOMweb HTTP client: authentication, retries with backoff and jitter on
 //! server-side failures, errors that say what the server answered.
 
+use super::allowlist::UrlAllowlist;
 use super::multipart::{parse_body, parse_content_type, MultipartType, Part};
 use crate::error::{Result, WsiError};
 use std::path::PathBuf;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// How to authenticate to the DICOMweb server.
@@ -61,6 +62,11 @@ pub struct DicomWebOptions {
     /// Extra certificate authorities (PEM files) trusted for `https://`, on top of the
     /// system's trust store (which also honours `SSL_CERT_FILE`). For servers with an in-house CA.
     pub ca_certificates: Vec<PathBuf>,
+    /// When set, every URL the client requests (series, frames, bulk data, and each redirect
+    /// hop) must be under one of these prefixes; others are refused with
+    /// [`WsiError::DicomWebRefused`] before anything is sent. For servers that fetch URLs their
+    /// callers name. None: any URL.
+    pub allowlist: Option<Arc<UrlAllowlist>>,
 }
 
 impl Default for DicomWebOptions {
@@ -73,6 +79,7 @@ impl Default for DicomWebOptions {
             cache_bytes: crate::cache::DEFAULT_CACHE_BYTES,
             max_concurrent_requests: 4,
             ca_certificates: Vec::new(),
+            allowlist: None,
         }
     }
 }
@@ -87,6 +94,7 @@ pub(crate) struct Client {
     max_in_flight: usize,
     in_flight: Mutex<usize>,
     slot_free: Condvar,
+    allowlist: Option<Arc<UrlAllowlist>>,
 }
 
 /// A request slot, given back on drop.
@@ -115,9 +123,23 @@ impl Client {
                 .ok_or_else(|| fail(path.display().to_string(), "expected PEM certificates (-----BEGIN CERTIFICATE-----)".into()))?;
             extra.extend(certs);
         }
+        // With an allowlist, a redirect is followed only to an allowed URL.
+        let redirects = match options.allowlist.clone() {
+            None => reqwest::redirect::Policy::default(),
+            Some(list) => reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 10 {
+                    attempt.error("too many redirects")
+                } else if list.allows(attempt.url()) {
+                    attempt.follow()
+                } else {
+                    attempt.error(RedirectRefused)
+                }
+            }),
+        };
         let http = reqwest::blocking::Client::builder()
             .timeout(options.timeout)
             .tls_certs_merge(extra)
+            .redirect(redirects)
             .build()
             .map_err(|e| fail("HTTP client".into(), e.to_string()))?;
         Ok(Client {
@@ -127,6 +149,7 @@ impl Client {
             max_in_flight: options.max_concurrent_requests.max(1),
             in_flight: Mutex::new(0),
             slot_free: Condvar::new(),
+            allowlist: options.allowlist.clone(),
         })
     }
 
@@ -162,8 +185,13 @@ impl Client {
 
     /// Like [`Client::get`]; credentials are sent only when `credentials` (not to other hosts).
     pub fn get_with(&self, url: &str, accept: &str, credentials: bool) -> Result<(String, Vec<u8>)> {
-        let _slot = self.slot();
         let fail = |problem: String| WsiError::DicomWeb { location: url.to_string(), problem };
+        if let Some(list) = &self.allowlist {
+            if !list.allows_str(url) {
+                return Err(WsiError::DicomWebRefused { location: shown(url), problem: "not under an approved DICOMweb prefix".into() });
+            }
+        }
+        let _slot = self.slot();
         let mut last = String::new();
         let mut retry_after: Option<Duration> = None;
         for attempt in 0..self.attempts {
@@ -190,6 +218,10 @@ impl Client {
                         "TLS failed: {detail}; if the server uses an in-house certificate authority, pass its PEM file with --ca-cert (DicomWebOptions::ca_certificates) or SSL_CERT_FILE"
                     )));
                 }
+                Err(e) if e.is_redirect() && refused_redirect(&e) => {
+                    let to = e.url().map_or_else(|| "another URL".to_string(), |u| shown(u.as_str()));
+                    return Err(WsiError::DicomWebRefused { location: shown(url), problem: format!("redirected to {to}, which is not under an approved DICOMweb prefix") });
+                }
                 Err(e) if e.is_timeout() || e.is_connect() || e.is_request() => {
                     last = format!("request failed: {}", without_url(&e));
                     continue;
@@ -209,11 +241,7 @@ impl Client {
             }
             let code = status.as_u16();
             match code {
-                401 | 403 => {
-                    return Err(fail(format!(
-                        "HTTP {code}: not authorised; check the credentials (--basic-auth user:pass or --bearer-token)"
-                    )))
-                }
+                401 | 403 => return Err(WsiError::DicomWebDenied { location: url.to_string(), status: code }),
                 404 => return Err(fail("HTTP 404: not found; check the study and series UIDs and the DICOMweb root".into())),
                 429 | 500..=599 => {
                     // Retry-After in seconds (the HTTP-date form is rare from DICOMweb servers).
@@ -224,6 +252,44 @@ impl Client {
             }
         }
         Err(fail(format!("gave up after {} attempts; last: {last}", self.attempts)))
+    }
+}
+
+/// The error a redirect policy raises for a hop off the allowlist.
+#[derive(Debug)]
+struct RedirectRefused;
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("redirect to a URL off the allowlist")
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// Whether a redirect error is the allowlist's refusal.
+fn refused_redirect(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.is::<RedirectRefused>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// A URL for messages: without user-info, query or fragment (which may carry credentials).
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "<not a URL>".into(),
     }
 }
 

@@ -1,0 +1,186 @@
+//! `dicom_path` instances: patches read from DICOMweb stores through the library's client
+//! (frames fetched many per request, cached, decoded on the slide's cache), only from stores on
+//! the server's allowlist (deny by default; each redirect hop and bulk-data URI checked too).
+//!
+//! The caller's `bearer_token` goes to the store and nowhere else. Slides stay open between
+//! requests (their metadata, frames and decoded tiles cached), one per series URL and token, so
+//! that a token the store refused, or another caller's token, never reads from a slide it did
+//! not open. Errors carry Google's codes: a token the store refuses is
+//! `INVALID_CREDENTIALS_ERROR` for that instance only.
+
+use super::api::{ApiError, Code, Patch};
+use crate::color::ToSrgb;
+use haidef_wsi_dicom::dicomweb::{parse_series_url, Auth, DicomWebOptions, UrlAllowlist};
+use haidef_wsi_dicom::{OutOfBounds, Slide, WsiError};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// One cached slide: opened once, whoever asks first; later askers wait for it.
+type Entry = Arc<Mutex<Option<Arc<Slide>>>>;
+
+/// The approved DICOMweb stores and the slides open on them.
+pub struct DicomStores {
+    allowlist: Arc<UrlAllowlist>,
+    options: DicomWebOptions,
+    /// (series URL, bearer token) → slide, most recently used last.
+    open: Mutex<VecDeque<((String, String), Entry)>>,
+    max_open: usize,
+}
+
+impl std::fmt::Debug for DicomStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keys hold bearer tokens: only the count is shown.
+        let open = self.open.lock().map_or(0, |o| o.len());
+        f.debug_struct("DicomStores").field("approved", &self.allowlist.prefixes().collect::<Vec<_>>()).field("open_slides", &open).finish()
+    }
+}
+
+impl DicomStores {
+    /// Stores under the `approved` URL prefixes (none: every `dicom_path` is refused), read
+    /// with `options` (its `auth` and `allowlist` are set per request), keeping up to
+    /// `max_open` slides open (each with `options.cache_bytes` of frames and tiles).
+    pub fn new<S: AsRef<str>>(approved: &[S], options: DicomWebOptions, max_open: usize) -> crate::error::Result<Self> {
+        let allowlist = Arc::new(UrlAllowlist::new(approved)?);
+        let options = DicomWebOptions { allowlist: Some(allowlist.clone()), auth: Auth::None, ..options };
+        Ok(DicomStores { allowlist, options, open: Mutex::new(VecDeque::new()), max_open: max_open.max(1) })
+    }
+
+    /// The approved prefixes, normalised.
+    pub fn approved(&self) -> Vec<String> {
+        self.allowlist.prefixes().map(str::to_string).collect()
+    }
+
+    /// The slide at `series_url` as `token` sees it, opened now or earlier.
+    fn slide(&self, series_url: &str, token: &str) -> Result<Arc<Slide>, WsiError> {
+        let key = (series_url.to_string(), token.to_string());
+        let entry = {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = match open.iter().position(|(k, _)| *k == key) {
+                Some(i) => open.remove(i).map(|(_, e)| e).unwrap_or_default(),
+                None => Entry::default(),
+            };
+            open.push_back((key.clone(), entry.clone()));
+            while open.len() > self.max_open {
+                open.pop_front();
+            }
+            entry
+        };
+        let mut slot = entry.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slide) = slot.as_ref() {
+            return Ok(slide.clone());
+        }
+        let auth = if token.is_empty() { Auth::None } else { Auth::Bearer(token.to_string()) };
+        match Slide::open_dicomweb(series_url, &DicomWebOptions { auth, ..self.options.clone() }) {
+            Ok(slide) => {
+                let slide = Arc::new(slide);
+                *slot = Some(slide.clone());
+                Ok(slide)
+            }
+            Err(e) => {
+                drop(slot);
+                self.forget(&key);
+                Err(e)
+            }
+        }
+    }
+
+    fn forget(&self, key: &(String, String)) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|(k, _)| k != key);
+    }
+
+    /// The RGB8 patches of a `dicom_path` instance, in order: `instance_uids[0]` names the
+    /// level (Google's server reads the same). Outside the level is black where the caller
+    /// allows patches past its edge.
+    pub fn patches(&self, series_path: &str, instance_uids: &[String], token: &str, patches: &[Patch], fully_inside: bool, icc: &str) -> Result<Vec<Vec<u8>>, ApiError> {
+        if !self.allowlist.allows_str(series_path) {
+            return Err(ApiError::new(
+                Code::UnapprovedDicomStore,
+                "series_path is not under a DICOMweb store approved on this server (the operator approves stores with --allow-dicomweb URL_PREFIX)",
+            ));
+        }
+        let (series_url, _, _) = parse_series_url(series_path).map_err(|e| ApiError::new(Code::DicomPath, e.to_string()))?;
+        let slide = self.slide(&series_url, token).map_err(|e| {
+            if matches!(e, WsiError::DicomWebDenied { .. }) {
+                // A slide opened with a token the store has since refused is opened afresh next time.
+                self.forget(&(series_url.clone(), token.to_string()));
+            }
+            code_of(&e)
+        })?;
+        let uid = instance_uids.first().map(String::as_str).unwrap_or_default();
+        let level = slide.levels().iter().find(|l| l.info().sop_instance_uid == uid).ok_or_else(|| {
+            ApiError::new(Code::LevelNotFound, format!("instance {uid} is not a pyramid level of series {series_url}"))
+        })?;
+        let (w, h) = (i64::from(level.width()), i64::from(level.height()));
+        let to_srgb = match (icc, &level.info().icc_profile) {
+            ("NONE", _) | (_, None) => None,
+            ("SRGB", Some(profile)) => Some(ToSrgb::from_icc(profile).map_err(|e| ApiError::new(Code::DicomError, e.to_string()))?),
+            (other, Some(_)) => {
+                return Err(ApiError::new(Code::InvalidIccProfileTransform, format!("transforms to {other} are not supported by this server yet; NONE and SRGB are")))
+            }
+        };
+        // Each patch's part inside the level; the frames under all of them are announced first,
+        // so that the client fetches them many per request.
+        let mut clipped = Vec::with_capacity(patches.len());
+        let mut frames = Vec::new();
+        let (tw, th) = (i64::from(level.tile_size().0), i64::from(level.tile_size().1));
+        for p in patches {
+            let inside = p.x >= 0 && p.y >= 0 && p.x + p.width <= w && p.y + p.height <= h;
+            if fully_inside && !inside {
+                return Err(ApiError::new(
+                    Code::PatchOutsideImage,
+                    format!("patch at ({}, {}) of {}x{} is not inside the {w}x{h} level {uid}", p.x, p.y, p.width, p.height),
+                ));
+            }
+            let (x0, y0, x1, y1) = (p.x.max(0), p.y.max(0), (p.x + p.width).min(w), (p.y + p.height).min(h));
+            if x0 < x1 && y0 < y1 {
+                for ty in y0 / th..=(y1 - 1) / th {
+                    frames.extend((x0 / tw..=(x1 - 1) / tw).filter_map(|tx| level.frame_at(tx as u32, ty as u32)));
+                }
+                clipped.push(Some((x0, y0, (x1 - x0) as u32, (y1 - y0) as u32)));
+            } else {
+                clipped.push(None);
+            }
+        }
+        frames.sort_unstable();
+        frames.dedup();
+        level.frame_source().prefetch(&frames);
+        let rects: Vec<_> = clipped.iter().flatten().copied().collect();
+        let mut regions = level.read_regions(&rects, OutOfBounds::Error).map_err(|e| {
+            if matches!(e, WsiError::DicomWebDenied { .. }) {
+                self.forget(&(series_url.clone(), token.to_string()));
+            }
+            code_of(&e)
+        })?;
+        regions.reverse();
+        let mut out = Vec::with_capacity(patches.len());
+        for (p, c) in patches.iter().zip(&clipped) {
+            let mut pixels = vec![0u8; (p.width * p.height * 3) as usize];
+            if let (Some((x0, y0, cw, _)), Some(region)) = (c, c.and_then(|_| regions.pop())) {
+                let row = *cw as usize * 3;
+                for (r, src) in region.data.chunks_exact(row).enumerate() {
+                    let dst = (((y0 - p.y + r as i64) * p.width + (x0 - p.x)) * 3) as usize;
+                    pixels[dst..dst + row].copy_from_slice(src);
+                }
+            }
+            if let Some(t) = &to_srgb {
+                t.apply(&mut pixels);
+            }
+            out.push(pixels);
+        }
+        Ok(out)
+    }
+}
+
+/// Google's code for a reader error.
+fn code_of(e: &WsiError) -> ApiError {
+    let code = match e {
+        WsiError::DicomWebDenied { .. } => Code::InvalidCredentials,
+        WsiError::DicomWebRefused { .. } => Code::UnapprovedDicomStore,
+        WsiError::DicomWeb { problem, .. } if problem.starts_with("not DICOM JSON") || problem.starts_with("malformed") || problem.starts_with("expected") => Code::InvalidResponse,
+        WsiError::DicomWeb { .. } => Code::HttpError,
+        WsiError::InvalidArgument(_) => Code::DicomPath,
+        _ => Code::DicomError,
+    };
+    ApiError::new(code, e.to_string())
+}

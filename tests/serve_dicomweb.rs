@@ -1,0 +1,192 @@
+//! The server's `dicom_path` instances against a real Orthanc (see `wsi/tests/orthanc/mod.rs`)
+//! behind a bearer-token gate (`tests/support/store_gate.rs`): embeddings equal the library's
+//! offline embeddings of the same regions read from the slide's files; every refusal (store
+//! not approved, redirect off the allowlist, a name for loopback, wrong token) has Google's
+//! code, fails only its instance, and leaks no token; a dead store fails only its requests.
+
+#[path = "../wsi/tests/orthanc/mod.rs"]
+mod orthanc;
+#[path = "support/server.rs"]
+mod server;
+#[path = "support/store_gate.rs"]
+mod store_gate;
+
+use haidef_wsi::color::ToSrgb;
+use haidef_wsi::serve::{DicomStores, ServeOptions};
+use haidef_wsi::wsi::{DicomWebOptions, Slide};
+use orthanc::{Orthanc, Setup};
+use serde_json::{json, Value};
+use server::{b64, crop, max_diff, offline, post, start};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TOKEN: &str = "tok-3f9a1c-good";
+
+fn folder(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/slides").join(name)
+}
+
+/// A server approving `prefixes`, with a short store timeout.
+fn server(prefixes: &[String]) -> String {
+    let options = DicomWebOptions { timeout: Duration::from_secs(2), attempts: 1, ..Default::default() };
+    let stores = DicomStores::new(prefixes, options, 16).unwrap();
+    start(ServeOptions { dicom: Some(Arc::new(stores)), ..ServeOptions::default() })
+}
+
+fn dicom(series: &str, uid: &str, token: &str, patches: Value, extensions: Value) -> Value {
+    json!({"dicom_path": {"series_path": series, "instance_uids": [uid]}, "bearer_token": token, "patch_coordinates": patches, "extensions": extensions})
+}
+
+/// (SOP instance UID, width, height, RGB8 pixels) of level `index`, read from the files.
+fn level_pixels(slide: &Slide, index: usize) -> (String, usize, usize, Vec<u8>) {
+    let level = slide.level(index).unwrap();
+    let all = level.read_all().unwrap();
+    (level.info().sop_instance_uid.clone(), all.width as usize, all.height as usize, all.data)
+}
+
+#[test]
+fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() {
+    let Some(store) = Orthanc::start(Setup::default()) else { return };
+    store.stow(&folder("ihc-sparse"));
+    let local = Slide::open(folder("ihc-sparse")).unwrap();
+    let (gate, seen) = store_gate::start(&store.direct(), TOKEN);
+    let (study, series) = (local.study_instance_uid(), local.series_instance_uid());
+    let path = format!("{gate}/dicom-web/studies/{study}/series/{series}");
+    let base = server(&[format!("{gate}/dicom-web"), format!("{gate}/moved/dicom-web")]);
+    let predict = format!("{base}/predict");
+
+    // Level 1 (1250×900): patches inside, across frame borders, and one past the edge (black).
+    let (uid, w, h, rgb) = level_pixels(&local, 1);
+    assert_eq!((w, h), (1250, 900));
+    let origins = [(0i64, 0i64), (300, 200), (1100, 800)];
+    let want = offline(&origins.iter().map(|(x, y)| crop(&rgb, w, h, *x, *y)).collect::<Vec<_>>());
+    let coords: Vec<Value> = origins.iter().map(|(x, y)| json!({"x_origin": x, "y_origin": y, "width": 224, "height": 224})).collect();
+    let png = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/reference/ihc-full-l0-frame-corner.png")).unwrap();
+    let body = json!({"instances": [
+        dicom(&path, &uid, TOKEN, json!(coords), json!({"require_patches_fully_in_source_image": "False", "transform_imaging_to_icc_profile": "NONE"})),
+        // Wrong and missing tokens: the store refuses; only these instances fail.
+        dicom(&path, &uid, "tok-wrong", json!([coords[0]]), json!({})),
+        dicom(&path, &uid, "", json!([coords[0]]), json!({})),
+        // Past the edge when the patch must be inside (the default).
+        dicom(&path, &uid, TOKEN, json!([coords[2]]), json!({})),
+        // Not a level of the series.
+        dicom(&path, "1.2.3.4.5", TOKEN, json!([coords[0]]), json!({})),
+        // Not approved: Orthanc's own port, loopback by name, a file, a look-alike path.
+        dicom(&format!("{}/dicom-web/studies/{study}/series/{series}", store.direct()), &uid, TOKEN, json!([coords[0]]), json!({})),
+        dicom(&path.replace("127.0.0.1", "localhost"), &uid, TOKEN, json!([coords[0]]), json!({})),
+        dicom("file:///etc/passwd", &uid, TOKEN, json!([coords[0]]), json!({})),
+        dicom(&path.replace("/dicom-web/", "/dicom-webX/"), &uid, TOKEN, json!([coords[0]]), json!({})),
+        // Approved, but the gate redirects to Orthanc's own port, which is not.
+        dicom(&format!("{gate}/moved/dicom-web/studies/{study}/series/{series}"), &uid, TOKEN, json!([coords[0]]), json!({})),
+        // Approved prefix, not a series URL; a series the store does not hold.
+        dicom(&format!("{gate}/dicom-web/studies/{study}"), &uid, TOKEN, json!([coords[0]]), json!({})),
+        dicom(&format!("{gate}/dicom-web/studies/{study}/series/1.2.3"), &uid, TOKEN, json!([coords[0]]), json!({})),
+        // An inline image in the same request is unaffected.
+        {"raw_image_bytes": b64(&png), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
+    ]});
+    let (status, answer) = post(&predict, &body.to_string());
+    assert_eq!(status, 200, "{answer}");
+    let text = answer.to_string();
+    assert!(!text.contains("tok-"), "a token leaked into the answer: {text}");
+    let p = answer["predictions"].as_array().unwrap();
+    let rows = p[0]["result"]["patch_embeddings"].as_array().unwrap_or_else(|| panic!("{}", p[0]));
+    assert_eq!(rows.len(), 3);
+    for (i, (row, want)) in rows.iter().zip(&want).enumerate() {
+        assert_eq!(row["patch_coordinate"], coords[i]);
+        let d = max_diff(&row["embedding_vector"], want);
+        assert!(d <= 1e-5, "patch {:?}: embeddings differ by {d}", origins[i]);
+    }
+    let codes: Vec<&str> = p[1..12].iter().map(|x| x["error"]["code"].as_str().unwrap_or_else(|| panic!("expected an error: {x}"))).collect();
+    assert_eq!(
+        codes,
+        [
+            "INVALID_CREDENTIALS_ERROR",
+            "INVALID_CREDENTIALS_ERROR",
+            "PATCH_OUTSIDE_OF_IMAGE_DIMENSIONS_ERROR",
+            "LEVEL_NOT_FOUND_ERROR",
+            "UNAPPROVED_DICOM_STORE_ERROR",
+            "UNAPPROVED_DICOM_STORE_ERROR",
+            "UNAPPROVED_DICOM_STORE_ERROR",
+            "UNAPPROVED_DICOM_STORE_ERROR",
+            "UNAPPROVED_DICOM_STORE_ERROR",
+            "DICOM_PATH_ERROR",
+            "HTTP_ERROR",
+        ],
+        "{text}"
+    );
+    assert!(p[9]["error"]["description"].as_str().unwrap().contains("redirected to"), "{}", p[9]);
+    assert!(p[12]["result"]["patch_embeddings"][0]["embedding_vector"].is_array());
+    assert!(seen.refused.load(Ordering::SeqCst) >= 2, "the wrong and missing tokens reached the store");
+
+    // The slide stays open: a second request is served from the cache (no new store requests
+    // for frames already fetched) and gives the same embeddings.
+    let before = seen.good.load(Ordering::SeqCst);
+    let again = json!({"instances": [dicom(&path, &uid, TOKEN, json!([coords[1]]), json!({}))]});
+    let (_, answer) = post(&predict, &again.to_string());
+    assert!(max_diff(&answer["predictions"][0]["result"]["patch_embeddings"][0]["embedding_vector"], &want[1]) <= 1e-5, "{answer}");
+    assert_eq!(seen.good.load(Ordering::SeqCst), before, "fetched again: {:?}", &seen.paths.lock().unwrap()[before..]);
+}
+
+#[test]
+fn srgb_transforms_use_the_levels_icc_profile() {
+    let Some(store) = Orthanc::start(Setup::default()) else { return };
+    store.stow(&folder("ihc-raw-prophoto"));
+    let local = Slide::open(folder("ihc-raw-prophoto")).unwrap();
+    let (gate, _) = store_gate::start(&store.direct(), TOKEN);
+    let path = format!("{gate}/dicom-web/studies/{}/series/{}", local.study_instance_uid(), local.series_instance_uid());
+    let base = server(&[format!("{gate}/dicom-web")]);
+    let (uid, w, h, rgb) = level_pixels(&local, 0);
+    let profile = local.level(0).unwrap().info().icc_profile.clone().expect("the fixture carries a ProPhoto profile");
+    let mut srgb = crop(&rgb, w, h, 10, 20);
+    ToSrgb::from_icc(&profile).unwrap().apply(&mut srgb);
+    let want = offline(&[crop(&rgb, w, h, 10, 20), srgb]);
+    let coords = json!([{"x_origin": 10, "y_origin": 20}]);
+    let body = json!({"instances": [
+        dicom(&path, &uid, TOKEN, coords.clone(), json!({"transform_imaging_to_icc_profile": "NONE"})),
+        dicom(&path, &uid, TOKEN, coords.clone(), json!({"transform_imaging_to_icc_profile": "srgb"})),
+        dicom(&path, &uid, TOKEN, coords, json!({"transform_imaging_to_icc_profile": "ROMMRGB"})),
+    ]});
+    let (_, answer) = post(&format!("{base}/predict"), &body.to_string());
+    let p = answer["predictions"].as_array().unwrap();
+    assert!(max_diff(&p[0]["result"]["patch_embeddings"][0]["embedding_vector"], &want[0]) <= 1e-5, "{answer}");
+    assert!(max_diff(&p[1]["result"]["patch_embeddings"][0]["embedding_vector"], &want[1]) <= 1e-5, "{answer}");
+    assert!(max_diff(&p[1]["result"]["patch_embeddings"][0]["embedding_vector"], &want[0]) > 1e-3, "the transform changed nothing");
+    assert_eq!(p[2]["error"]["code"], "INVALID_ICC_PROFILE_TRANSFORM_ERROR");
+}
+
+#[test]
+fn a_dead_store_fails_only_the_requests_that_need_it() {
+    // A store that accepts connections and never answers.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/dicom-web", dead.local_addr().unwrap());
+    let _keep = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in dead.incoming() {
+            held.push(c);
+        }
+    });
+    let base = server(&[dead_url.clone()]);
+    let predict = format!("{base}/predict");
+    let png = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/reference/ihc-full-l0-frame-corner.png")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let slow = {
+        let (predict, tx) = (predict.clone(), tx.clone());
+        let body = json!({"instances": [dicom(&format!("{dead_url}/studies/1.2/series/3.4"), "5.6", "", json!([{"x_origin": 0, "y_origin": 0}]), json!({}))]});
+        std::thread::spawn(move || {
+            let r = post(&predict, &body.to_string());
+            tx.send("dicom").unwrap();
+            r
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let inline = json!({"instances": [{"raw_image_bytes": b64(&png), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]}]});
+    let (status, r) = post(&predict, &inline.to_string());
+    tx.send("inline").unwrap();
+    assert_eq!(status, 200);
+    assert!(r["predictions"][0]["result"].is_object(), "{r}");
+    let (status, r) = slow.join().unwrap();
+    assert_eq!((status, r["predictions"][0]["error"]["code"].as_str()), (200, Some("HTTP_ERROR")), "{r}");
+    assert_eq!(rx.recv().unwrap(), "inline", "the inline request waited for the dead store");
+}
