@@ -5,14 +5,14 @@
 //! instances from approved DICOMweb stores are served; `image_file_uri` fetches are not yet
 //! (answered with Google's error code).
 //!
-//! `cargo run --release --example serve -- --weights W.safetensors --allow-dicomweb URL_PREFIX [--allow-dicomweb …] [--model NAME] [--host H] [--port P] [--batch B] [--device D] [--api-keys-file F]`
+//! `cargo run --release --example serve -- --weights W.safetensors --allow-dicomweb URL_PREFIX [--allow-dicomweb …] [--model NAME] [--host H] [--port P] [--batch B] [--device D] [--api-keys-file F] [--tls-cert PEM --tls-key PEM]`
 
 #[path = "common/model_args.rs"]
 mod model_args;
 
 use clap::Parser;
 use haidef_wsi::encoders::device_name;
-use haidef_wsi::serve::{serve, DicomStores, EncodeQueue, ServeOptions};
+use haidef_wsi::serve::{serve, serve_tls, tls_config, DicomStores, EncodeQueue, ServeOptions};
 use haidef_wsi::wsi::DicomWebOptions;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +59,12 @@ struct Cli {
     /// MiB of frames and decoded tiles cached per open slide.
     #[arg(long, default_value_t = 64)]
     slide_cache_mib: usize,
+    /// Serve HTTPS with this certificate chain (PEM; may also hold the key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Timeout of one request to a DICOMweb store, in seconds.
     #[arg(long, default_value_t = 30)]
     store_timeout_s: u64,
@@ -113,14 +119,18 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let trained = if model.is_trained() { model.weights_id().to_string() } else { "UNTRAINED".to_string() };
     let queue = EncodeQueue::start(model, opts.batch_size, opts.max_wait, opts.max_queued_patches)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(c), Some(k)) => Some(tls_config(c, k)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port)).await?;
+        let listener = std::net::TcpListener::bind((cli.host.as_str(), cli.port))?;
+        let addr = listener.local_addr()?;
         println!(
-            "serving {} ({trained}) on {device_name} {dtype:?}, batch {batch}: POST http://{}{}  GET http://{}{}",
+            "serving {} ({trained}) on {device_name} {dtype:?}, batch {batch}: POST {scheme}://{addr}{}  GET {scheme}://{addr}{}",
             entry.name,
-            listener.local_addr()?,
             opts.predict_route,
-            listener.local_addr()?,
             opts.health_route,
             device_name = device_name(&device)
         );
@@ -128,7 +138,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Some(d) => println!("DICOMweb stores approved: {}", d.approved().join(", ")),
             None => println!("no DICOMweb store approved: dicom_path instances are refused (--allow-dicomweb URL_PREFIX)"),
         }
-        serve(listener, queue, opts).await
+        match tls {
+            Some(tls) => serve_tls(listener, tls, queue, opts).await,
+            None => {
+                listener.set_nonblocking(true)?;
+                serve(tokio::net::TcpListener::from_std(listener)?, queue, opts).await
+            }
+        }
     })?;
     Ok(())
 }

@@ -157,3 +157,22 @@ fn metrics_count_patches_and_a_slow_request_gets_504() {
     let r = client().post(format!("{slow}/predict")).body(body.to_string()).send().unwrap();
     assert_eq!(r.status().as_u16(), 504);
 }
+
+#[test]
+fn https_with_a_certificate_and_key() {
+    let port = start_tls(ServeOptions::default());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dicomweb/tls/ca.pem")).unwrap()).unwrap();
+    let trusting = reqwest::blocking::Client::builder().tls_certs_merge([ca]).build().unwrap();
+    let h = trusting.get(format!("https://127.0.0.1:{port}/health")).send().unwrap();
+    assert_eq!((h.status().as_u16(), h.text().unwrap().as_str()), (200, "ok"));
+    let r = trusting.post(format!("https://127.0.0.1:{port}/predict")).body(r#"{"instances": []}"#).send().unwrap();
+    assert_eq!(r.text().unwrap(), r#"{"predictions":[]}"#);
+    // Plain HTTP to the TLS port, and a client that does not trust the CA, get nothing.
+    assert!(client().get(format!("http://127.0.0.1:{port}/health")).send().map(|r| r.status().as_u16() != 200).unwrap_or(true));
+    assert!(client().get(format!("https://127.0.0.1:{port}/health")).send().is_err(), "an untrusted certificate was accepted");
+    // A key file without a key is a clear error.
+    let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dicomweb/tls/ca.pem");
+    let e = haidef_wsi::serve::tls_config(&ca, &ca).unwrap_err().to_string();
+    assert!(e.contains("ca.pem") && e.contains("private key"), "{e}");
+}

@@ -174,6 +174,9 @@ impl DicomStores {
 
 /// Google's code for a reader error.
 fn code_of(e: &WsiError) -> ApiError {
+    if let WsiError::DicomWebDenied { location, status } = e {
+        return ApiError::new(Code::InvalidCredentials, format!("{location}: the DICOM store answered HTTP {status}: the instance's bearer_token is missing, wrong or expired"));
+    }
     let code = match e {
         WsiError::DicomWebDenied { .. } => Code::InvalidCredentials,
         WsiError::DicomWebRefused { .. } => Code::UnapprovedDicomStore,

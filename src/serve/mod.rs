@@ -22,4 +22,4 @@ pub mod server;
 
 pub use dicom::DicomStores;
 pub use encode_queue::EncodeQueue;
-pub use server::{router, serve, ServeOptions};
+pub use server::{router, serve, serve_tls, tls_config, ServeOptions};

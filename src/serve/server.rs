@@ -255,3 +255,28 @@ pub async fn serve(listener: tokio::net::TcpListener, queue: EncodeQueue, opts: 
     axum::serve(listener, router(queue, opts)).await
 }
 
+/// The TLS set-up for [`serve_tls`]: the certificate chain and private key from PEM files
+/// (the same file may hold both), with rustls and its ring provider.
+pub fn tls_config(chain: &std::path::Path, key: &std::path::Path) -> std::io::Result<axum_server::tls_rustls::RustlsConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let bad = |what: &std::path::Path, m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{}: {m}", what.display()));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(chain)
+        .and_then(|i| i.collect::<Result<_, _>>())
+        .map_err(|e| bad(chain, format!("cannot read the certificate chain (PEM): {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(chain, "no -----BEGIN CERTIFICATE----- in the file".into()));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, format!("cannot read a private key (PEM): {e}")))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key_der))
+        .map_err(|e| bad(chain, format!("the certificate and key do not make a TLS set-up: {e}")))?;
+    Ok(axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config)))
+}
+
+/// Serves HTTPS on `listener` (see [`tls_config`]) until the process ends.
+pub async fn serve_tls(listener: std::net::TcpListener, tls: axum_server::tls_rustls::RustlsConfig, queue: EncodeQueue, opts: ServeOptions) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    axum_server::from_tcp_rustls(listener, tls)?.serve(router(queue, opts).into_make_service()).await
+}
+

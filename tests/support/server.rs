@@ -5,7 +5,7 @@
 use haidef_wsi::encoders::batch::Batcher;
 use haidef_wsi::encoders::candle::{DType, Device};
 use haidef_wsi::encoders::{registry, Encoder, ImageRef};
-use haidef_wsi::serve::{serve, EncodeQueue, ServeOptions};
+use haidef_wsi::serve::{serve, serve_tls, tls_config, EncodeQueue, ServeOptions};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -72,4 +72,20 @@ pub fn crop(rgb: &[u8], w: usize, h: usize, x: i64, y: i64) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Starts an HTTPS server with the test certificate (`fixtures/dicomweb/tls/server.pem`, for
+/// 127.0.0.1, signed by `ca.pem`); its port.
+pub fn start_tls(opts: ServeOptions) -> u16 {
+    let pem = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dicomweb/tls/server.pem");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let queue = EncodeQueue::start(model(), opts.batch_size, opts.max_wait, opts.max_queued_patches).unwrap();
+            serve_tls(listener, tls_config(&pem, &pem).unwrap(), queue, opts).await.unwrap();
+        });
+    });
+    port
 }

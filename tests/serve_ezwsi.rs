@@ -1,0 +1,156 @@
+//! A client we did not write: Google's EZ-WSI DICOMweb 6.1.6 (`tests/ezwsi/client.py`, in its
+//! own virtualenv made by `.ci/run` from `tests/ezwsi/requirements.txt`) pointed at our server
+//! with `PathFoundationsEmbeddingEndpoint(endpoint_url=…)`, with the slide in a real Orthanc
+//! (reached through the script's relay, which adds the TransferSyntaxUID EZ-WSI needs). The
+//! embeddings it gets for DICOM patches and for in-memory images equal the library's offline
+//! embeddings of the same pixels (read from the slide's files, decoded with the png crate); a
+//! token the store refuses comes back to EZ-WSI as INVALID_CREDENTIALS_ERROR, the token unsaid.
+
+#[path = "../wsi/tests/orthanc/mod.rs"]
+mod orthanc;
+#[path = "support/server.rs"]
+mod server;
+
+use haidef_wsi::serve::{DicomStores, ServeOptions};
+use haidef_wsi::wsi::{DicomWebOptions, Slide};
+use orthanc::{Orthanc, Setup, PASSWORD, USER};
+use serde_json::{json, Value};
+use server::{crop, offline, start};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The virtualenv's Python, or None (with a message) outside CI when it has not been made.
+fn python() -> Option<PathBuf> {
+    let python = std::env::var_os("HAIDEF_EZWSI_PYTHON").map(PathBuf::from).unwrap_or_else(|| root().join("target/ezwsi-venv/bin/python"));
+    if python.exists() {
+        return Some(python);
+    }
+    assert!(std::env::var_os("CI").is_none(), "{} is missing: .ci/run makes it (python3 -m venv target/ezwsi-venv && target/ezwsi-venv/bin/pip install -r tests/ezwsi/requirements.txt)", python.display());
+    eprintln!("EZ-WSI's virtualenv is not there ({}): run .ci/run once, or make it as it does; EZ-WSI tests not run", python.display());
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs the EZ-WSI client; its JSON output.
+fn ezwsi(python: &Path, store: &Orthanc, relay: u16, slide: &Slide, endpoint: &str, patches: &Value, extra: &[&str]) -> Value {
+    let dir = std::env::temp_dir().join(format!("haidef-ezwsi-{}-{relay}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (spec, out) = (dir.join("patches.json"), dir.join("result.json"));
+    std::fs::write(&spec, patches.to_string()).unwrap();
+    let status = Command::new(python)
+        .arg(root().join("tests/ezwsi/client.py"))
+        .args(["--orthanc", &store.direct(), "--relay-port", &relay.to_string(), "--endpoint", endpoint])
+        .args(["--study", slide.study_instance_uid(), "--series", slide.series_instance_uid()])
+        .arg("--patches")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .args(extra)
+        .status()
+        .unwrap();
+    assert!(status.success(), "EZ-WSI's client failed (its messages are above)");
+    let result = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    result
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// RGB8 pixels of a PNG fixture, decoded with the png crate.
+fn png_rgb(rel: &str) -> (usize, usize, Vec<u8>) {
+    let mut reader = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(root().join(rel)).unwrap())).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb, "{rel}");
+    buf.truncate(info.buffer_size());
+    (info.width as usize, info.height as usize, buf)
+}
+
+/// A server approving the relay (where EZ-WSI's series paths point) and Orthanc's own port
+/// (where the metadata's bulk-data URIs point).
+fn server_for(store: &Orthanc, relay: u16) -> String {
+    let approved = [format!("http://127.0.0.1:{relay}/dicom-web"), format!("{}/dicom-web", store.direct())];
+    let stores = DicomStores::new(&approved, DicomWebOptions::default(), 4).unwrap();
+    format!("{}/predict", start(ServeOptions { dicom: Some(Arc::new(stores)), ..ServeOptions::default() }))
+}
+
+#[test]
+fn ezwsi_gets_the_offline_embeddings_of_dicom_patches_and_in_memory_images() {
+    let Some(python) = python() else { return };
+    let Some(store) = Orthanc::start(Setup::default()) else { return };
+    // EZ-WSI reads TILED_FULL slides only (it refuses ihc-sparse's per-frame positions).
+    let folder = root().join("fixtures/slides/ihc-full");
+    store.stow(&folder);
+    let slide = Slide::open(&folder).unwrap();
+    let relay = free_port();
+    let endpoint = server_for(&store, relay);
+    let dicom = [(0usize, 0i64, 0i64), (0, 784, 532), (0, 2276, 1576), (1, 100, 50), (1, 1026, 676)];
+    let images = [("fixtures/images/pil_bicubic_400x260.png", 0i64, 0i64), ("fixtures/images/pil_bicubic_400x260.png", 176, 36), ("fixtures/images/timm_eval_224.png", 0, 0)];
+    let patches = json!({
+        "dicom": dicom.iter().map(|(l, x, y)| json!({"level": l, "x": x, "y": y})).collect::<Vec<_>>(),
+        "images": images.iter().map(|(p, x, y)| json!({"path": root().join(p), "x": x, "y": y})).collect::<Vec<_>>(),
+    });
+    let got = ezwsi(&python, &store, relay, &slide, &endpoint, &patches, &[]);
+
+    let mut want_pixels = Vec::new();
+    let mut levels = Vec::new();
+    for (l, x, y) in dicom {
+        if levels.len() <= l {
+            let all = slide.level(l).unwrap().read_all().unwrap();
+            levels.push((all.width as usize, all.height as usize, all.data));
+        }
+        let (w, h, rgb) = &levels[l];
+        want_pixels.push(crop(rgb, *w, *h, x, y));
+    }
+    for (p, x, y) in images {
+        let (w, h, rgb) = png_rgb(p);
+        want_pixels.push(crop(&rgb, w, h, x, y));
+    }
+    let want = offline(&want_pixels);
+    let rows: Vec<&Value> = got["dicom"].as_array().unwrap().iter().chain(got["images"].as_array().unwrap()).collect();
+    assert_eq!(rows.len(), want.len(), "{got}");
+    for (i, (row, want)) in rows.iter().zip(&want).enumerate() {
+        let d = max_diff(&floats(&row["embedding"]), want);
+        assert!(d <= 1e-5, "patch {i} ({}, {}): EZ-WSI's embedding differs from the offline one by {d}", row["x"], row["y"]);
+    }
+    for (row, (l, ..)) in got["dicom"].as_array().unwrap().iter().zip(dicom) {
+        assert_eq!(row["sop_instance_uid"], slide.level(l).unwrap().info().sop_instance_uid.as_str());
+    }
+}
+
+#[test]
+fn a_token_the_store_refuses_reaches_ezwsi_as_invalid_credentials() {
+    let Some(python) = python() else { return };
+    let Some(store) = Orthanc::start(Setup { auth: true, tls: false }) else { return };
+    let folder = root().join("fixtures/slides/ihc-full");
+    store.stow(&folder);
+    let slide = Slide::open(&folder).unwrap();
+    let relay = free_port();
+    let endpoint = server_for(&store, relay);
+    let patches = json!({"dicom": [{"level": 1, "x": 0, "y": 0}], "images": []});
+    // EZ-WSI opens the slide with the relay's basic credentials; only the embedding request
+    // carries the (wrong) bearer token, which the relay passes to Orthanc, which refuses it.
+    let token = "tok-wrong-9c2e";
+    let basic = format!("{USER}:{PASSWORD}");
+    let got = ezwsi(&python, &store, relay, &slide, &endpoint, &patches, &["--bearer-token", token, "--open-without-token", "--relay-basic-auth", &basic]);
+    let error = &got["error"];
+    assert_eq!((error["type"].as_str(), error["stage"].as_str()), (Some("PatchEmbeddingEndpointError"), Some("embeddings")), "{got}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("INVALID_CREDENTIALS_ERROR"), "{message}");
+    assert!(!message.contains(token), "the token leaked: {message}");
+}
