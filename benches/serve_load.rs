@@ -9,9 +9,13 @@
 //! lost or swapped under load. The server runs in this process (its RSS includes the load
 //! generator's, which is small: one client thread per client).
 //!
-//! `cargo bench --bench serve_load` (defaults: 10 clients × 500 patches, 100 per request, CPU);
-//! `HAIDEF_LOAD_CLIENTS`, `HAIDEF_LOAD_PATCHES`, `HAIDEF_LOAD_PER_REQUEST`, `HAIDEF_LOAD_BATCH`,
-//! `HAIDEF_DEVICE=cuda` (10 × 5,000 on a GPU is the report's set-up).
+//! `cargo bench --bench serve_load` (defaults: 10 clients × 500 patches, 100 per request, CPU
+//! f32); `HAIDEF_LOAD_CLIENTS`, `HAIDEF_LOAD_PATCHES`, `HAIDEF_LOAD_PER_REQUEST`,
+//! `HAIDEF_LOAD_BATCH`, `HAIDEF_DEVICE=cuda` and `HAIDEF_LOAD_DTYPE=bf16` (10 × 5,000 on a GPU is
+//! the report's set-up; `tools/gpu_check.sh` runs it). Without Orthanc installed (the GPU
+//! machine has none) the DICOMweb scenario is left out and says so. On CUDA in bf16 the
+//! server's batches mix patches differently from the offline run's, so answers are held to
+//! 5e-2 there (a lost or swapped patch differs by far more); on the CPU in f32, to 1e-5.
 
 #[path = "../wsi/tests/orthanc/mod.rs"]
 mod orthanc;
@@ -37,8 +41,16 @@ fn device() -> Device {
     }
 }
 
+fn dtype() -> DType {
+    match std::env::var("HAIDEF_LOAD_DTYPE").as_deref() {
+        Ok("bf16") => DType::BF16,
+        Ok("f16") => DType::F16,
+        _ => DType::F32,
+    }
+}
+
 fn model(device: &Device) -> Box<dyn Encoder> {
-    registry::find("path-foundation").unwrap().untrained(device, DType::F32).unwrap()
+    registry::find("path-foundation").unwrap().untrained(device, dtype()).unwrap()
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB.
@@ -106,13 +118,15 @@ fn main() {
     let (clients, patches, per_request) = (env("HAIDEF_LOAD_CLIENTS", 10), env("HAIDEF_LOAD_PATCHES", 500), env("HAIDEF_LOAD_PER_REQUEST", 100));
     let device = device();
     let batch = env("HAIDEF_LOAD_BATCH", if device.is_cpu() { 32 } else { 256 });
-    let store = Orthanc::start(Setup::default()).expect("Orthanc (apt install orthanc orthanc-dicomweb)");
+    let store = Orthanc::start(Setup::default());
     let folder = orthanc::fixtures().join("slides/ihc-full");
-    store.stow(&folder);
+    if let Some(store) = &store {
+        store.stow(&folder);
+    }
     let slide = Slide::open(&folder).unwrap();
     let level = slide.level(0).unwrap();
     let uid = level.info().sop_instance_uid.clone();
-    let series = store.series_url(slide.study_instance_uid(), slide.series_instance_uid());
+    let series = store.as_ref().map(|s| s.series_url(slide.study_instance_uid(), slide.series_instance_uid())).unwrap_or_default();
 
     // `patches` distinct origins in the level's top-left 1024² (800² of origins), the same for
     // every client, each client in its own order (so a swap between clients would show).
@@ -137,19 +151,24 @@ fn main() {
         out
     };
     eprintln!("offline reference: {patches} patches …");
+    let offline_start = Instant::now();
     let reference: Vec<Vec<f32>> = {
         let m = model(&device);
-        let mut b = Batcher::new(m.input_spec().clone(), batch, device.clone(), DType::F32).unwrap();
+        let mut b = Batcher::new(m.input_spec().clone(), batch, device.clone(), dtype()).unwrap();
         let pixels: Vec<Vec<u8>> = origins.iter().map(|o| crop(*o)).collect();
         let mut out = Vec::new();
         for chunk in pixels.chunks(batch) {
             let imgs: Vec<ImageRef<'_>> = chunk.iter().map(|p| ImageRef::rgb(224, 224, p)).collect();
-            out.extend(m.embed(&b.pack(&imgs).unwrap()).unwrap().to_vec2::<f32>().unwrap());
+            out.extend(m.embed(&b.pack(&imgs).unwrap()).unwrap().to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap());
         }
         out
     };
+    // The library's own offline rate on this machine (crop from memory, pack, embed): what the
+    // server's figures compare with.
+    let offline_rate = patches as f64 / offline_start.elapsed().as_secs_f64() * 3600.0;
 
-    let stores = DicomStores::new(&[format!("{}/dicom-web", store.base())], DicomWebOptions::default(), 4).unwrap();
+    let approved: Vec<String> = store.iter().map(|s| format!("{}/dicom-web", s.base())).collect();
+    let stores = DicomStores::new(&approved, DicomWebOptions::default(), 4).unwrap();
     let opts = ServeOptions { batch_size: batch, dicom: Some(Arc::new(stores)), ..ServeOptions::default() };
     let (tx, rx) = std::sync::mpsc::channel();
     let server_model = model(&device);
@@ -177,26 +196,34 @@ fn main() {
     let inline_body = |chunk: &[usize]| json!({"instances": [{"raw_image_bytes": image, "patch_coordinates": coords(chunk)}]}).to_string();
 
     println!(
-        "serve_load: {clients} clients × {patches} patches, {per_request} per request, batch {batch}, {} f32, Path Foundation shape (untrained weights)",
-        device_name(&device)
+        "serve_load: {clients} clients × {patches} patches, {per_request} per request, batch {batch}, {} {:?}, Path Foundation shape (untrained weights)",
+        device_name(&device),
+        dtype()
     );
+    println!("offline (no server, patches from memory) | {offline_rate:.0} embeddings/hour");
+    let tolerance = if device.is_cpu() && dtype() == DType::F32 { 1e-5 } else { 5e-2 };
     println!("scenario | embeddings/hour | wall s | p50 s | p99 s | encoder busy | peak RSS MiB | max |diff| vs offline");
     let scenarios: [(&str, &(dyn Fn(&[usize]) -> String + Sync)); 2] = [("DICOMweb (Orthanc)", &dicom_body), ("inline PNG", &inline_body)];
     for (name, body) in scenarios {
+        if name.starts_with("DICOMweb") && store.is_none() {
+            println!("{name} | left out: Orthanc is not installed (apt install orthanc orthanc-dicomweb)");
+            continue;
+        }
         let (busy0, n0) = metrics();
         let (wall, lat, rows) = run(&predict, clients, &order, per_request, body);
         let (busy1, n1) = metrics();
         assert_eq!((n1 - n0) as usize, clients * patches, "patches embedded");
         assert_eq!(rows.len(), clients * patches, "answers");
         let worst = rows.iter().map(|(i, e)| e.iter().zip(&reference[*i]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)).fold(0.0f32, f32::max);
+        let rate = rows.len() as f64 / wall * 3600.0;
         println!(
-            "{name} | {:.0} | {wall:.1} | {:.2} | {:.2} | {:.0}% | {:.0} | {worst:.1e}",
-            rows.len() as f64 / wall * 3600.0,
+            "{name} | {rate:.0} ({:.2}× offline) | {wall:.1} | {:.2} | {:.2} | {:.0}% | {:.0} | {worst:.1e}",
+            rate / offline_rate,
             percentile(&lat, 0.5),
             percentile(&lat, 0.99),
             100.0 * (busy1 - busy0) / wall,
             peak_rss_mib()
         );
-        assert!(worst <= 1e-5, "{name}: an embedding differs from its patch's offline embedding by {worst}");
+        assert!(worst <= tolerance, "{name}: an embedding differs from its patch's offline embedding by {worst}");
     }
 }

@@ -5,14 +5,14 @@
 //! instances from approved DICOMweb stores are served; `image_file_uri` fetches are not yet
 //! (answered with Google's error code).
 //!
-//! `cargo run --release --example serve -- --weights W.safetensors --allow-dicomweb URL_PREFIX [--allow-dicomweb …] [--model NAME] [--host H] [--port P] [--batch B] [--device D] [--api-keys-file F] [--tls-cert PEM --tls-key PEM]`
+//! `cargo run --release --example serve -- --weights W.safetensors --allow-dicomweb URL_PREFIX [--allow-dicomweb …] [--model NAME] [--host H] [--port P] [--batch B] [--device D] [--api-keys-file F] [--tls-cert PEM --tls-key PEM] [--icc-profile NAME=FILE]`
 
 #[path = "common/model_args.rs"]
 mod model_args;
 
 use clap::Parser;
 use haidef_wsi::encoders::device_name;
-use haidef_wsi::serve::{serve, serve_tls, tls_config, DicomStores, EncodeQueue, ServeOptions};
+use haidef_wsi::serve::{serve, serve_tls, tls_config, DicomStores, EncodeQueue, IccTargets, ServeOptions};
 use haidef_wsi::wsi::DicomWebOptions;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +65,11 @@ struct Cli {
     /// The private key (PEM) for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// A target profile of transform_imaging_to_icc_profile from a file: SRGB=FILE,
+    /// ADOBERGB=FILE or ROMMRGB=FILE (e.g. the ICC files EZ-WSI bundles, which Google's server
+    /// uses). Default: profiles built from the published definitions.
+    #[arg(long = "icc-profile", value_name = "NAME=FILE")]
+    icc_profile: Vec<String>,
     /// Timeout of one request to a DICOMweb store, in seconds.
     #[arg(long, default_value_t = 30)]
     store_timeout_s: u64,
@@ -107,6 +112,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         };
         Some(Arc::new(DicomStores::new(&cli.allow_dicomweb, options, cli.open_slides)?))
     };
+    let mut icc_targets = IccTargets::default();
+    for spec in &cli.icc_profile {
+        let (name, file) = spec.split_once('=').ok_or_else(|| format!("--icc-profile {spec}: expected NAME=FILE, e.g. SRGB=sRGB.icc"))?;
+        let bytes = std::fs::read(file).map_err(|e| format!("--icc-profile {spec}: cannot read {file}: {e}"))?;
+        icc_targets.set(name, bytes).map_err(|e| format!("--icc-profile {spec}: {e}"))?;
+    }
     let opts = ServeOptions {
         batch_size: batch,
         max_wait: Duration::from_millis(cli.max_wait_ms),
@@ -114,6 +125,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         request_timeout: Duration::from_secs(cli.timeout_s),
         api_keys,
         dicom,
+        icc_targets: Arc::new(icc_targets),
         ..ServeOptions::from_env()
     };
     let trained = if model.is_trained() { model.weights_id().to_string() } else { "UNTRAINED".to_string() };

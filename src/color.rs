@@ -1,8 +1,10 @@
 //! Optional colour management before embedding: the slide's ICC profile (from its
-//! OpticalPathSequence) → sRGB, with LittleCMS (lcms2), as Path Foundation's serving offers.
+//! OpticalPathSequence) → sRGB, with LittleCMS (lcms2), as Path Foundation's serving offers,
+//! and the other targets its server takes (Adobe RGB (1998), ROMM RGB), perceptual intent as
+//! Google's server builds them (EZ-WSI `image_util.py`, Pillow's ImageCms).
 
 use crate::error::{PipelineError, Result};
-use lcms2::{DisallowCache, Flags, GlobalContext, Intent, PixelFormat, Profile, Transform};
+use lcms2::{CIExyY, CIExyYTRIPLE, DisallowCache, Flags, GlobalContext, Intent, PixelFormat, Profile, ToneCurve, Transform};
 
 /// A profile → sRGB transform that can be shared between threads.
 pub struct ToSrgb {
@@ -32,6 +34,21 @@ impl ToSrgb {
         Ok(ToSrgb { transform, source })
     }
 
+    /// Builds the transform from one ICC profile to another (both as bytes; perceptual intent).
+    pub fn between(source: &[u8], target: &[u8]) -> Result<Self> {
+        let to = Profile::new_icc(target).map_err(|source| PipelineError::Icc { what: "the target ICC profile cannot be read", source })?;
+        ToSrgb::to_profile(source, &to)
+    }
+
+    /// Builds the transform from an ICC profile (bytes) to `target` (perceptual intent).
+    pub fn to_profile(source: &[u8], to: &Profile) -> Result<Self> {
+        let from = Profile::new_icc(source).map_err(|source| PipelineError::Icc { what: "the image's ICC profile cannot be read", source })?;
+        let name = from.info(lcms2::InfoType::Description, lcms2::Locale::none()).unwrap_or_else(|| "unnamed".into());
+        let transform = Transform::new_flags_context(GlobalContext::new(), &from, PixelFormat::RGB_8, to, PixelFormat::RGB_8, Intent::Perceptual, Flags::NO_CACHE)
+            .map_err(|source| PipelineError::Icc { what: "cannot build an ICC transform between these profiles", source })?;
+        Ok(ToSrgb { transform, source: format!("{name} ({} bytes)", source.len()) })
+    }
+
     /// Converts RGB8 pixels in place.
     pub fn apply(&self, rgb: &mut [u8]) {
         let pixels: &mut [[u8; 3]] = bytemuck::cast_slice_mut(rgb);
@@ -39,22 +56,26 @@ impl ToSrgb {
     }
 }
 
+/// Adobe RGB (1998) from its published definition: D65 white, its primaries, gamma 563/256.
+pub fn adobe_rgb() -> Profile {
+    let d65 = CIExyY { x: 0.3127, y: 0.3290, Y: 1.0 };
+    let primaries = CIExyYTRIPLE { Red: CIExyY { x: 0.64, y: 0.33, Y: 1.0 }, Green: CIExyY { x: 0.21, y: 0.71, Y: 1.0 }, Blue: CIExyY { x: 0.15, y: 0.06, Y: 1.0 } };
+    let g = ToneCurve::new(563.0 / 256.0);
+    Profile::new_rgb(&d65, &primaries, &[&g, &g, &g]).expect("a matrix/TRC profile from constants")
+}
+
+/// ROMM RGB (ProPhoto, ISO 22028-2) from its definition: D50 white, its primaries, gamma 1.8
+/// with the linear segment below 1/512 (16·x; as LittleCMS's parametric curve type 4).
+pub fn romm_rgb() -> Profile {
+    let d50 = CIExyY { x: 0.3457, y: 0.3585, Y: 1.0 };
+    let primaries = CIExyYTRIPLE { Red: CIExyY { x: 0.7347, y: 0.2653, Y: 1.0 }, Green: CIExyY { x: 0.1596, y: 0.8404, Y: 1.0 }, Blue: CIExyY { x: 0.0366, y: 0.0001, Y: 1.0 } };
+    let g = ToneCurve::new_parametric(4, &[1.8, 1.0, 0.0, 1.0 / 16.0, 1.0 / 32.0]).expect("a parametric curve from constants");
+    Profile::new_rgb(&d50, &primaries, &[&g, &g, &g]).expect("a matrix/TRC profile from constants")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lcms2::{CIExyY, CIExyYTRIPLE, ToneCurve};
-
-    /// Adobe RGB (1998): D65 white, its primaries, gamma 563/256.
-    fn adobe_rgb() -> Profile {
-        let d65 = CIExyY { x: 0.3127, y: 0.3290, Y: 1.0 };
-        let primaries = CIExyYTRIPLE {
-            Red: CIExyY { x: 0.64, y: 0.33, Y: 1.0 },
-            Green: CIExyY { x: 0.21, y: 0.71, Y: 1.0 },
-            Blue: CIExyY { x: 0.15, y: 0.06, Y: 1.0 },
-        };
-        let g = ToneCurve::new(563.0 / 256.0);
-        Profile::new_rgb(&d65, &primaries, &[&g, &g, &g]).unwrap()
-    }
 
     /// Adobe RGB → sRGB by the published matrices (Adobe RGB → XYZ D65 → linear sRGB) and the
     /// sRGB transfer curve: an independent reference for LittleCMS's result.

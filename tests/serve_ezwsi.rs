@@ -154,3 +154,112 @@ fn a_token_the_store_refuses_reaches_ezwsi_as_invalid_credentials() {
     assert!(message.contains("INVALID_CREDENTIALS_ERROR"), "{message}");
     assert!(!message.contains(token), "the token leaked: {message}");
 }
+
+#[test]
+fn icc_transforms_match_googles_with_googles_target_profiles() {
+    let Some(python) = python() else { return };
+    let dir = std::env::temp_dir().join(format!("haidef-icc-ref-{}", std::process::id()));
+    let (x, y) = (20i64, 10i64);
+    let status = Command::new(&python)
+        .arg(root().join("tests/ezwsi/icc_reference.py"))
+        .arg("--image")
+        .arg(root().join("fixtures/images/pil_bicubic_400x260.png"))
+        .arg("--source-icc")
+        .arg(root().join("fixtures/icc/ProPhotoRGB.icc"))
+        .args(["--x", &x.to_string(), "--y", &y.to_string(), "--out"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "icc_reference.py failed (its messages are above)");
+    let targets = ["SRGB", "ADOBERGB", "ROMMRGB"];
+    // The server with Google's target profiles (the files EZ-WSI bundles).
+    let mut icc = haidef_wsi::serve::IccTargets::default();
+    for t in targets {
+        icc.set(t, std::fs::read(dir.join(format!("{t}.icc"))).unwrap()).unwrap();
+    }
+    let base = start(ServeOptions { icc_targets: Arc::new(icc), ..ServeOptions::default() });
+    let png = std::fs::read(dir.join("with_profile.png")).unwrap();
+    let (w, h, rgb) = png_rgb("fixtures/images/pil_bicubic_400x260.png");
+    let source = std::fs::read(root().join("fixtures/icc/ProPhotoRGB.icc")).unwrap();
+    let mut want_pixels = vec![crop(&rgb, w, h, x, y)];
+    for t in targets {
+        let reference = std::fs::read(dir.join(format!("{t}.rgb"))).unwrap();
+        // LittleCMS through lcms2-rs against LittleCMS through Pillow, same profiles.
+        let mut ours = crop(&rgb, w, h, x, y);
+        haidef_wsi::color::ToSrgb::between(&source, &std::fs::read(dir.join(format!("{t}.icc"))).unwrap()).unwrap().apply(&mut ours);
+        let worst = ours.iter().zip(&reference).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+        assert_eq!(worst, 0, "{t}: our pixels differ from Pillow's by up to {worst}");
+        want_pixels.push(reference);
+    }
+    let want = offline(&want_pixels);
+    let b64 = server::b64(&png);
+    let coords = json!([{"x_origin": x, "y_origin": y}]);
+    let mut instances: Vec<Value> = ["NONE", "SRGB", "ADOBERGB", "ROMMRGB"]
+        .iter()
+        .map(|t| json!({"raw_image_bytes": b64, "patch_coordinates": coords, "extensions": {"transform_imaging_to_icc_profile": t}}))
+        .collect();
+    // EZ-WSI's in-memory image: with normalization NONE the server transforms; a client that says
+    // it transformed to another target than the request's is an error.
+    instances.push(json!({"image_file_uri": "gs:///placeholder.png", "patch_coordinates": coords,
+        "extensions": {"transform_imaging_to_icc_profile": "SRGB", "ez_wsi_state": {"image": b64, "icc_profile_metadata_normalization": "NONE"}}}));
+    instances.push(json!({"image_file_uri": "gs:///placeholder.png", "patch_coordinates": coords,
+        "extensions": {"transform_imaging_to_icc_profile": "SRGB", "ez_wsi_state": {"image": b64, "icc_profile_metadata_normalization": "ADOBERGB"}}}));
+    let (status, answer) = server::post(&format!("{base}/predict"), &json!({"instances": instances}).to_string());
+    assert_eq!(status, 200);
+    let p = answer["predictions"].as_array().unwrap();
+    for (i, name) in ["NONE", "SRGB", "ADOBERGB", "ROMMRGB"].iter().enumerate() {
+        let got = floats(&p[i]["result"]["patch_embeddings"][0]["embedding_vector"]);
+        let d = max_diff(&got, &want[i]);
+        assert!(d <= 1e-5, "{name}: the embedding differs from the reference by {d}");
+    }
+    assert!(max_diff(&floats(&p[4]["result"]["patch_embeddings"][0]["embedding_vector"]), &want[1]) <= 1e-5, "{}", p[4]);
+    assert_eq!(p[5]["error"]["code"], "EZ_WSI_STATE_ERROR", "{}", p[5]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn image_dimensions_resize_inline_images_as_googles_server_does() {
+    let Some(python) = python() else { return };
+    let dir = std::env::temp_dir().join(format!("haidef-resize-ref-{}", std::process::id()));
+    let image = "fixtures/images/pil_bicubic_400x260.png";
+    // Shrinking by non-integer factors, enlarging, mixed, exactly and nearly 2×, one pixel,
+    // unchanged.
+    let sizes = [(173usize, 119usize), (611, 397), (500, 130), (200, 130), (201, 130), (1, 1), (399, 261), (400, 260)];
+    let status = Command::new(&python)
+        .arg(root().join("tests/ezwsi/resize_reference.py"))
+        .arg("--image")
+        .arg(root().join(image))
+        .arg("--out")
+        .arg(&dir)
+        .args(sizes.iter().map(|(w, h)| format!("{w}x{h}")))
+        .status()
+        .unwrap();
+    assert!(status.success(), "resize_reference.py failed (its messages are above)");
+    let (w, h, rgb) = png_rgb(image);
+    for (dw, dh) in sizes {
+        let reference = std::fs::read(dir.join(format!("{dw}x{dh}.rgb"))).unwrap();
+        let ours = haidef_wsi::serve::resize::resize_rgb8(&rgb, w, h, dw, dh);
+        let differ = ours.iter().zip(&reference).filter(|(a, b)| a != b).count();
+        assert_eq!(differ, 0, "{dw}x{dh}: {differ} of {} values differ from EZ-WSI's (OpenCV's) resize", reference.len());
+    }
+    // Through the server: the patch is cut from the resized image.
+    let reference = std::fs::read(dir.join("611x397.rgb")).unwrap();
+    let want = offline(&[crop(&reference, 611, 397, 300, 150)]);
+    let base = start(ServeOptions::default());
+    let b64 = server::b64(&std::fs::read(root().join(image)).unwrap());
+    let inst = |dims: Value| json!({"raw_image_bytes": b64, "patch_coordinates": [{"x_origin": 300, "y_origin": 150}], "extensions": {"image_dimensions": dims}});
+    let body = json!({"instances": [
+        inst(json!({"width_px": 611, "height_px": 397})),
+        inst(json!({"width_px": 10_001, "height_px": 397})),
+        inst(json!({"width_px": 0, "height_px": 397})),
+        inst(json!({"width_px": 611})),
+        inst(json!({"width_px": 300, "height_px": 200})),
+    ]});
+    let (_, answer) = server::post(&format!("{base}/predict"), &body.to_string());
+    let p = answer["predictions"].as_array().unwrap();
+    let d = max_diff(&floats(&p[0]["result"]["patch_embeddings"][0]["embedding_vector"]), &want[0]);
+    assert!(d <= 1e-5, "the resized image's patch differs from the reference by {d}: {}", p[0]);
+    let codes: Vec<&str> = p[1..].iter().map(|x| x["error"]["code"].as_str().unwrap_or("none")).collect();
+    assert_eq!(codes, ["IMAGE_DIMENSION_ERROR", "INVALID_REQUEST_FIELD_ERROR", "INVALID_REQUEST_FIELD_ERROR", "PATCH_OUTSIDE_OF_IMAGE_DIMENSIONS_ERROR"], "{answer}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

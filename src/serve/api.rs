@@ -136,6 +136,9 @@ pub struct Instance {
     pub image_dimensions: Option<(u32, u32)>,
     /// `extensions.transform_imaging_to_icc_profile`, upper-cased (`NONE` by default).
     pub icc_profile: String,
+    /// For EZ-WSI's `ez_wsi_state.image`: the profile EZ-WSI already transformed the pixels to
+    /// (`icc_profile_metadata_normalization`, upper-cased; `NONE`: the server transforms).
+    pub ez_normalization: Option<String>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -148,6 +151,7 @@ impl std::fmt::Debug for Instance {
             .field("fully_inside", &self.fully_inside)
             .field("image_dimensions", &self.image_dimensions)
             .field("icc_profile", &self.icc_profile)
+            .field("ez_normalization", &self.ez_normalization)
             .finish()
     }
 }
@@ -227,17 +231,19 @@ fn instance(obj: &Map<String, Value>, patches: Vec<Patch>) -> Result<Instance, A
         Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
         Some(_) => return Err(field("require_patches_fully_in_source_image must be true or false")),
     };
+    // Google's rules: an empty or absent value means no resize; exactly width_px and height_px,
+    // positive integers (sides over 10,000 are refused later, for images only).
     let image_dimensions = match ext.get("image_dimensions") {
-        None => None,
+        None | Some(Value::Null) => None,
         Some(Value::Object(d)) if d.is_empty() => None,
         Some(Value::Object(d)) => {
-            let dim = |k: &str| d.get(k).and_then(int).filter(|v| *v > 0 && *v <= 10_000).map(|v| v as u32);
-            if d.len() != 2 {
+            if d.len() != 2 || !d.contains_key("width_px") || !d.contains_key("height_px") {
                 return Err(field("image_dimensions takes exactly width_px and height_px"));
             }
+            let dim = |k: &str| d.get(k).and_then(int).filter(|v| *v > 0).map(|v| v as u32);
             match (dim("width_px"), dim("height_px")) {
                 (Some(w), Some(h)) => Some((w, h)),
-                _ => return Err(ApiError::new(Code::ImageDimension, "image_dimensions: width_px and height_px must be integers from 1 to 10000")),
+                _ => return Err(field("image_dimensions: width_px and height_px must be positive integers")),
             }
         }
         Some(_) => return Err(field("image_dimensions must be an object")),
@@ -260,7 +266,15 @@ fn instance(obj: &Map<String, Value>, patches: Vec<Patch>) -> Result<Instance, A
     };
     let source = source(obj, state, patches.len())?;
     let bearer_token = obj.get("bearer_token").and_then(Value::as_str).unwrap_or("").to_string();
-    Ok(Instance { source, patches, bearer_token, fully_inside, image_dimensions, icc_profile })
+    let ez_normalization = match (state, &source) {
+        (Some(state), Source::Image(_)) if obj.get("dicom_path").is_none() && obj.get("image_file_uri").is_some() => match state.get("icc_profile_metadata_normalization") {
+            None => Some("NONE".to_string()),
+            Some(Value::String(n)) => Some(n.to_ascii_uppercase()),
+            Some(_) => return Err(ApiError::new(Code::EzWsiState, "ez_wsi_state.icc_profile_metadata_normalization must be a string")),
+        },
+        _ => None,
+    };
+    Ok(Instance { source, patches, bearer_token, fully_inside, image_dimensions, icc_profile, ez_normalization })
 }
 
 fn base64(s: &str, what: &str, code: Code) -> Result<Vec<u8>, ApiError> {

@@ -9,7 +9,7 @@
 //! `INVALID_CREDENTIALS_ERROR` for that instance only.
 
 use super::api::{ApiError, Code, Patch};
-use crate::color::ToSrgb;
+use super::icc::IccTargets;
 use haidef_wsi_dicom::dicomweb::{parse_series_url, Auth, DicomWebOptions, UrlAllowlist};
 use haidef_wsi_dicom::{OutOfBounds, Slide, WsiError};
 use std::collections::VecDeque;
@@ -92,7 +92,10 @@ impl DicomStores {
     /// The RGB8 patches of a `dicom_path` instance, in order: `instance_uids[0]` names the
     /// level (Google's server reads the same). Outside the level is black where the caller
     /// allows patches past its edge.
-    pub fn patches(&self, series_path: &str, instance_uids: &[String], token: &str, patches: &[Patch], fully_inside: bool, icc: &str) -> Result<Vec<Vec<u8>>, ApiError> {
+    /// `icc` is the target profile's name (NONE, SRGB, ADOBERGB, ROMMRGB); the level's own
+    /// profile is the source (no profile: no transform, as Google's server).
+    #[allow(clippy::too_many_arguments)]
+    pub fn patches(&self, series_path: &str, instance_uids: &[String], token: &str, patches: &[Patch], fully_inside: bool, icc: &str, targets: &IccTargets) -> Result<Vec<Vec<u8>>, ApiError> {
         if !self.allowlist.allows_str(series_path) {
             return Err(ApiError::new(
                 Code::UnapprovedDicomStore,
@@ -112,13 +115,7 @@ impl DicomStores {
             ApiError::new(Code::LevelNotFound, format!("instance {uid} is not a pyramid level of series {series_url}"))
         })?;
         let (w, h) = (i64::from(level.width()), i64::from(level.height()));
-        let to_srgb = match (icc, &level.info().icc_profile) {
-            ("NONE", _) | (_, None) => None,
-            ("SRGB", Some(profile)) => Some(ToSrgb::from_icc(profile).map_err(|e| ApiError::new(Code::DicomError, e.to_string()))?),
-            (other, Some(_)) => {
-                return Err(ApiError::new(Code::InvalidIccProfileTransform, format!("transforms to {other} are not supported by this server yet; NONE and SRGB are")))
-            }
-        };
+        let to_srgb = targets.transform(icc, level.info().icc_profile.as_deref(), Code::DicomError)?;
         // Each patch's part inside the level; the frames under all of them are announced first,
         // so that the client fetches them many per request.
         let mut clipped = Vec::with_capacity(patches.len());

@@ -1,25 +1,32 @@
 //! An embedding server that speaks Google's Path Foundation serving API (docs/SERVING_API.md),
 //! so that clients of Google's endpoint, EZ-WSI DICOMweb among them, can point at it.
 //!
-//! Built so far (issue 14, first part): the predict and health routes, the whole request and
-//! response contract with Google's error codes ([`api`]), inline images (`raw_image_bytes`,
-//! and EZ-WSI's `ez_wsi_state.image` / `.patches`) cut into patches ([`pixels`]), and one
-//! encoder thread that packs the patches of concurrent requests into shared batches, bounded
-//! in patches, answering 503 with `Retry-After` when full ([`encode_queue`]); a time limit per
-//! request, optional API keys (constant-time compare), and a metrics route with the encoder's
-//! busy fraction ([`server`]).
+//! - [`api`]: the request and response contract with Google's error codes.
+//! - [`pixels`]: inline images (`raw_image_bytes`, EZ-WSI's `ez_wsi_state.image` / `.patches`)
+//!   decoded within a pixel limit and cut into patches.
+//! - [`dicom`]: `dicom_path` instances read from DICOMweb stores on an allowlist (deny by
+//!   default; redirects and bulk-data URIs checked too), the caller's bearer token sent to the
+//!   store only, slides kept open per series and token.
+//! - [`icc`]: `transform_imaging_to_icc_profile` (SRGB, ADOBERGB, ROMMRGB) from the source's
+//!   own profile.
+//! - [`encode_queue`]: one encoder thread packing the patches of concurrent requests into shared
+//!   batches, bounded in patches (503 with `Retry-After` when full).
+//! - [`server`]: the axum routes (predict, health, metrics), request limits, optional API keys
+//!   (constant-time compare), a time limit per request, HTTP or HTTPS (rustls).
 //!
-//! Not yet: DICOMweb sources (answered `UNAPPROVED_DICOM_STORE_ERROR`: no store is approved),
-//! fetching `image_file_uri` (`UNAPPROVED_GCS_BUCKET_ERROR`), `image_dimensions` resizing and
-//! ICC transforms of images that carry a profile (errors saying so), TLS, and the EZ-WSI and
-//! load tests.
+//! Not served: `image_file_uri` fetches (answered `UNAPPROVED_GCS_BUCKET_ERROR`),
+//! and `image_dimensions` for DICOM levels (`IMAGE_DIMENSION_ERROR`), each answered with an
+//! error that says so. Inline images are resized as Google's server resizes them ([`resize`]).
 
 pub mod api;
 pub mod dicom;
 pub mod encode_queue;
+pub mod icc;
 pub mod pixels;
+pub mod resize;
 pub mod server;
 
 pub use dicom::DicomStores;
 pub use encode_queue::EncodeQueue;
+pub use icc::IccTargets;
 pub use server::{router, serve, serve_tls, tls_config, ServeOptions};

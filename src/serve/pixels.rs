@@ -1,9 +1,11 @@
 //! An instance's pixels → its patches as RGB8: inline images decoded (PNG, JPEG) within a
-//! pixel limit, patches cut out of them (zero outside the image when the caller allows it),
+//! pixel limit, resized to `image_dimensions` as Google's server does, patches cut out of them (zero outside the image when the caller allows it),
 //! EZ-WSI's per-patch PNGs taken as they are. Grey and RGBA become RGB, alpha dropped, as
 //! Google's server converts them; EXIF orientation is not applied (Google's is not either).
 
 use super::api::{ApiError, Code, Instance, Patch, Source};
+use super::icc::IccTargets;
+use super::resize::resize_rgb8;
 use image::{ImageDecoder, ImageReader, Limits};
 use std::io::Cursor;
 
@@ -16,7 +18,7 @@ struct Rgb {
 
 /// Decodes `bytes`; an image of more than `max_pixels`, or (with `expect`) of another size, is
 /// refused from its header, before its pixels are decoded.
-fn decode(bytes: &[u8], max_pixels: u64, expect: Option<(i64, i64)>, what: &str) -> Result<(Rgb, bool), ApiError> {
+fn decode(bytes: &[u8], max_pixels: u64, expect: Option<(i64, i64)>, what: &str) -> Result<(Rgb, Option<Vec<u8>>), ApiError> {
     let fail = |m: String| ApiError::new(Code::Image, format!("{what}: {m}"));
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| fail(e.to_string()))?;
     if !matches!(reader.format(), Some(image::ImageFormat::Png | image::ImageFormat::Jpeg)) {
@@ -33,9 +35,9 @@ fn decode(bytes: &[u8], max_pixels: u64, expect: Option<(i64, i64)>, what: &str)
     if let Some((ew, eh)) = expect.filter(|e| *e != (i64::from(w), i64::from(h))) {
         return Err(ApiError::new(Code::EzWsiState, format!("{what} is {w}x{h}, not {ew}x{eh}")));
     }
-    let has_icc = decoder.icc_profile().ok().flatten().is_some_and(|p| !p.is_empty());
+    let icc = decoder.icc_profile().ok().flatten().filter(|p| !p.is_empty());
     let img = image::DynamicImage::from_decoder(decoder).map_err(|e| fail(e.to_string()))?;
-    Ok((Rgb { width: i64::from(w), height: i64::from(h), data: img.to_rgb8().into_raw() }, has_icc))
+    Ok((Rgb { width: i64::from(w), height: i64::from(h), data: img.to_rgb8().into_raw() }, icc))
 }
 
 fn crop(img: &Rgb, p: &Patch, fully_inside: bool) -> Result<Vec<u8>, ApiError> {
@@ -64,20 +66,44 @@ fn crop(img: &Rgb, p: &Patch, fully_inside: bool) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
-/// The RGB8 patches of an inline instance, in order.
-pub fn patches(inst: &Instance, max_pixels: u64) -> Result<Vec<Vec<u8>>, ApiError> {
-    if inst.image_dimensions.is_some() {
-        return Err(ApiError::new(Code::ImageDimension, "image_dimensions (resizing the source) is not supported by this server yet"));
+/// The RGB8 patches of an inline instance, in order, transformed to the instance's target
+/// profile from the image's own (Google's order: the patch is cut, zero-padded, then
+/// transformed). EZ-WSI's per-patch PNGs are used as they are (EZ-WSI transformed them).
+pub fn patches(inst: &Instance, max_pixels: u64, targets: &IccTargets) -> Result<Vec<Vec<u8>>, ApiError> {
+    if let Some((w, h)) = inst.image_dimensions.filter(|(w, h)| *w > 10_000 || *h > 10_000) {
+        return Err(ApiError::new(Code::ImageDimension, format!("image_dimensions {w}x{h}: a side over 10000 pixels")));
     }
     match &inst.source {
         Source::Image(bytes) => {
-            let (img, has_icc) = decode(bytes, max_pixels, None, "the image")?;
-            // Google transforms only images that carry a profile; this server does not
-            // transform yet, so it says so rather than embed untransformed pixels.
-            if has_icc && inst.icc_profile != "NONE" {
-                return Err(ApiError::new(Code::InvalidIccProfileTransform, format!("ICC transforms to {} are not supported by this server yet", inst.icc_profile)));
+            let (mut img, icc) = decode(bytes, max_pixels, None, "the image")?;
+            // Google resizes raw_image_bytes (and fetched images), never EZ-WSI's
+            // ez_wsi_state.image (EZ-WSI resized it before sending).
+            if let (Some((w, h)), None) = (inst.image_dimensions, &inst.ez_normalization) {
+                img = Rgb { width: i64::from(w), height: i64::from(h), data: resize_rgb8(&img.data, img.width as usize, img.height as usize, w as usize, h as usize) };
             }
-            inst.patches.iter().map(|p| crop(&img, p, inst.fully_inside)).collect()
+            let transform = match inst.ez_normalization.as_deref() {
+                // EZ-WSI transformed the pixels already: to this target, and dropped the profile.
+                Some(done) if done != "NONE" => {
+                    if done != inst.icc_profile {
+                        return Err(ApiError::new(Code::EzWsiState, format!("ez_wsi_state says the image was transformed to {done}, but the request asks for {}", inst.icc_profile)));
+                    }
+                    if icc.is_some() {
+                        return Err(ApiError::new(Code::EzWsiState, format!("ez_wsi_state says the image was transformed to {done}, but it still carries an ICC profile")));
+                    }
+                    None
+                }
+                _ => targets.transform(&inst.icc_profile, icc.as_deref(), Code::Image)?,
+            };
+            inst.patches
+                .iter()
+                .map(|p| {
+                    let mut patch = crop(&img, p, inst.fully_inside)?;
+                    if let Some(t) = &transform {
+                        t.apply(&mut patch);
+                    }
+                    Ok(patch)
+                })
+                .collect()
         }
         Source::Patches { patches, source_size } => {
             patches

@@ -9,6 +9,7 @@ use super::api::{parse_request, prediction, ApiError, Code};
 use super::encode_queue::EncodeQueue;
 use super::api::{Instance, Source};
 use super::dicom::DicomStores;
+use super::icc::IccTargets;
 use super::pixels;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -58,6 +59,8 @@ pub struct ServeOptions {
     /// store answers): a slow or dead store ties up at most these, never the inline images'
     /// decoding.
     pub max_dicom_reads: usize,
+    /// The target profiles of `transform_imaging_to_icc_profile`.
+    pub icc_targets: Arc<IccTargets>,
 }
 
 impl Default for ServeOptions {
@@ -76,6 +79,7 @@ impl Default for ServeOptions {
             api_keys: Vec::new(),
             dicom: None,
             max_dicom_reads: 16,
+            icc_targets: Arc::new(IccTargets::default()),
         }
     }
 }
@@ -235,19 +239,21 @@ async fn prepare(state: &Arc<AppState>, inst: &Instance) -> Result<Vec<Vec<u8>>,
             return Err(ApiError::new(Code::UnapprovedDicomStore, "no DICOMweb store is approved on this server (the operator approves stores with --allow-dicomweb URL_PREFIX)"));
         };
         if inst.image_dimensions.is_some() {
-            return Err(ApiError::new(Code::ImageDimension, "image_dimensions (resizing the source) is not supported by this server yet"));
+            return Err(ApiError::new(Code::ImageDimension, "image_dimensions for DICOM levels (resizing the level) is not supported by this server yet; inline images are resized"));
         }
         let _slot = state.reading.acquire().await.map_err(|_| internal())?;
+        let targets = state.opts.icc_targets.clone();
         return tokio::task::spawn_blocking(move || {
             let Source::Dicom { series_path, instance_uids } = &inst.source else { unreachable!("matched above") };
-            stores.patches(series_path, instance_uids, &inst.bearer_token, &inst.patches, inst.fully_inside, &inst.icc_profile)
+            stores.patches(series_path, instance_uids, &inst.bearer_token, &inst.patches, inst.fully_inside, &inst.icc_profile, &targets)
         })
         .await
         .map_err(|_| internal())?;
     }
     let max_pixels = state.opts.max_image_pixels;
     let _slot = state.decoding.acquire().await.map_err(|_| internal())?;
-    tokio::task::spawn_blocking(move || pixels::patches(&inst, max_pixels)).await.map_err(|_| internal())?
+    let targets = state.opts.icc_targets.clone();
+    tokio::task::spawn_blocking(move || pixels::patches(&inst, max_pixels, &targets)).await.map_err(|_| internal())?
 }
 
 /// Serves on `listener` until the process ends.
