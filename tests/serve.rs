@@ -33,9 +33,21 @@ fn the_server_answers_as_googles_does() {
     assert_eq!(post(&predict, "null"), (400, json!({"error": "No JSON body."})));
     assert_eq!(post(&predict, r#"{"instances": 5}"#), (200, json!({"error": "INVALID_REQUEST_FIELD_ERROR"})));
     assert_eq!(post(&predict, r#"{"instances": []}"#), (200, json!({"predictions": []})));
-    let big: Vec<Value> = (0..4001).map(|i| json!({"x_origin": i, "y_origin": 0})).collect();
-    let body = json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": big}]}).to_string();
-    assert_eq!(post(&predict, &body), (200, json!({"error": "TOO_MANY_PATCHES_ERROR"})));
+    for n in [4001, 10_000] {
+        let big: Vec<Value> = (0..n).map(|i| json!({"x_origin": i, "y_origin": 0})).collect();
+        let body = json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": big}]}).to_string();
+        assert_eq!(post(&predict, &body), (200, json!({"error": "TOO_MANY_PATCHES_ERROR"})), "{n} patches");
+    }
+    // Wrong types fail the request, as Google's server answers them.
+    for bad in [
+        json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": "5", "y_origin": 0}]}]}),
+        json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": {"x_origin": 5, "y_origin": 0}}]}),
+        json!({"instances": [{"dicom_path": "https://store/dicomWeb/studies/1/series/2", "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]}]}),
+        json!({"instances": [{"raw_image_bytes": "AA==", "bearer_token": 7, "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]}]}),
+        json!({"instances": ["not an object"]}),
+    ] {
+        assert_eq!(post(&predict, &bad.to_string()), (200, json!({"error": "INVALID_REQUEST_FIELD_ERROR"})), "{bad}");
+    }
 
     let (bytes, w, h, rgb) = png_file("fixtures/reference/ihc-full-l0-frame-corner.png");
     assert_eq!((w, h), (300, 290));
@@ -62,11 +74,13 @@ fn the_server_answers_as_googles_does() {
         {"dicom_path": {"series_path": "https://store/dicomWeb/studies/1/series/2", "instance_uids": ["3"]}, "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
         {"image_file_uri": "gs://bucket/slide.png", "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
         {"raw_image_bytes": b64(b"not an image at all"), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
+        // Both dicom_path and raw_image_bytes: dicom_path wins, as in Google's order.
+        {"dicom_path": {"series_path": "https://store/dicomWeb/studies/1/series/2", "instance_uids": ["3"]}, "raw_image_bytes": b64(&bytes), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
     ]});
     let (status, r) = post(&predict, &body.to_string());
     assert_eq!(status, 200);
     let p = r["predictions"].as_array().unwrap();
-    assert_eq!(p.len(), 7);
+    assert_eq!(p.len(), 8);
     let want = offline(&[crop(&rgb, w, h, 16, 40), crop(&rgb, w, h, 70, 60), crop(&rgb, w, h, 100, 100)]);
     let rows = p[0]["result"]["patch_embeddings"].as_array().unwrap();
     assert_eq!(rows[1]["patch_coordinate"], json!({"x_origin": 70, "y_origin": 60, "width": 224, "height": 224}));
@@ -79,6 +93,7 @@ fn the_server_answers_as_googles_does() {
     assert_eq!(p[4]["error"]["code"], "UNAPPROVED_DICOM_STORE_ERROR");
     assert_eq!(p[5]["error"]["code"], "UNAPPROVED_GCS_BUCKET_ERROR");
     assert_eq!(p[6]["error"]["code"], "IMAGE_ERROR");
+    assert_eq!(p[7]["error"]["code"], "UNAPPROVED_DICOM_STORE_ERROR");
 }
 
 #[test]

@@ -54,7 +54,7 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
     let (gate, seen) = store_gate::start(&store.direct(), TOKEN);
     let (study, series) = (local.study_instance_uid(), local.series_instance_uid());
     let path = format!("{gate}/dicom-web/studies/{study}/series/{series}");
-    let base = server(&[format!("{gate}/dicom-web"), format!("{gate}/moved/dicom-web")]);
+    let base = server(&[format!("{gate}/dicom-web"), format!("{gate}/moved/dicom-web"), format!("{gate}/garbled/dicom-web"), format!("{gate}/broken-frames/dicom-web")]);
     let predict = format!("{base}/predict");
 
     // Level 1 (1250×900): patches inside, across frame borders, and one past the edge (black).
@@ -83,6 +83,9 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
         // Approved prefix, not a series URL; a series the store does not hold.
         dicom(&format!("{gate}/dicom-web/studies/{study}"), &uid, TOKEN, json!([coords[0]]), json!({})),
         dicom(&format!("{gate}/dicom-web/studies/{study}/series/1.2.3"), &uid, TOKEN, json!([coords[0]]), json!({})),
+        // Metadata that is not JSON; frames that are not JPEG.
+        dicom(&format!("{gate}/garbled/dicom-web/studies/{study}/series/{series}"), &uid, TOKEN, json!([coords[0]]), json!({})),
+        dicom(&format!("{gate}/broken-frames/dicom-web/studies/{study}/series/{series}"), &uid, TOKEN, json!([coords[1]]), json!({})),
         // An inline image in the same request is unaffected.
         {"raw_image_bytes": b64(&png), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
     ]});
@@ -98,7 +101,7 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
         let d = max_diff(&row["embedding_vector"], want);
         assert!(d <= 1e-5, "patch {:?}: embeddings differ by {d}", origins[i]);
     }
-    let codes: Vec<&str> = p[1..12].iter().map(|x| x["error"]["code"].as_str().unwrap_or_else(|| panic!("expected an error: {x}"))).collect();
+    let codes: Vec<&str> = p[1..14].iter().map(|x| x["error"]["code"].as_str().unwrap_or_else(|| panic!("expected an error: {x}"))).collect();
     assert_eq!(
         codes,
         [
@@ -113,11 +116,13 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
             "UNAPPROVED_DICOM_STORE_ERROR",
             "DICOM_PATH_ERROR",
             "HTTP_ERROR",
+            "INVALID_RESPONSE_ERROR",
+            "DICOM_ERROR",
         ],
         "{text}"
     );
     assert!(p[9]["error"]["description"].as_str().unwrap().contains("redirected to"), "{}", p[9]);
-    assert!(p[12]["result"]["patch_embeddings"][0]["embedding_vector"].is_array());
+    assert!(p[14]["result"]["patch_embeddings"][0]["embedding_vector"].is_array());
     assert!(seen.refused.load(Ordering::SeqCst) >= 2, "the wrong and missing tokens reached the store");
 
     // The slide stays open: a second request is served from the cache (no new store requests
