@@ -1,18 +1,18 @@
 //! An embedding server that speaks Google's Path Foundation serving API (docs/SERVING_API.md):
 //! `POST` predict and `GET` health routes, routes from `AIP_PREDICT_ROUTE` / `AIP_HEALTH_ROUTE`
 //! and the port from `AIP_HTTP_PORT` (Vertex AI's conventions; defaults `/predict`, `/health`,
-//! 8080). Inline images (`raw_image_bytes`, EZ-WSI's in-memory images) and `dicom_path`
-//! instances from approved DICOMweb stores are served; `image_file_uri` fetches are not yet
-//! (answered with Google's error code).
+//! 8080). Inline images (`raw_image_bytes`, EZ-WSI's in-memory images), `dicom_path` instances
+//! from approved DICOMweb stores and `image_file_uri` images from approved Cloud Storage buckets
+//! are served.
 //!
-//! `cargo run --release --example serve -- --weights W.safetensors --allow-dicomweb URL_PREFIX [--allow-dicomweb …] [--model NAME] [--host H] [--port P] [--batch B] [--device D] [--api-keys-file F] [--tls-cert PEM --tls-key PEM] [--icc-profile NAME=FILE]`
+//! `cargo run --release --example serve -- --weights W.safetensors --allow-dicomweb URL_PREFIX [--allow-dicomweb …] [--allow-gcs gs://BUCKET …] [--model NAME] [--host H] [--port P] [--batch B] [--device D] [--api-keys-file F] [--tls-cert PEM --tls-key PEM] [--icc-profile NAME=FILE]`
 
 #[path = "common/model_args.rs"]
 mod model_args;
 
 use clap::Parser;
 use haidef_wsi::encoders::device_name;
-use haidef_wsi::serve::{serve, serve_tls, tls_config, DicomStores, EncodeQueue, IccTargets, ServeOptions};
+use haidef_wsi::serve::{serve, serve_tls, tls_config, DicomStores, EncodeQueue, GcsBuckets, IccTargets, ServeOptions};
 use haidef_wsi::wsi::DicomWebOptions;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +50,14 @@ struct Cli {
     /// every `dicom_path` is refused (UNAPPROVED_DICOM_STORE_ERROR).
     #[arg(long = "allow-dicomweb", value_name = "URL_PREFIX")]
     allow_dicomweb: Vec<String>,
+    /// A Cloud Storage bucket (gs://BUCKET, or gs://BUCKET/PREFIX/) the server may read
+    /// `image_file_uri` images from, with the caller's bearer_token. Repeat for more. None by
+    /// default: such instances are refused (UNAPPROVED_GCS_BUCKET_ERROR).
+    #[arg(long = "allow-gcs", value_name = "gs://BUCKET")]
+    allow_gcs: Vec<String>,
+    /// Where Cloud Storage is reached (an emulator's URL for tests).
+    #[arg(long, default_value = "https://storage.googleapis.com")]
+    gcs_endpoint: String,
     /// Extra certificate authority (PEM) trusted for https DICOMweb stores.
     #[arg(long)]
     ca_cert: Vec<std::path::PathBuf>,
@@ -112,6 +120,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         };
         Some(Arc::new(DicomStores::new(&cli.allow_dicomweb, options, cli.open_slides)?))
     };
+    let gcs = if cli.allow_gcs.is_empty() {
+        None
+    } else {
+        Some(Arc::new(GcsBuckets::new(&cli.allow_gcs, &cli.gcs_endpoint, Duration::from_secs(cli.store_timeout_s), 256 << 20)?))
+    };
     let mut icc_targets = IccTargets::default();
     for spec in &cli.icc_profile {
         let (name, file) = spec.split_once('=').ok_or_else(|| format!("--icc-profile {spec}: expected NAME=FILE, e.g. SRGB=sRGB.icc"))?;
@@ -125,6 +138,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         request_timeout: Duration::from_secs(cli.timeout_s),
         api_keys,
         dicom,
+        gcs,
         icc_targets: Arc::new(icc_targets),
         ..ServeOptions::from_env()
     };

@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
+#[path = "support/bucket.rs"]
+mod bucket;
 #[path = "support/server.rs"]
 mod server;
 use server::*;
@@ -190,4 +192,41 @@ fn https_with_a_certificate_and_key() {
     let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dicomweb/tls/ca.pem");
     let e = haidef_wsi::serve::tls_config(&ca, &ca).unwrap_err().to_string();
     assert!(e.contains("ca.pem") && e.contains("private key"), "{e}");
+}
+
+#[test]
+fn images_from_approved_buckets_with_the_callers_token() {
+    let token = "ya29.tok-bucket-1f";
+    let (bytes, w, h, rgb) = png_file("fixtures/reference/ihc-full-l0-frame-corner.png");
+    let objects = [("slides-ok/cases/a 1.png".to_string(), bytes.clone()), ("other-bkt/x.png".to_string(), bytes.clone())].into_iter().collect();
+    let (gcs, seen) = bucket::start(objects, token);
+    let buckets = haidef_wsi::serve::GcsBuckets::new(&["gs://slides-ok/cases/"], &gcs, Duration::from_secs(5), 1 << 20).unwrap();
+    let base = start(ServeOptions { gcs: Some(std::sync::Arc::new(buckets)), ..ServeOptions::default() });
+    let inst = |uri: &str, tok: &str| json!({"image_file_uri": uri, "bearer_token": tok, "patch_coordinates": [{"x_origin": 16, "y_origin": 40}]});
+    let body = json!({"instances": [
+        inst("gs://slides-ok/cases/a 1.png", token),
+        inst("gs://slides-ok/cases/a 1.png", "tok-wrong"),
+        inst("gs://other-bkt/x.png", token),
+        inst("gs://slides-ok/elsewhere/x.png", token),
+        inst("gs://slides-ok/cases/missing.png", token),
+        inst("gs://slides-ok/cases/moved.png", token),
+        inst("gs://slides-ok/cases/../../other-bkt/x.png", token),
+        inst("https://slides-ok/cases/a.png", token),
+    ]});
+    let (status, answer) = post(&format!("{base}/predict"), &body.to_string());
+    assert_eq!(status, 200);
+    assert!(!answer.to_string().contains("tok-"), "a token leaked");
+    let p = answer["predictions"].as_array().unwrap();
+    let want = offline(&[crop(&rgb, w, h, 16, 40)]);
+    let d = max_diff(&p[0]["result"]["patch_embeddings"][0]["embedding_vector"], &want[0]);
+    assert!(d <= 1e-5, "the fetched image's patch differs by {d}: {}", p[0]);
+    let codes: Vec<&str> = p[1..].iter().map(|x| x["error"]["code"].as_str().unwrap_or("none")).collect();
+    assert_eq!(
+        codes,
+        ["INVALID_CREDENTIALS_ERROR", "UNAPPROVED_GCS_BUCKET_ERROR", "UNAPPROVED_GCS_BUCKET_ERROR", "HTTP_ERROR", "HTTP_ERROR", "GCS_IMAGE_PATH_FORMAT_ERROR", "GCS_IMAGE_PATH_FORMAT_ERROR"],
+        "{answer}"
+    );
+    assert!(p[5]["error"]["description"].as_str().unwrap().contains("redirect"), "{}", p[5]);
+    // Only the approved objects were asked for: the good, the wrong token, missing, moved.
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 4);
 }

@@ -24,6 +24,7 @@ pub enum Code {
     InvalidResponse,
     DicomError,
     LevelNotFound,
+    GcsImagePathFormat,
 }
 
 impl Code {
@@ -46,6 +47,7 @@ impl Code {
             Code::InvalidResponse => "INVALID_RESPONSE_ERROR",
             Code::DicomError => "DICOM_ERROR",
             Code::LevelNotFound => "LEVEL_NOT_FOUND_ERROR",
+            Code::GcsImagePathFormat => "GCS_IMAGE_PATH_FORMAT_ERROR",
         }
     }
 }

@@ -7,6 +7,8 @@
 //! - [`dicom`]: `dicom_path` instances read from DICOMweb stores on an allowlist (deny by
 //!   default; redirects and bulk-data URIs checked too), the caller's bearer token sent to the
 //!   store only, slides kept open per series and token.
+//! - [`gcs`]: `image_file_uri` objects from Cloud Storage buckets on an allowlist, with the
+//!   caller's token.
 //! - [`icc`]: `transform_imaging_to_icc_profile` (SRGB, ADOBERGB, ROMMRGB) from the source's
 //!   own profile.
 //! - [`encode_queue`]: one encoder thread packing the patches of concurrent requests into shared
@@ -14,13 +16,13 @@
 //! - [`server`]: the axum routes (predict, health, metrics), request limits, optional API keys
 //!   (constant-time compare), a time limit per request, HTTP or HTTPS (rustls).
 //!
-//! Not served: `image_file_uri` fetches (answered `UNAPPROVED_GCS_BUCKET_ERROR`),
-//! and `image_dimensions` for DICOM levels (`IMAGE_DIMENSION_ERROR`), each answered with an
-//! error that says so. Inline images are resized as Google's server resizes them ([`resize`]).
+//! Not served: `image_dimensions` for DICOM levels (answered `IMAGE_DIMENSION_ERROR`, saying so).
+//! Inline and fetched images are resized as Google's server resizes them ([`resize`]).
 
 pub mod api;
 pub mod dicom;
 pub mod encode_queue;
+pub mod gcs;
 pub mod icc;
 pub mod pixels;
 pub mod resize;
@@ -28,5 +30,6 @@ pub mod server;
 
 pub use dicom::DicomStores;
 pub use encode_queue::EncodeQueue;
+pub use gcs::GcsBuckets;
 pub use icc::IccTargets;
 pub use server::{router, serve, serve_tls, tls_config, ServeOptions};

@@ -9,6 +9,7 @@ use super::api::{parse_request, prediction, ApiError, Code};
 use super::encode_queue::EncodeQueue;
 use super::api::{Instance, Source};
 use super::dicom::DicomStores;
+use super::gcs::GcsBuckets;
 use super::icc::IccTargets;
 use super::pixels;
 use axum::body::Bytes;
@@ -59,6 +60,9 @@ pub struct ServeOptions {
     /// store answers): a slow or dead store ties up at most these, never the inline images'
     /// decoding.
     pub max_dicom_reads: usize,
+    /// The approved Cloud Storage buckets (see [`GcsBuckets`]); None: every `image_file_uri`
+    /// without pixels is answered `UNAPPROVED_GCS_BUCKET_ERROR`.
+    pub gcs: Option<Arc<GcsBuckets>>,
     /// The target profiles of `transform_imaging_to_icc_profile`.
     pub icc_targets: Arc<IccTargets>,
 }
@@ -80,6 +84,7 @@ impl Default for ServeOptions {
             dicom: None,
             max_dicom_reads: 16,
             icc_targets: Arc::new(IccTargets::default()),
+            gcs: None,
         }
     }
 }
@@ -249,6 +254,14 @@ async fn prepare(state: &Arc<AppState>, inst: &Instance) -> Result<Vec<Vec<u8>>,
         })
         .await
         .map_err(|_| internal())?;
+    }
+    let mut inst = inst;
+    if let (Source::Uri(uri), Some(gcs)) = (&inst.source, state.opts.gcs.clone()) {
+        // Fetched like a DICOMweb read (a reading slot), then decoded like an inline image.
+        let (uri, token) = (uri.clone(), inst.bearer_token.clone());
+        let _slot = state.reading.acquire().await.map_err(|_| internal())?;
+        let bytes = tokio::task::spawn_blocking(move || gcs.fetch(&uri, &token)).await.map_err(|_| internal())??;
+        inst.source = Source::Image(bytes);
     }
     let max_pixels = state.opts.max_image_pixels;
     let _slot = state.decoding.acquire().await.map_err(|_| internal())?;
