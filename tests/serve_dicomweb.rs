@@ -86,6 +86,9 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
         // Metadata that is not JSON; frames that are not JPEG.
         dicom(&format!("{gate}/garbled/dicom-web/studies/{study}/series/{series}"), &uid, TOKEN, json!([coords[0]]), json!({})),
         dicom(&format!("{gate}/broken-frames/dicom-web/studies/{study}/series/{series}"), &uid, TOKEN, json!([coords[1]]), json!({})),
+        // Resized levels: shrunk more than 8× (Google's limit); enlarged (not done here yet).
+        dicom(&path, &uid, TOKEN, json!([coords[0]]), json!({"image_dimensions": {"width_px": 100, "height_px": 100}})),
+        dicom(&path, &uid, TOKEN, json!([coords[0]]), json!({"image_dimensions": {"width_px": 2000, "height_px": 900}})),
         // An inline image in the same request is unaffected.
         {"raw_image_bytes": b64(&png), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
     ]});
@@ -101,7 +104,7 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
         let d = max_diff(&row["embedding_vector"], want);
         assert!(d <= 1e-5, "patch {:?}: embeddings differ by {d}", origins[i]);
     }
-    let codes: Vec<&str> = p[1..14].iter().map(|x| x["error"]["code"].as_str().unwrap_or_else(|| panic!("expected an error: {x}"))).collect();
+    let codes: Vec<&str> = p[1..16].iter().map(|x| x["error"]["code"].as_str().unwrap_or_else(|| panic!("expected an error: {x}"))).collect();
     assert_eq!(
         codes,
         [
@@ -118,11 +121,13 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
             "HTTP_ERROR",
             "INVALID_RESPONSE_ERROR",
             "DICOM_ERROR",
+            "DICOM_IMAGE_DOWNSAMPLING_TOO_LARGE_ERROR",
+            "IMAGE_DIMENSION_ERROR",
         ],
         "{text}"
     );
     assert!(p[9]["error"]["description"].as_str().unwrap().contains("redirected to"), "{}", p[9]);
-    assert!(p[14]["result"]["patch_embeddings"][0]["embedding_vector"].is_array());
+    assert!(p[16]["result"]["patch_embeddings"][0]["embedding_vector"].is_array());
     assert!(seen.refused.load(Ordering::SeqCst) >= 2, "the wrong and missing tokens reached the store");
 
     // The slide stays open: a second request is served from the cache (no new store requests

@@ -263,3 +263,62 @@ fn image_dimensions_resize_inline_images_as_googles_server_does() {
     assert_eq!(codes, ["IMAGE_DIMENSION_ERROR", "INVALID_REQUEST_FIELD_ERROR", "INVALID_REQUEST_FIELD_ERROR", "PATCH_OUTSIDE_OF_IMAGE_DIMENSIONS_ERROR"], "{answer}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn inter_area_shrinks_match_opencv() {
+    let Some(python) = python() else { return };
+    let dir = std::env::temp_dir().join(format!("haidef-area-ref-{}", std::process::id()));
+    // 8× (Google's limit), 2×2, whole-number 3×2, fractional, barely, one axis, mixed.
+    let cases = ["1792x1792-224x224", "448x448-224x224", "672x448-224x224", "300x250-224x224", "225x224-224x224", "224x500-224x224", "1000x700-224x224", "1791x1001-224x224"];
+    let status = Command::new(&python).arg(root().join("tests/ezwsi/area_reference.py")).arg("--out").arg(&dir).args(cases).status().unwrap();
+    assert!(status.success(), "area_reference.py failed (its messages are above)");
+    for case in cases {
+        let (src, dst) = case.split_once('-').unwrap();
+        let size = |s: &str| -> (usize, usize) {
+            let (w, h) = s.split_once('x').unwrap();
+            (w.parse().unwrap(), h.parse().unwrap())
+        };
+        let ((sw, sh), (dw, dh)) = (size(src), size(dst));
+        let input = std::fs::read(dir.join(format!("{case}.src"))).unwrap();
+        let reference = std::fs::read(dir.join(format!("{case}.dst"))).unwrap();
+        let ours = haidef_wsi::serve::resize::area_rgb8(&input, sw, sh, dw, dh);
+        let differ = ours.iter().zip(&reference).filter(|(a, b)| a != b).count();
+        assert_eq!(differ, 0, "{case}: {differ} of {} values differ from OpenCV's INTER_AREA", reference.len());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ezwsi_patches_of_resized_dicom_levels_equal_the_offline_embeddings_of_ezwsis_pixels() {
+    let Some(python) = python() else { return };
+    let Some(store) = Orthanc::start(Setup::default()) else { return };
+    // Uncompressed TILED_FULL frames: EZ-WSI's pixels and ours are then the same before resampling (with
+    // JPEG frames the two JPEG decoders differ by a grey level here and there).
+    let folder = root().join("fixtures/slides/ihc-raw-tiled-full");
+    store.stow(&folder);
+    let slide = Slide::open(&folder).unwrap();
+    let relay = free_port();
+    let endpoint = server_for(&store, relay);
+    // Level 0 (600×400) resized by fractional factors, by a whole one (2×), one axis only, and
+    // barely.
+    let patches = json!({"dicom": [
+        {"level": 0, "x": 0, "y": 0, "resize": [500, 333]},
+        {"level": 0, "x": 270, "y": 100, "resize": [500, 333]},
+        {"level": 0, "x": 3, "y": 0, "resize": [300, 224]},
+        {"level": 0, "x": 200, "y": 1, "resize": [600, 250]},
+        {"level": 0, "x": 20, "y": 30, "resize": [260, 256]},
+        {"level": 0, "x": 370, "y": 170, "resize": [599, 399]},
+    ], "images": []});
+    let pixels = std::env::temp_dir().join(format!("haidef-ezwsi-pixels-{}", std::process::id()));
+    let got = ezwsi(&python, &store, relay, &slide, &endpoint, &patches, &["--pixels", pixels.to_str().unwrap()]);
+    let rows = got["dicom"].as_array().unwrap_or_else(|| panic!("{got}"));
+    let n = patches["dicom"].as_array().unwrap().len();
+    assert_eq!(rows.len(), n, "{got}");
+    let theirs: Vec<Vec<u8>> = (0..n).map(|i| std::fs::read(pixels.join(format!("dicom-{i}.rgb"))).unwrap()).collect();
+    let want = offline(&theirs);
+    for (i, (row, want)) in rows.iter().zip(&want).enumerate() {
+        let d = max_diff(&floats(&row["embedding"]), want);
+        assert!(d <= 1e-5, "patch {i} {}: the server's embedding differs from the offline embedding of EZ-WSI's pixels by {d}", patches["dicom"][i]);
+    }
+    std::fs::remove_dir_all(&pixels).unwrap();
+}

@@ -25,6 +25,7 @@ pub enum Code {
     DicomError,
     LevelNotFound,
     GcsImagePathFormat,
+    DicomImageDownsamplingTooLarge,
 }
 
 impl Code {
@@ -48,6 +49,7 @@ impl Code {
             Code::DicomError => "DICOM_ERROR",
             Code::LevelNotFound => "LEVEL_NOT_FOUND_ERROR",
             Code::GcsImagePathFormat => "GCS_IMAGE_PATH_FORMAT_ERROR",
+            Code::DicomImageDownsamplingTooLarge => "DICOM_IMAGE_DOWNSAMPLING_TOO_LARGE_ERROR",
         }
     }
 }

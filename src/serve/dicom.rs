@@ -10,6 +10,7 @@
 
 use super::api::{ApiError, Code, Patch};
 use super::icc::IccTargets;
+use super::resize::area_rgb8;
 use haidef_wsi_dicom::dicomweb::{parse_series_url, Auth, DicomWebOptions, UrlAllowlist};
 use haidef_wsi_dicom::{OutOfBounds, Slide, WsiError};
 use std::collections::VecDeque;
@@ -93,9 +94,11 @@ impl DicomStores {
     /// level (Google's server reads the same). Outside the level is black where the caller
     /// allows patches past its edge.
     /// `icc` is the target profile's name (NONE, SRGB, ADOBERGB, ROMMRGB); the level's own
-    /// profile is the source (no profile: no transform, as Google's server).
+    /// profile is the source (no profile: no transform, as Google's server). With `dims`
+    /// (`image_dimensions`) the patches are cut from the level resized to that size, each
+    /// resampled from its part of the level as EZ-WSI does (see [`source_span`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn patches(&self, series_path: &str, instance_uids: &[String], token: &str, patches: &[Patch], fully_inside: bool, icc: &str, targets: &IccTargets) -> Result<Vec<Vec<u8>>, ApiError> {
+    pub fn patches(&self, series_path: &str, instance_uids: &[String], token: &str, patches: &[Patch], fully_inside: bool, icc: &str, dims: Option<(u32, u32)>, targets: &IccTargets) -> Result<Vec<Vec<u8>>, ApiError> {
         if !self.allowlist.allows_str(series_path) {
             return Err(ApiError::new(
                 Code::UnapprovedDicomStore,
@@ -116,20 +119,32 @@ impl DicomStores {
         })?;
         let (w, h) = (i64::from(level.width()), i64::from(level.height()));
         let to_srgb = targets.transform(icc, level.info().icc_profile.as_deref(), Code::DicomError)?;
-        // Each patch's part inside the level; the frames under all of them are announced first,
-        // so that the client fetches them many per request.
+        let resize = match dims {
+            Some((dw, dh)) if (i64::from(dw), i64::from(dh)) != (w, h) => Some(resized(w, h, i64::from(dw), i64::from(dh))?),
+            _ => None,
+        };
+        // Each patch's rectangle on the level (for a resized level, the part of the level it
+        // is resampled from, as EZ-WSI computes it), and its part inside the level; the frames
+        // under all of them are announced first, so that the client fetches them many per
+        // request.
+        let mut rects = Vec::with_capacity(patches.len());
         let mut clipped = Vec::with_capacity(patches.len());
         let mut frames = Vec::new();
         let (tw, th) = (i64::from(level.tile_size().0), i64::from(level.tile_size().1));
         for p in patches {
-            let inside = p.x >= 0 && p.y >= 0 && p.x + p.width <= w && p.y + p.height <= h;
+            let r = match resize {
+                Some((dw, dh)) => (source_span(p.x, p.width, w, dw), source_span(p.y, p.height, h, dh)),
+                None => ((p.x, p.width), (p.y, p.height)),
+            };
+            let ((sx, sw), (sy, sh)) = r;
+            let inside = sx >= 0 && sy >= 0 && sw > 0 && sh > 0 && sx + sw <= w && sy + sh <= h;
             if fully_inside && !inside {
                 return Err(ApiError::new(
                     Code::PatchOutsideImage,
-                    format!("patch at ({}, {}) of {}x{} is not inside the {w}x{h} level {uid}", p.x, p.y, p.width, p.height),
+                    format!("patch at ({}, {}) of {}x{} is not inside the {w}x{h} level {uid}{}", p.x, p.y, p.width, p.height, resize.map_or(String::new(), |(dw, dh)| format!(" resized to {dw}x{dh}"))),
                 ));
             }
-            let (x0, y0, x1, y1) = (p.x.max(0), p.y.max(0), (p.x + p.width).min(w), (p.y + p.height).min(h));
+            let (x0, y0, x1, y1) = (sx.max(0), sy.max(0), (sx + sw).min(w), (sy + sh).min(h));
             if x0 < x1 && y0 < y1 {
                 for ty in y0 / th..=(y1 - 1) / th {
                     frames.extend((x0 / tw..=(x1 - 1) / tw).filter_map(|tx| level.frame_at(tx as u32, ty as u32)));
@@ -138,35 +153,72 @@ impl DicomStores {
             } else {
                 clipped.push(None);
             }
+            rects.push((sx, sy, sw, sh));
         }
         frames.sort_unstable();
         frames.dedup();
         level.frame_source().prefetch(&frames);
-        let rects: Vec<_> = clipped.iter().flatten().copied().collect();
-        let mut regions = level.read_regions(&rects, OutOfBounds::Error).map_err(|e| {
-            if matches!(e, WsiError::DicomWebDenied { .. }) {
-                self.forget(&(series_url.clone(), token.to_string()));
-            }
-            code_of(&e)
-        })?;
-        regions.reverse();
+        // Read, transform and shrink in chunks: a source rectangle of a level shrunk 8× is 64
+        // times a patch, so a whole request's rectangles at once could take gigabytes.
         let mut out = Vec::with_capacity(patches.len());
-        for (p, c) in patches.iter().zip(&clipped) {
-            let mut pixels = vec![0u8; (p.width * p.height * 3) as usize];
-            if let (Some((x0, y0, cw, _)), Some(region)) = (c, c.and_then(|_| regions.pop())) {
-                let row = *cw as usize * 3;
-                for (r, src) in region.data.chunks_exact(row).enumerate() {
-                    let dst = (((y0 - p.y + r as i64) * p.width + (x0 - p.x)) * 3) as usize;
-                    pixels[dst..dst + row].copy_from_slice(src);
+        let all: Vec<_> = patches.iter().zip(&clipped).zip(rects).collect();
+        for chunk in all.chunks(64) {
+            let reads: Vec<_> = chunk.iter().filter_map(|((_, c), _)| **c).collect();
+            let mut regions = level.read_regions(&reads, OutOfBounds::Error).map_err(|e| {
+                if matches!(e, WsiError::DicomWebDenied { .. }) {
+                    self.forget(&(series_url.clone(), token.to_string()));
                 }
+                code_of(&e)
+            })?;
+            regions.reverse();
+            for &((p, c), (sx, sy, sw, sh)) in chunk {
+                // The source rectangle, black outside the level; its colours transformed, then
+                // (resized levels) shrunk to the patch, in Google's order.
+                let mut pixels = vec![0u8; (sw.max(0) * sh.max(0) * 3) as usize];
+                if let (Some((x0, y0, cw, _)), Some(region)) = (c, c.and_then(|_| regions.pop())) {
+                    let row = *cw as usize * 3;
+                    for (r, src) in region.data.chunks_exact(row).enumerate() {
+                        let dst = (((y0 - sy + r as i64) * sw + (x0 - sx)) * 3) as usize;
+                        pixels[dst..dst + row].copy_from_slice(src);
+                    }
+                }
+                if let Some(t) = &to_srgb {
+                    t.apply(&mut pixels);
+                }
+                if resize.is_some() && (sw, sh) != (p.width, p.height) {
+                    if sw <= 0 || sh <= 0 {
+                        return Err(ApiError::new(Code::PatchOutsideImage, format!("patch at ({}, {}) covers no pixel of the level", p.x, p.y)));
+                    }
+                    pixels = area_rgb8(&pixels, sw as usize, sh as usize, p.width as usize, p.height as usize);
+                }
+                out.push(pixels);
             }
-            if let Some(t) = &to_srgb {
-                t.apply(&mut pixels);
-            }
-            out.push(pixels);
         }
         Ok(out)
     }
+}
+
+/// Checks `image_dimensions` (dw, dh) for a level of w×h, as Google's server: shrinking by
+/// more than 8× is refused, and this server does not enlarge levels yet.
+fn resized(w: i64, h: i64, dw: i64, dh: i64) -> Result<(i64, i64), ApiError> {
+    let factor = (w as f64 / dw as f64).max(h as f64 / dh as f64);
+    if factor > 8.0 {
+        return Err(ApiError::new(Code::DicomImageDownsamplingTooLarge, format!("image_dimensions {dw}x{dh} shrinks the {w}x{h} level {factor:.2}x; at most 8x")));
+    }
+    if dw > w || dh > h {
+        return Err(ApiError::new(Code::ImageDimension, format!("image_dimensions {dw}x{dh} enlarges the {w}x{h} level; this server does not enlarge DICOM levels yet (it shrinks them)")));
+    }
+    Ok((dw, dh))
+}
+
+/// The part of a level `size` pixels long that a patch at `start`, `len` long, of the level
+/// resized to `resized` pixels is resampled from: (first pixel, length). As EZ-WSI's
+/// `_DicomPatchAbstractSource` when shrinking: the ends scaled (`pt * size / resized` in double)
+/// and rounded half to even (Python's `round`).
+fn source_span(start: i64, len: i64, size: i64, resized: i64) -> (i64, i64) {
+    let scale = |pt: i64| ((pt * size) as f64 / resized as f64).round_ties_even() as i64;
+    let (a, b) = (scale(start), scale(start + len));
+    (a, b - a)
 }
 
 /// Google's code for a reader error.

@@ -16,8 +16,8 @@
 //! - [`server`]: the axum routes (predict, health, metrics), request limits, optional API keys
 //!   (constant-time compare), a time limit per request, HTTP or HTTPS (rustls).
 //!
-//! Not served: `image_dimensions` for DICOM levels (answered `IMAGE_DIMENSION_ERROR`, saying so).
-//! Inline and fetched images are resized as Google's server resizes them ([`resize`]).
+//! Not served: `image_dimensions` that enlarge a DICOM level (answered `IMAGE_DIMENSION_ERROR`,
+//! saying so). Images are resized, and DICOM levels shrunk, as Google's server does ([`resize`]).
 
 pub mod api;
 pub mod dicom;

@@ -1,5 +1,6 @@
-//! `extensions.image_dimensions` for inline images: the whole image resized to the asked size
-//! before patches are cut, as Google's server does it, bit for bit.
+//! `extensions.image_dimensions`, as Google's server does it, value for value: inline images
+//! resized whole before patches are cut ([`resize_rgb8`]), and patches of DICOM levels shrunk
+//! from the part of the level they cover ([`area_rgb8`]).
 //!
 //! Google's server resizes with EZ-WSI's `gcs_image._resize`, which means to pick INTER_AREA
 //! (shrinking) or INTER_CUBIC (enlarging) but passes the flag where `cv2.resize` takes its
@@ -99,5 +100,105 @@ fn halve(src: &[u8], sw: usize, dw: usize, dh: usize) -> Vec<u8> {
             }
         }
     }
+    out
+}
+
+/// One source index and its weight for an output index (OpenCV's `DecimateAlpha`).
+struct Alpha {
+    d: usize,
+    s: usize,
+    w: f32,
+}
+
+/// OpenCV's `computeResizeAreaTab`: the source cells each output cell covers, with their
+/// fractions, for a shrink by `scale` = src / dst (double, as OpenCV computes it).
+fn area_table(src: usize, dst: usize, scale: f64) -> Vec<Alpha> {
+    let mut tab = Vec::new();
+    for d in 0..dst {
+        let f1 = d as f64 * scale;
+        let f2 = f1 + scale;
+        let cell = scale.min(src as f64 - f1);
+        let mut s2 = f2.floor() as i64;
+        s2 = s2.min(src as i64 - 1);
+        let s1 = (f1.ceil() as i64).min(s2);
+        if s1 as f64 - f1 > 1e-3 {
+            tab.push(Alpha { d, s: (s1 - 1) as usize, w: ((s1 as f64 - f1) / cell) as f32 });
+        }
+        for s in s1..s2 {
+            tab.push(Alpha { d, s: s as usize, w: (1.0 / cell) as f32 });
+        }
+        if f2 - s2 as f64 > 1e-3 {
+            tab.push(Alpha { d, s: s2 as usize, w: ((f2 - s2 as f64).min(1.0).min(cell) / cell) as f32 });
+        }
+    }
+    tab
+}
+
+/// `cv2.resize(rgb, (dw, dh), interpolation=cv2.INTER_AREA)` of an RGB8 image `sw`×`sh` that is
+/// not enlarged on either axis, as OpenCV computes it: whole-number factors average their
+/// blocks (2×2 rounded half up, others rounded half to even), others weigh partial source
+/// pixels by their area in single precision. EZ-WSI shrinks DICOM patches with it.
+pub fn area_rgb8(src: &[u8], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<u8> {
+    debug_assert!(dw <= sw && dh <= sh && dw > 0 && dh > 0);
+    if (sw, sh) == (dw, dh) {
+        return src.to_vec();
+    }
+    let (sx, sy) = (1.0 / (dw as f64 / sw as f64), 1.0 / (dh as f64 / sh as f64));
+    let (ix, iy) = (sx.round(), sy.round());
+    if (sx - ix).abs() < f64::EPSILON && (sy - iy).abs() < f64::EPSILON {
+        let (ix, iy) = (ix as usize, iy as usize);
+        if (ix, iy) == (2, 2) {
+            return halve(src, sw, dw, dh);
+        }
+        let scale = 1.0f32 / (ix * iy) as f32;
+        let mut out = Vec::with_capacity(dw * dh * 3);
+        for y in 0..dh {
+            for x in 0..dw {
+                for c in 0..3 {
+                    let mut sum = 0i32;
+                    for r in 0..iy {
+                        let row = &src[(y * iy + r) * sw * 3..];
+                        for k in 0..ix {
+                            sum += i32::from(row[(x * ix + k) * 3 + c]);
+                        }
+                    }
+                    out.push((sum as f32 * scale).round_ties_even().clamp(0.0, 255.0) as u8);
+                }
+            }
+        }
+        return out;
+    }
+    let xtab = area_table(sw, dw, sx);
+    let ytab = area_table(sh, dh, sy);
+    let n = dw * 3;
+    let mut out = vec![0u8; dh * n];
+    let (mut buf, mut sum) = (vec![0f32; n], vec![0f32; n]);
+    let mut prev = ytab.first().map_or(0, |a| a.d);
+    let flush = |out: &mut [u8], d: usize, sum: &[f32]| {
+        for (o, s) in out[d * n..(d + 1) * n].iter_mut().zip(sum) {
+            *o = s.round_ties_even().clamp(0.0, 255.0) as u8;
+        }
+    };
+    for a in &ytab {
+        let row = &src[a.s * sw * 3..(a.s + 1) * sw * 3];
+        buf.iter_mut().for_each(|b| *b = 0.0);
+        for t in &xtab {
+            for c in 0..3 {
+                buf[t.d * 3 + c] += f32::from(row[t.s * 3 + c]) * t.w;
+            }
+        }
+        if a.d != prev {
+            flush(&mut out, prev, &sum);
+            for (s, b) in sum.iter_mut().zip(&buf) {
+                *s = a.w * b;
+            }
+            prev = a.d;
+        } else {
+            for (s, b) in sum.iter_mut().zip(&buf) {
+                *s += a.w * b;
+            }
+        }
+    }
+    flush(&mut out, prev, &sum);
     out
 }

@@ -243,14 +243,11 @@ async fn prepare(state: &Arc<AppState>, inst: &Instance) -> Result<Vec<Vec<u8>>,
         let Some(stores) = state.opts.dicom.clone() else {
             return Err(ApiError::new(Code::UnapprovedDicomStore, "no DICOMweb store is approved on this server (the operator approves stores with --allow-dicomweb URL_PREFIX)"));
         };
-        if inst.image_dimensions.is_some() {
-            return Err(ApiError::new(Code::ImageDimension, "image_dimensions for DICOM levels (resizing the level) is not supported by this server yet; inline images are resized"));
-        }
         let _slot = state.reading.acquire().await.map_err(|_| internal())?;
         let targets = state.opts.icc_targets.clone();
         return tokio::task::spawn_blocking(move || {
             let Source::Dicom { series_path, instance_uids } = &inst.source else { unreachable!("matched above") };
-            stores.patches(series_path, instance_uids, &inst.bearer_token, &inst.patches, inst.fully_inside, &inst.icc_profile, &targets)
+            stores.patches(series_path, instance_uids, &inst.bearer_token, &inst.patches, inst.fully_inside, &inst.icc_profile, inst.image_dimensions, &targets)
         })
         .await
         .map_err(|_| internal())?;

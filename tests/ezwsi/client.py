@@ -22,11 +22,12 @@ it sends to the endpoint names the relay too, and the server reads the slide thr
 
 Input (--patches), a JSON file:
 
-    {"dicom":  [{"level": L, "x": X, "y": Y}, ...],
+    {"dicom":  [{"level": L, "x": X, "y": Y[, "resize": [W, H]]}, ...],
      "images": [{"path": "file.png", "x": X, "y": Y}, ...]}
 
 L is the pyramid level, 0 = full resolution (EZ-WSI's levels sorted by width, widest
-first). "path" is a PNG or JPEG file, relative to the patches file's folder or absolute;
+first); with "resize", the patch is cut from that level resized to W x H (EZ-WSI's
+`level.resize(ImageDimensions(W, H))`), which EZ-WSI sends as `image_dimensions`. "path" is a PNG or JPEG file, relative to the patches file's folder or absolute;
 EZ-WSI's LocalImage reads it, and sends its pixels inline (extensions.ez_wsi_state). Every
 patch is 224x224 at (x, y). All patches go through one call of EZ-WSI's
 `patch_embedding.generate_patch_embeddings` with a `PathFoundationsEmbeddingEndpoint`
@@ -79,6 +80,8 @@ import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
+
+import numpy as np
 
 PATCH_SIZE = 224
 TRANSFER_SYNTAX_TAG = "00020010"
@@ -229,7 +232,8 @@ def load_patches(path):
     with open(path) as f:
         spec = json.load(f)
     base = os.path.dirname(os.path.abspath(path))
-    dicom = [{"level": int(p["level"]), "x": int(p["x"]), "y": int(p["y"])} for p in spec.get("dicom", [])]
+    dicom = [{"level": int(p["level"]), "x": int(p["x"]), "y": int(p["y"]),
+              "resize": [int(v) for v in p["resize"]] if p.get("resize") else None} for p in spec.get("dicom", [])]
     images = []
     for p in spec.get("images", []):
         file = p["path"] if os.path.isabs(p["path"]) else os.path.join(base, p["path"])
@@ -245,6 +249,7 @@ def embed(args, relay_url, dicom, images):
     from ez_wsi_dicomweb import local_image
     from ez_wsi_dicomweb import patch_embedding
     from ez_wsi_dicomweb import patch_embedding_endpoints
+    from ez_wsi_dicomweb import slide_level_map
     from ez_wsi_dicomweb.ml_toolkit import dicom_path
 
     def token_factory():
@@ -274,7 +279,10 @@ def embed(args, relay_url, dicom, images):
             if not 0 <= p["level"] < len(levels):
                 raise ValueError(f"level {p['level']}: the slide has {len(levels)} levels")
             level = levels[p["level"]]
-            patches.append(slide.get_patch(level, p["x"], p["y"], PATCH_SIZE, PATCH_SIZE))
+            source = level
+            if p["resize"]:
+                source = level.resize(slide_level_map.ImageDimensions(*p["resize"]))
+            patches.append(slide.get_patch(source, p["x"], p["y"], PATCH_SIZE, PATCH_SIZE))
             instance = level.get_instance_by_point(p["x"], p["y"])
             if instance is None:
                 uids = level.get_level_sop_instance_uids()
@@ -293,6 +301,13 @@ def embed(args, relay_url, dicom, images):
             endpoint_url=args.endpoint,
             credential_factory=credential_factory.NoAuthCredentialsFactory(),
         )
+        if args.pixels:
+            # EZ-WSI's own pixels of each DICOM patch (its frames, its resampling), for a test
+            # to embed offline.
+            os.makedirs(args.pixels, exist_ok=True)
+            for i, patch in enumerate(patches[:len(dicom)]):
+                with open(os.path.join(args.pixels, f"dicom-{i}.rgb"), "wb") as f:
+                    f.write(np.ascontiguousarray(patch.image_bytes(), dtype=np.uint8).tobytes())
         results = list(patch_embedding.generate_patch_embeddings(endpoint, patches))
     except Exception as error:  # pylint: disable=broad-except
         raise StageError(stage, error) from error
@@ -334,6 +349,8 @@ def main():
                         help="with --bearer-token: open the slide without it; only the endpoint gets the token")
     parser.add_argument("--relay-basic-auth", metavar="USER:PASSWORD",
                         help="the relay adds these basic credentials to requests that have no Authorization")
+    parser.add_argument("--pixels", metavar="DIR",
+                        help="also write EZ-WSI's pixels of each DICOM patch to DIR/dicom-<i>.rgb (RGB8)")
     parser.add_argument("--verbose", action="store_true", help="log the relayed requests on stderr")
     args = parser.parse_args()
     if args.open_without_token and args.bearer_token is None:
