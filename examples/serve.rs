@@ -38,6 +38,12 @@ struct Cli {
     /// Most patches waiting for the encoder; beyond, requests get 503 with Retry-After.
     #[arg(long, default_value_t = 16_000)]
     max_queued: usize,
+    /// Predict requests in progress at once; beyond, 503 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    max_requests: usize,
+    /// Pixels one request may decode and resize, over all its images.
+    #[arg(long, default_value_t = 400_000_000)]
+    max_request_pixels: u64,
     /// Longest time a predict request may take, in seconds (then 504).
     #[arg(long, default_value_t = 120)]
     timeout_s: u64,
@@ -137,6 +143,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         max_queued_patches: cli.max_queued,
         request_timeout: Duration::from_secs(cli.timeout_s),
         api_keys,
+        max_concurrent_requests: cli.max_requests,
+        max_request_pixels: cli.max_request_pixels,
         dicom,
         gcs,
         icc_targets: Arc::new(icc_targets),

@@ -76,26 +76,31 @@ fn the_server_answers_as_googles_does() {
         {"dicom_path": {"series_path": "https://store/dicomWeb/studies/1/series/2", "instance_uids": ["3"]}, "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
         {"image_file_uri": "gs://bucket/slide.png", "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
         {"raw_image_bytes": b64(b"not an image at all"), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
+        // No bucket approved, and not a gs:// path anyway.
+        {"image_file_uri": "gs:///nothing.png", "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
         // Both dicom_path and raw_image_bytes: dicom_path wins, as in Google's order.
         {"dicom_path": {"series_path": "https://store/dicomWeb/studies/1/series/2", "instance_uids": ["3"]}, "raw_image_bytes": b64(&bytes), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
     ]});
     let (status, r) = post(&predict, &body.to_string());
     assert_eq!(status, 200);
     let p = r["predictions"].as_array().unwrap();
-    assert_eq!(p.len(), 8);
+    assert_eq!(p.len(), 9);
     let want = offline(&[crop(&rgb, w, h, 16, 40), crop(&rgb, w, h, 70, 60), crop(&rgb, w, h, 100, 100)]);
     let rows = p[0]["result"]["patch_embeddings"].as_array().unwrap();
     assert_eq!(rows[1]["patch_coordinate"], json!({"x_origin": 70, "y_origin": 60, "width": 224, "height": 224}));
     for (row, want) in rows.iter().zip(&want[..2]) {
         assert!(max_diff(&row["embedding_vector"], want) <= 1e-5);
     }
+    // A control: another patch's embedding is far from this one's (so a wrong crop would show).
+    assert!(max_diff(&rows[0]["embedding_vector"], &want[1]) > 1e-2, "different patches embed alike");
     assert!(max_diff(&p[1]["result"]["patch_embeddings"][0]["embedding_vector"], &want[2]) <= 1e-5, "zero-padded patch");
     assert_eq!(p[2]["error"]["code"], "PATCH_OUTSIDE_OF_IMAGE_DIMENSIONS_ERROR");
     assert!(max_diff(&p[3]["result"]["patch_embeddings"][0]["embedding_vector"], &want[0]) <= 1e-5, "per-patch PNG");
     assert_eq!(p[4]["error"]["code"], "UNAPPROVED_DICOM_STORE_ERROR");
     assert_eq!(p[5]["error"]["code"], "UNAPPROVED_GCS_BUCKET_ERROR");
     assert_eq!(p[6]["error"]["code"], "IMAGE_ERROR");
-    assert_eq!(p[7]["error"]["code"], "UNAPPROVED_DICOM_STORE_ERROR");
+    assert_eq!(p[7]["error"]["code"], "GCS_IMAGE_PATH_FORMAT_ERROR");
+    assert_eq!(p[8]["error"]["code"], "UNAPPROVED_DICOM_STORE_ERROR");
 }
 
 #[test]
@@ -156,8 +161,7 @@ fn keys_guard_predict_and_metrics_but_not_health() {
     assert_eq!(ok.status().as_u16(), 200);
     assert_eq!(c.get(format!("{base}/metrics")).send().unwrap().status().as_u16(), 401);
     let m: Value = serde_json::from_str(&c.get(format!("{base}/metrics")).bearer_auth("k-one").send().unwrap().text().unwrap()).unwrap();
-    assert_eq!(m["patches_embedded"], 0);
-    assert!(m["encoder_busy_fraction"].as_f64().unwrap() >= 0.0);
+    assert_eq!((m["patches_embedded"].as_u64(), m["encoder_busy_fraction"].as_f64()), (Some(0), Some(0.0)), "{m}");
 }
 
 #[test]
@@ -173,6 +177,25 @@ fn metrics_count_patches_and_a_slow_request_gets_504() {
     let slow = start(ServeOptions { request_timeout: Duration::from_millis(1), max_wait: Duration::from_millis(200), ..ServeOptions::default() });
     let r = client().post(format!("{slow}/predict")).body(body.to_string()).send().unwrap();
     assert_eq!(r.status().as_u16(), 504);
+    // The request is gone: its patches are not embedded (after the encoder's 200 ms gather).
+    std::thread::sleep(Duration::from_millis(800));
+    let m: Value = serde_json::from_str(&client().get(format!("{slow}/metrics")).send().unwrap().text().unwrap()).unwrap();
+    assert_eq!(m["patches_embedded"], 0, "{m}");
+}
+
+#[test]
+fn a_request_cannot_resize_past_its_pixel_budget() {
+    let base = start(ServeOptions { max_request_pixels: 2_000_000, ..ServeOptions::default() });
+    let (bytes, ..) = png_file("fixtures/reference/ihc-full-l0-frame-corner.png");
+    let inst = |w: u32| json!({"raw_image_bytes": b64(&bytes), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}], "extensions": {"image_dimensions": {"width_px": w, "height_px": w}}});
+    // 300×290 decoded + 1000² resized fits; the next instance's 2000² does not.
+    let body = json!({"instances": [inst(1000)]});
+    let (_, a) = post(&format!("{base}/predict"), &body.to_string());
+    assert!(a["predictions"][0]["result"].is_object(), "{a}");
+    let body = json!({"instances": [inst(2000)]});
+    let (_, a) = post(&format!("{base}/predict"), &body.to_string());
+    assert_eq!(a["predictions"][0]["error"]["code"], "IMAGE_DIMENSION_ERROR", "{a}");
+    assert!(a["predictions"][0]["error"]["description"].as_str().unwrap().contains("budget"), "{a}");
 }
 
 #[test]
@@ -186,7 +209,7 @@ fn https_with_a_certificate_and_key() {
     let r = trusting.post(format!("https://127.0.0.1:{port}/predict")).body(r#"{"instances": []}"#).send().unwrap();
     assert_eq!(r.text().unwrap(), r#"{"predictions":[]}"#);
     // Plain HTTP to the TLS port, and a client that does not trust the CA, get nothing.
-    assert!(client().get(format!("http://127.0.0.1:{port}/health")).send().map(|r| r.status().as_u16() != 200).unwrap_or(true));
+    assert!(client().get(format!("http://127.0.0.1:{port}/health")).send().is_err(), "plain HTTP was answered on the TLS port");
     assert!(client().get(format!("https://127.0.0.1:{port}/health")).send().is_err(), "an untrusted certificate was accepted");
     // A key file without a key is a clear error.
     let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dicomweb/tls/ca.pem");
@@ -200,7 +223,8 @@ fn images_from_approved_buckets_with_the_callers_token() {
     let (bytes, w, h, rgb) = png_file("fixtures/reference/ihc-full-l0-frame-corner.png");
     let objects = [("slides-ok/cases/a 1.png".to_string(), bytes.clone()), ("other-bkt/x.png".to_string(), bytes.clone())].into_iter().collect();
     let (gcs, seen) = bucket::start(objects, token);
-    let buckets = haidef_wsi::serve::GcsBuckets::new(&["gs://slides-ok/cases/"], &gcs, Duration::from_secs(5), 1 << 20).unwrap();
+    // A folder prefix without its slash still approves only that folder.
+    let buckets = haidef_wsi::serve::GcsBuckets::new(&["gs://slides-ok/cases"], &gcs, Duration::from_secs(5), 1 << 20).unwrap();
     let base = start(ServeOptions { gcs: Some(std::sync::Arc::new(buckets)), ..ServeOptions::default() });
     let inst = |uri: &str, tok: &str| json!({"image_file_uri": uri, "bearer_token": tok, "patch_coordinates": [{"x_origin": 16, "y_origin": 40}]});
     let body = json!({"instances": [
@@ -212,6 +236,8 @@ fn images_from_approved_buckets_with_the_callers_token() {
         inst("gs://slides-ok/cases/moved.png", token),
         inst("gs://slides-ok/cases/../../other-bkt/x.png", token),
         inst("https://slides-ok/cases/a.png", token),
+        inst("gs://slides-ok/cases-private/x.png", token),
+        inst("gs://slides-ok/cases/%2e%2e/x.png", token),
     ]});
     let (status, answer) = post(&format!("{base}/predict"), &body.to_string());
     assert_eq!(status, 200);
@@ -223,7 +249,17 @@ fn images_from_approved_buckets_with_the_callers_token() {
     let codes: Vec<&str> = p[1..].iter().map(|x| x["error"]["code"].as_str().unwrap_or("none")).collect();
     assert_eq!(
         codes,
-        ["INVALID_CREDENTIALS_ERROR", "UNAPPROVED_GCS_BUCKET_ERROR", "UNAPPROVED_GCS_BUCKET_ERROR", "HTTP_ERROR", "HTTP_ERROR", "GCS_IMAGE_PATH_FORMAT_ERROR", "GCS_IMAGE_PATH_FORMAT_ERROR"],
+        [
+            "INVALID_CREDENTIALS_ERROR",
+            "UNAPPROVED_GCS_BUCKET_ERROR",
+            "UNAPPROVED_GCS_BUCKET_ERROR",
+            "HTTP_ERROR",
+            "HTTP_ERROR",
+            "GCS_IMAGE_PATH_FORMAT_ERROR",
+            "GCS_IMAGE_PATH_FORMAT_ERROR",
+            "UNAPPROVED_GCS_BUCKET_ERROR",
+            "GCS_IMAGE_PATH_FORMAT_ERROR",
+        ],
         "{answer}"
     );
     assert!(p[5]["error"]["description"].as_str().unwrap().contains("redirect"), "{}", p[5]);

@@ -73,7 +73,8 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
         dicom(&path, &uid, TOKEN, json!([coords[2]]), json!({})),
         // Not a level of the series.
         dicom(&path, "1.2.3.4.5", TOKEN, json!([coords[0]]), json!({})),
-        // Not approved: Orthanc's own port, loopback by name, a file, a look-alike path.
+        // Not approved: Orthanc's own port, loopback by name; a file (not a DICOMweb path at
+        // all); a look-alike path.
         dicom(&format!("{}/dicom-web/studies/{study}/series/{series}", store.direct()), &uid, TOKEN, json!([coords[0]]), json!({})),
         dicom(&path.replace("127.0.0.1", "localhost"), &uid, TOKEN, json!([coords[0]]), json!({})),
         dicom("file:///etc/passwd", &uid, TOKEN, json!([coords[0]]), json!({})),
@@ -114,7 +115,7 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
             "LEVEL_NOT_FOUND_ERROR",
             "UNAPPROVED_DICOM_STORE_ERROR",
             "UNAPPROVED_DICOM_STORE_ERROR",
-            "UNAPPROVED_DICOM_STORE_ERROR",
+            "DICOM_PATH_ERROR",
             "UNAPPROVED_DICOM_STORE_ERROR",
             "UNAPPROVED_DICOM_STORE_ERROR",
             "DICOM_PATH_ERROR",

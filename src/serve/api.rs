@@ -168,7 +168,7 @@ pub type Parsed = Result<Vec<Result<Instance, ApiError>>, ApiError>;
 /// coordinates and sizes, small enough that sums of two never overflow.
 fn int(v: &Value) -> Option<i64> {
     const LIMIT: i64 = 1 << 31;
-    v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)).filter(|i| i.abs() <= LIMIT)
+    v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)).filter(|i| (-LIMIT..=LIMIT).contains(i))
 }
 
 fn field(what: impl Into<String>) -> ApiError {
@@ -270,6 +270,10 @@ fn instance(obj: &Map<String, Value>, patches: Vec<Patch>) -> Result<Instance, A
     };
     let source = source(obj, state, patches.len())?;
     let bearer_token = obj.get("bearer_token").and_then(Value::as_str).unwrap_or("").to_string();
+    // OAuth access tokens are a few hundred bytes; the cap keeps them out of memory in bulk.
+    if bearer_token.len() > 16 << 10 {
+        return Err(field("bearer_token is longer than 16 KiB"));
+    }
     let ez_normalization = match (state, &source) {
         (Some(state), Source::Image(_)) if obj.get("dicom_path").is_none() && obj.get("image_file_uri").is_some() => match state.get("icc_profile_metadata_normalization") {
             None => Some("NONE".to_string()),
@@ -295,7 +299,7 @@ fn source(obj: &Map<String, Value>, state: Option<&Map<String, Value>>, n: usize
         });
         return match (series_path, uids) {
             (Some(s), Some(u)) => Ok(Source::Dicom { series_path: s.to_string(), instance_uids: u }),
-            _ => Err(field("dicom_path needs a non-empty series_path and a non-empty list of instance_uids")),
+            _ => Err(ApiError::new(Code::DicomPath, "dicom_path needs a non-empty series_path and a non-empty list of instance_uids")),
         };
     }
     if let Some(uri) = obj.get("image_file_uri") {
@@ -350,8 +354,10 @@ mod tests {
         assert_eq!(parse(json!({"instances": {}})).unwrap_err().code, Code::InvalidRequestField);
         let bad_size = json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": 0, "y_origin": 0, "width": 256}]}]});
         assert_eq!(parse(bad_size).unwrap_err().code, Code::PatchDimensions);
-        let huge = json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": 9_223_372_036_854_775_000i64, "y_origin": 0}]}]});
-        assert!(parse(huge).unwrap_err().description.contains("x_origin must be an integer"));
+        for huge in [9_223_372_036_854_775_000i64, i64::MIN, -(1 << 31) - 1] {
+            let body = json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": huge, "y_origin": 0}]}]});
+            assert!(parse(body).unwrap_err().description.contains("x_origin must be an integer"), "{huge}");
+        }
         let unknown = json!({"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": 0, "y_origin": 0, "z": 1}]}]});
         assert!(parse(unknown).unwrap_err().description.contains("\"z\""));
         let many: Vec<Value> = (0..4001).map(|i| json!({"x_origin": i, "y_origin": 0})).collect();

@@ -99,13 +99,14 @@ impl DicomStores {
     /// resampled from its part of the level as EZ-WSI does (see [`source_span`]).
     #[allow(clippy::too_many_arguments)]
     pub fn patches(&self, series_path: &str, instance_uids: &[String], token: &str, patches: &[Patch], fully_inside: bool, icc: &str, dims: Option<(u32, u32)>, targets: &IccTargets) -> Result<Vec<Vec<u8>>, ApiError> {
-        if !self.allowlist.allows_str(series_path) {
+        // As Google's server: the path is parsed first, then its store checked.
+        let (series_url, _, _) = parse_series_url(series_path).map_err(|e| ApiError::new(Code::DicomPath, e.to_string()))?;
+        if !self.allowlist.allows_str(&series_url) {
             return Err(ApiError::new(
                 Code::UnapprovedDicomStore,
                 "series_path is not under a DICOMweb store approved on this server (the operator approves stores with --allow-dicomweb URL_PREFIX)",
             ));
         }
-        let (series_url, _, _) = parse_series_url(series_path).map_err(|e| ApiError::new(Code::DicomPath, e.to_string()))?;
         let slide = self.slide(&series_url, token).map_err(|e| {
             if matches!(e, WsiError::DicomWebDenied { .. }) {
                 // A slide opened with a token the store has since refused is opened afresh next time.
@@ -162,7 +163,9 @@ impl DicomStores {
         // times a patch, so a whole request's rectangles at once could take gigabytes.
         let mut out = Vec::with_capacity(patches.len());
         let all: Vec<_> = patches.iter().zip(&clipped).zip(rects).collect();
-        for chunk in all.chunks(64) {
+        // 64 patches' worth of source pixels per chunk, whatever the shrink.
+        let per_patch = resize.map_or(1, |(dw, dh)| ((w as f64 / dw as f64).max(h as f64 / dh as f64).ceil() as usize).pow(2));
+        for chunk in all.chunks((64 / per_patch).max(1)) {
             let reads: Vec<_> = chunk.iter().filter_map(|((_, c), _)| **c).collect();
             let mut regions = level.read_regions(&reads, OutOfBounds::Error).map_err(|e| {
                 if matches!(e, WsiError::DicomWebDenied { .. }) {
@@ -216,7 +219,8 @@ fn resized(w: i64, h: i64, dw: i64, dh: i64) -> Result<(i64, i64), ApiError> {
 /// `_DicomPatchAbstractSource` when shrinking: the ends scaled (`pt * size / resized` in double)
 /// and rounded half to even (Python's `round`).
 fn source_span(start: i64, len: i64, size: i64, resized: i64) -> (i64, i64) {
-    let scale = |pt: i64| ((pt * size) as f64 / resized as f64).round_ties_even() as i64;
+    // The product in i128: level sizes come from the store and coordinates from the caller.
+    let scale = |pt: i64| ((i128::from(pt) * i128::from(size)) as f64 / resized as f64).round_ties_even() as i64;
     let (a, b) = (scale(start), scale(start + len));
     (a, b - a)
 }

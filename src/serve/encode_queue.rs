@@ -48,6 +48,16 @@ pub struct EncodeQueue {
     pub patch_size: usize,
     /// Floats per embedding.
     pub dim: usize,
+    alive: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Marks the encoder thread stopped when it ends, however it ends.
+struct Alive(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// The queue was full: try again later.
@@ -69,9 +79,12 @@ impl EncodeQueue {
         let stats = Arc::new(Stats::default());
         let (q, s) = (queued.clone(), stats.clone());
         let (side, dim) = (spec.width, encoder.embedding_dim());
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let guard = Alive(alive.clone());
         std::thread::Builder::new()
             .name("haidef-encoder".into())
             .spawn(move || {
+                let _alive = guard;
                 while let Ok(first) = rx.recv() {
                     let mut jobs = vec![first];
                     let mut count = jobs[0].patches.len();
@@ -84,6 +97,15 @@ impl EncodeQueue {
                             }
                             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
                         }
+                    }
+                    // Jobs whose request has gone (timed out, or its caller hung up) are not
+                    // embedded.
+                    let (jobs, gone): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| !j.reply.is_closed());
+                    let dropped: usize = gone.iter().map(|j| j.patches.len()).sum();
+                    q.fetch_sub(dropped, Ordering::Relaxed);
+                    let count = count - dropped;
+                    if jobs.is_empty() {
+                        continue;
                     }
                     let t = Instant::now();
                     let all: Vec<&Vec<u8>> = jobs.iter().flat_map(|j| j.patches.iter()).collect();
@@ -107,6 +129,12 @@ impl EncodeQueue {
                             _ => break,
                         }
                     }
+                    // One row per patch, or the batch fails (never rows shifted between requests).
+                    if let Ok(r) = &rows {
+                        if r.len() != count {
+                            rows = Err(format!("the encoder returned {} rows for {count} patches", r.len()));
+                        }
+                    }
                     s.busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     s.patches.fetch_add(count as u64, Ordering::Relaxed);
                     q.fetch_sub(count, Ordering::Relaxed);
@@ -123,7 +151,12 @@ impl EncodeQueue {
                 }
             })
             .map_err(|e| format!("cannot start the encoder thread: {e}"))?;
-        Ok(EncodeQueue { tx, queued, max_queued, stats, patch_size: side, dim })
+        Ok(EncodeQueue { tx, queued, max_queued, stats, patch_size: side, dim, alive })
+    }
+
+    /// Whether the encoder thread still runs (the health route answers 503 once it does not).
+    pub fn is_running(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
     }
 
     /// Queues `patches` (RGB8, `patch_size`² each); the receiver gets their embeddings in order.

@@ -19,12 +19,15 @@ pub struct GcsBuckets {
 }
 
 /// (bucket, object) of `gs://bucket/object`, or why not.
-fn split(uri: &str) -> Option<(&str, &str)> {
+pub(crate) fn split(uri: &str) -> Option<(&str, &str)> {
     let (bucket, object) = uri.strip_prefix("gs://")?.split_once('/')?;
     // Bucket names: 3–222 of lower-case letters, digits, dots, dashes and underscores.
     let bucket_ok = (3..=222).contains(&bucket.len()) && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
     // No empty, "." or ".." segments (they would change the path the request names).
-    let object_ok = !object.is_empty() && object.len() <= 1024 && object.split('/').all(|s| !s.is_empty() && s != "." && s != "..") && !object.contains(['\r', '\n', '#', '?']);
+    let object_ok = !object.is_empty()
+        && object.len() <= 1024
+        && object.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+        && !object.contains(['\r', '\n', '#', '?', '%', '\\']);
     (bucket_ok && object_ok).then_some((bucket, object))
 }
 
@@ -39,7 +42,11 @@ impl GcsBuckets {
                 let with_slash = if a.strip_prefix("gs://").is_some_and(|r| !r.contains('/')) { format!("{a}/") } else { a.to_string() };
                 let bad = || format!("approved bucket {a:?}: expected gs://BUCKET or gs://BUCKET/PREFIX/");
                 match with_slash.strip_prefix("gs://").and_then(|r| r.split_once('/')) {
-                    Some((bucket, prefix)) if split(&format!("gs://{bucket}/x")).is_some() => Ok((bucket.to_string(), prefix.to_string())),
+                    // A prefix names a folder: `cases` approves `cases/…`, not `cases-private/…`.
+                    Some((bucket, prefix)) if split(&format!("gs://{bucket}/x")).is_some() => {
+                        let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
+                        Ok((bucket.to_string(), prefix))
+                    }
                     _ => Err(bad()),
                 }
             })

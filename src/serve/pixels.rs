@@ -16,9 +16,30 @@ struct Rgb {
     data: Vec<u8>,
 }
 
+/// Pixels one request may decode and resize, over all its instances: a request of many small
+/// images each resized to 10,000² would otherwise cost hours of CPU.
+#[derive(Debug)]
+pub struct PixelBudget(std::sync::atomic::AtomicU64);
+
+impl PixelBudget {
+    /// A budget of `pixels`.
+    pub fn new(pixels: u64) -> Self {
+        PixelBudget(std::sync::atomic::AtomicU64::new(pixels))
+    }
+
+    /// Takes `n` pixels for `what`, or says the request has used its budget.
+    pub fn take(&self, n: u64, what: &str) -> Result<(), ApiError> {
+        use std::sync::atomic::Ordering;
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(n))
+            .map(|_| ())
+            .map_err(|_| ApiError::new(Code::ImageDimension, format!("{what}: the request's images, decoded and resized, exceed the server's budget of pixels per request")))
+    }
+}
+
 /// Decodes `bytes`; an image of more than `max_pixels`, or (with `expect`) of another size, is
 /// refused from its header, before its pixels are decoded.
-fn decode(bytes: &[u8], max_pixels: u64, expect: Option<(i64, i64)>, what: &str) -> Result<(Rgb, Option<Vec<u8>>), ApiError> {
+fn decode(bytes: &[u8], max_pixels: u64, budget: &PixelBudget, expect: Option<(i64, i64)>, what: &str) -> Result<(Rgb, Option<Vec<u8>>), ApiError> {
     let fail = |m: String| ApiError::new(Code::Image, format!("{what}: {m}"));
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| fail(e.to_string()))?;
     if !matches!(reader.format(), Some(image::ImageFormat::Png | image::ImageFormat::Jpeg)) {
@@ -35,6 +56,7 @@ fn decode(bytes: &[u8], max_pixels: u64, expect: Option<(i64, i64)>, what: &str)
     if let Some((ew, eh)) = expect.filter(|e| *e != (i64::from(w), i64::from(h))) {
         return Err(ApiError::new(Code::EzWsiState, format!("{what} is {w}x{h}, not {ew}x{eh}")));
     }
+    budget.take(u64::from(w) * u64::from(h), what)?;
     let icc = decoder.icc_profile().ok().flatten().filter(|p| !p.is_empty());
     let img = image::DynamicImage::from_decoder(decoder).map_err(|e| fail(e.to_string()))?;
     Ok((Rgb { width: i64::from(w), height: i64::from(h), data: img.to_rgb8().into_raw() }, icc))
@@ -69,16 +91,17 @@ fn crop(img: &Rgb, p: &Patch, fully_inside: bool) -> Result<Vec<u8>, ApiError> {
 /// The RGB8 patches of an inline instance, in order, transformed to the instance's target
 /// profile from the image's own (Google's order: the patch is cut, zero-padded, then
 /// transformed). EZ-WSI's per-patch PNGs are used as they are (EZ-WSI transformed them).
-pub fn patches(inst: &Instance, max_pixels: u64, targets: &IccTargets) -> Result<Vec<Vec<u8>>, ApiError> {
+pub fn patches(inst: &Instance, max_pixels: u64, budget: &PixelBudget, targets: &IccTargets) -> Result<Vec<Vec<u8>>, ApiError> {
     if let Some((w, h)) = inst.image_dimensions.filter(|(w, h)| *w > 10_000 || *h > 10_000) {
         return Err(ApiError::new(Code::ImageDimension, format!("image_dimensions {w}x{h}: a side over 10000 pixels")));
     }
     match &inst.source {
         Source::Image(bytes) => {
-            let (mut img, icc) = decode(bytes, max_pixels, None, "the image")?;
+            let (mut img, icc) = decode(bytes, max_pixels, budget, None, "the image")?;
             // Google resizes raw_image_bytes (and fetched images), never EZ-WSI's
             // ez_wsi_state.image (EZ-WSI resized it before sending).
             if let (Some((w, h)), None) = (inst.image_dimensions, &inst.ez_normalization) {
+                budget.take(u64::from(w) * u64::from(h), "image_dimensions")?;
                 img = Rgb { width: i64::from(w), height: i64::from(h), data: resize_rgb8(&img.data, img.width as usize, img.height as usize, w as usize, h as usize) };
             }
             let transform = match inst.ez_normalization.as_deref() {
@@ -118,14 +141,17 @@ pub fn patches(inst: &Instance, max_pixels: u64, targets: &IccTargets) -> Result
                             return Err(ApiError::new(Code::PatchOutsideImage, format!("a {}x{} patch does not fit in the {w}x{h} source image", p.width, p.height)));
                         }
                     }
-                    Ok(decode(bytes, max_pixels, Some((p.width, p.height)), &format!("ez_wsi_state.patches[{i}]"))?.0.data)
+                    Ok(decode(bytes, max_pixels, budget, Some((p.width, p.height)), &format!("ez_wsi_state.patches[{i}]"))?.0.data)
                 })
                 .collect()
         }
         Source::Dicom { .. } => Err(ApiError::new(Code::UnapprovedDicomStore, "DICOMweb sources are not served yet: no DICOM store is approved on this server")),
-        Source::Uri(_) => Err(ApiError::new(
-            Code::UnapprovedGcsBucket,
-            "this server fetches no image_file_uri; send the pixels (raw_image_bytes, or ez_wsi_state.image / .patches as EZ-WSI does)",
-        )),
+        Source::Uri(uri) => Err(match super::gcs::split(uri) {
+            None => ApiError::new(Code::GcsImagePathFormat, "image_file_uri must be gs://BUCKET/OBJECT"),
+            Some(_) => ApiError::new(
+                Code::UnapprovedGcsBucket,
+                "no Cloud Storage bucket is approved on this server (the operator approves buckets with --allow-gcs gs://BUCKET); or send the pixels (raw_image_bytes, or ez_wsi_state as EZ-WSI does)",
+            ),
+        }),
     }
 }

@@ -11,7 +11,7 @@ use super::api::{Instance, Source};
 use super::dicom::DicomStores;
 use super::gcs::GcsBuckets;
 use super::icc::IccTargets;
-use super::pixels;
+use super::pixels::{self, PixelBudget};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 /// How the server runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// The predict route (`AIP_PREDICT_ROUTE`, default `/predict`).
     pub predict_route: String,
@@ -65,6 +65,36 @@ pub struct ServeOptions {
     pub gcs: Option<Arc<GcsBuckets>>,
     /// The target profiles of `transform_imaging_to_icc_profile`.
     pub icc_targets: Arc<IccTargets>,
+    /// Predict requests in progress at once; beyond, 503 with `Retry-After` (each holds its
+    /// parsed body and patches in memory).
+    pub max_concurrent_requests: usize,
+    /// Pixels one request may decode and resize, over all its images (default 400 million).
+    pub max_request_pixels: u64,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    /// Everything but the API keys, which are never printed (only how many there are).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("predict_route", &self.predict_route)
+            .field("health_route", &self.health_route)
+            .field("metrics_route", &self.metrics_route)
+            .field("max_patches_per_request", &self.max_patches_per_request)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_image_pixels", &self.max_image_pixels)
+            .field("max_request_pixels", &self.max_request_pixels)
+            .field("batch_size", &self.batch_size)
+            .field("max_wait", &self.max_wait)
+            .field("max_queued_patches", &self.max_queued_patches)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("request_timeout", &self.request_timeout)
+            .field("api_keys", &format!("<{} redacted>", self.api_keys.len()))
+            .field("dicom", &self.dicom)
+            .field("max_dicom_reads", &self.max_dicom_reads)
+            .field("gcs", &self.gcs)
+            .field("icc_targets", &self.icc_targets)
+            .finish()
+    }
 }
 
 impl Default for ServeOptions {
@@ -85,6 +115,8 @@ impl Default for ServeOptions {
             max_dicom_reads: 16,
             icc_targets: Arc::new(IccTargets::default()),
             gcs: None,
+            max_concurrent_requests: 64,
+            max_request_pixels: 400_000_000,
         }
     }
 }
@@ -113,13 +145,15 @@ struct AppState {
     decoding: tokio::sync::Semaphore,
     /// `dicom_path` instances being read.
     reading: tokio::sync::Semaphore,
+    /// Predict requests in progress.
+    requests: Arc<tokio::sync::Semaphore>,
 }
 
 /// The server's routes over `queue` (see [`EncodeQueue::start`]).
 pub fn router(queue: EncodeQueue, opts: ServeOptions) -> Router {
     let limit = opts.max_body_bytes;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let state = Arc::new(AppState { queue, opts: opts.clone(), started: Instant::now(), decoding: tokio::sync::Semaphore::new(cores), reading: tokio::sync::Semaphore::new(opts.max_dicom_reads.max(1)) });
+    let state = Arc::new(AppState { queue, opts: opts.clone(), started: Instant::now(), decoding: tokio::sync::Semaphore::new(cores), reading: tokio::sync::Semaphore::new(opts.max_dicom_reads.max(1)), requests: Arc::new(tokio::sync::Semaphore::new(opts.max_concurrent_requests.max(1))) });
     let guarded = Router::new()
         .route(&opts.predict_route, post(predict))
         .route(&opts.metrics_route, get(metrics))
@@ -160,8 +194,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
-async fn health() -> &'static str {
-    "ok"
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    // As Google's server: "ok" while the model answers, "not ok" with 503 once it cannot.
+    if state.queue.is_running() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ok").into_response()
+    }
 }
 
 fn busy() -> Response {
@@ -169,6 +208,10 @@ fn busy() -> Response {
 }
 
 async fn predict(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let Ok(_request) = state.requests.clone().try_acquire_owned() else { return busy() };
+    if !state.queue.is_running() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "Internal server error."}))).into_response();
+    }
     let limit = state.opts.request_timeout;
     match tokio::time::timeout(limit, answer(state, body)).await {
         Ok(r) => r,
@@ -191,19 +234,22 @@ async fn answer(state: Arc<AppState>, body: Bytes) -> Response {
     // Each instance's pixels, all instances at once; fetching and decoding are blocking work,
     // off the async threads. Inline images wait for a decoding slot (one per core), DICOMweb
     // reads for a reading slot, so that a slow store does not hold up inline images.
-    let tasks: Vec<_> = instances
-        .into_iter()
-        .map(|i| {
-            let state = state.clone();
-            tokio::spawn(async move {
-                let inst = i?;
-                let pixels = prepare(&state, &inst).await?;
-                Ok::<_, ApiError>((inst.patches, pixels))
+    let budget = Arc::new(PixelBudget::new(state.opts.max_request_pixels));
+    let mut tasks = AbortOnDrop(
+        instances
+            .into_iter()
+            .map(|i| {
+                let (state, budget) = (state.clone(), budget.clone());
+                tokio::spawn(async move {
+                    let inst = i?;
+                    let pixels = prepare(&state, &inst, &budget).await?;
+                    Ok::<_, ApiError>((inst.patches, pixels))
+                })
             })
-        })
-        .collect();
-    let mut prepared = Vec::with_capacity(tasks.len());
-    for t in tasks {
+            .collect(),
+    );
+    let mut prepared = Vec::with_capacity(tasks.0.len());
+    for t in tasks.0.iter_mut() {
         let Ok(p) = t.await else {
             return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "Internal server error."}))).into_response();
         };
@@ -235,8 +281,19 @@ async fn answer(state: Arc<AppState>, body: Bytes) -> Response {
     Json(json!({"predictions": predictions})).into_response()
 }
 
+/// A request's instance tasks, stopped when the request ends early (time limit, caller gone).
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<Result<(Vec<super::api::Patch>, Vec<Vec<u8>>), ApiError>>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
 /// The RGB8 patches of one instance.
-async fn prepare(state: &Arc<AppState>, inst: &Instance) -> Result<Vec<Vec<u8>>, ApiError> {
+async fn prepare(state: &Arc<AppState>, inst: &Instance, budget: &Arc<PixelBudget>) -> Result<Vec<Vec<u8>>, ApiError> {
     let internal = || ApiError::new(Code::DicomError, "internal error while reading the instance");
     let inst = inst.clone();
     if let Source::Dicom { .. } = inst.source {
@@ -253,17 +310,19 @@ async fn prepare(state: &Arc<AppState>, inst: &Instance) -> Result<Vec<Vec<u8>>,
         .map_err(|_| internal())?;
     }
     let mut inst = inst;
+    // A fetched image is held from its reading slot until decoded: fetched objects waiting
+    // for a decoding slot are bounded by the reading slots.
+    let mut _reading = None;
     if let (Source::Uri(uri), Some(gcs)) = (&inst.source, state.opts.gcs.clone()) {
-        // Fetched like a DICOMweb read (a reading slot), then decoded like an inline image.
         let (uri, token) = (uri.clone(), inst.bearer_token.clone());
-        let _slot = state.reading.acquire().await.map_err(|_| internal())?;
+        _reading = Some(state.reading.acquire().await.map_err(|_| internal())?);
         let bytes = tokio::task::spawn_blocking(move || gcs.fetch(&uri, &token)).await.map_err(|_| internal())??;
         inst.source = Source::Image(bytes);
     }
     let max_pixels = state.opts.max_image_pixels;
     let _slot = state.decoding.acquire().await.map_err(|_| internal())?;
-    let targets = state.opts.icc_targets.clone();
-    tokio::task::spawn_blocking(move || pixels::patches(&inst, max_pixels, &targets)).await.map_err(|_| internal())?
+    let (targets, budget) = (state.opts.icc_targets.clone(), budget.clone());
+    tokio::task::spawn_blocking(move || pixels::patches(&inst, max_pixels, &budget, &targets)).await.map_err(|_| internal())?
 }
 
 /// Serves on `listener` until the process ends.

@@ -49,6 +49,12 @@ impl UrlAllowlist {
         if !url.username().is_empty() || url.password().is_some() {
             return false;
         }
+        // Percent-encoded slashes, backslashes and dots stay encoded in the normalised path, and a gateway that
+        // decodes them would serve another path than the one checked: refused.
+        let path = url.path().to_ascii_lowercase();
+        if ["%2f", "%5c", "%2e"].iter().any(|e| path.contains(e)) {
+            return false;
+        }
         self.prefixes.iter().any(|p| {
             p.scheme() == url.scheme()
                 && p.host_str() == url.host_str()
@@ -96,6 +102,10 @@ mod tests {
             "https://store.example.org/other/studies/1",
             "https://store.example.org/dicom-web/../admin",
             "https://store.example.org/dicom-web/%2e%2e/admin",
+            "https://store.example.org/dicom-web/..%2F..%2Fadmin/studies/1",
+            "https://store.example.org/dicom-web/%5C..%5Cadmin",
+            "https://store.example.org/dicom-web/.%2E/admin",
+            "https://store.example.org./dicom-web/studies/1",
             "http://store.example.org/dicom-web/studies/1",
             "https://store.example.org:8443/dicom-web/studies/1",
             "https://store.example.org.evil.net/dicom-web/studies/1",
