@@ -87,9 +87,10 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
         // Metadata that is not JSON; frames that are not JPEG.
         dicom(&format!("{gate}/garbled/dicom-web/studies/{study}/series/{series}"), &uid, TOKEN, json!([coords[0]]), json!({})),
         dicom(&format!("{gate}/broken-frames/dicom-web/studies/{study}/series/{series}"), &uid, TOKEN, json!([coords[1]]), json!({})),
-        // Resized levels: shrunk more than 8× (Google's limit); enlarged (not done here yet).
+        // A resized level shrunk more than 8× (Google's limit); a patch of one shrunk 5× whose
+        // source rectangle leaves the level.
         dicom(&path, &uid, TOKEN, json!([coords[0]]), json!({"image_dimensions": {"width_px": 100, "height_px": 100}})),
-        dicom(&path, &uid, TOKEN, json!([coords[0]]), json!({"image_dimensions": {"width_px": 2000, "height_px": 900}})),
+        dicom(&path, &uid, TOKEN, json!([{"x_origin": 100, "y_origin": 0}]), json!({"image_dimensions": {"width_px": 250, "height_px": 180}})),
         // An inline image in the same request is unaffected.
         {"raw_image_bytes": b64(&png), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}]},
     ]});
@@ -123,7 +124,7 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
             "INVALID_RESPONSE_ERROR",
             "DICOM_ERROR",
             "DICOM_IMAGE_DOWNSAMPLING_TOO_LARGE_ERROR",
-            "IMAGE_DIMENSION_ERROR",
+            "PATCH_OUTSIDE_OF_IMAGE_DIMENSIONS_ERROR",
         ],
         "{text}"
     );

@@ -10,7 +10,7 @@
 
 use super::api::{ApiError, Code, Patch};
 use super::icc::IccTargets;
-use super::resize::area_rgb8;
+use super::resize::{area_rgb8, cubic_rgb8};
 use haidef_wsi_dicom::dicomweb::{parse_series_url, Auth, DicomWebOptions, UrlAllowlist};
 use haidef_wsi_dicom::{OutOfBounds, Slide, WsiError};
 use std::collections::VecDeque;
@@ -129,15 +129,17 @@ impl DicomStores {
         // under all of them are announced first, so that the client fetches them many per
         // request.
         let mut rects = Vec::with_capacity(patches.len());
+        let mut spans = Vec::with_capacity(patches.len());
         let mut clipped = Vec::with_capacity(patches.len());
         let mut frames = Vec::new();
         let (tw, th) = (i64::from(level.tile_size().0), i64::from(level.tile_size().1));
         for p in patches {
-            let r = match resize {
+            let (sx, sy) = match resize {
                 Some((dw, dh)) => (source_span(p.x, p.width, w, dw), source_span(p.y, p.height, h, dh)),
-                None => ((p.x, p.width), (p.y, p.height)),
+                None => (Span { start: p.x, len: p.width, target: p.width, pad: 0 }, Span { start: p.y, len: p.height, target: p.height, pad: 0 }),
             };
-            let ((sx, sw), (sy, sh)) = r;
+            spans.push((sx, sy));
+            let ((sx, sw), (sy, sh)) = ((sx.start, sx.len), (sy.start, sy.len));
             let inside = sx >= 0 && sy >= 0 && sw > 0 && sh > 0 && sx + sw <= w && sy + sh <= h;
             if fully_inside && !inside {
                 return Err(ApiError::new(
@@ -162,11 +164,11 @@ impl DicomStores {
         // Read, transform and shrink in chunks: a source rectangle of a level shrunk 8× is 64
         // times a patch, so a whole request's rectangles at once could take gigabytes.
         let mut out = Vec::with_capacity(patches.len());
-        let all: Vec<_> = patches.iter().zip(&clipped).zip(rects).collect();
+        let all: Vec<_> = patches.iter().zip(&clipped).zip(rects).zip(spans).collect();
         // 64 patches' worth of source pixels per chunk, whatever the shrink.
         let per_patch = resize.map_or(1, |(dw, dh)| ((w as f64 / dw as f64).max(h as f64 / dh as f64).ceil() as usize).pow(2));
         for chunk in all.chunks((64 / per_patch).max(1)) {
-            let reads: Vec<_> = chunk.iter().filter_map(|((_, c), _)| **c).collect();
+            let reads: Vec<_> = chunk.iter().filter_map(|(((_, c), _), _)| **c).collect();
             let mut regions = level.read_regions(&reads, OutOfBounds::Error).map_err(|e| {
                 if matches!(e, WsiError::DicomWebDenied { .. }) {
                     self.forget(&(series_url.clone(), token.to_string()));
@@ -174,7 +176,7 @@ impl DicomStores {
                 code_of(&e)
             })?;
             regions.reverse();
-            for &((p, c), (sx, sy, sw, sh)) in chunk {
+            for &(((p, c), (sx, sy, sw, sh)), (span_x, span_y)) in chunk {
                 // The source rectangle, black outside the level; its colours transformed, then
                 // (resized levels) shrunk to the patch, in Google's order.
                 let mut pixels = vec![0u8; (sw.max(0) * sh.max(0) * 3) as usize];
@@ -192,7 +194,13 @@ impl DicomStores {
                     if sw <= 0 || sh <= 0 {
                         return Err(ApiError::new(Code::PatchOutsideImage, format!("patch at ({}, {}) covers no pixel of the level", p.x, p.y)));
                     }
-                    pixels = area_rgb8(&pixels, sw as usize, sh as usize, p.width as usize, p.height as usize);
+                    pixels = if p.width > sw || p.height > sh {
+                        // Enlarged (on either axis): the part of the level resized with OpenCV's
+                        // INTER_CUBIC to its size in the resized level, the patch cut from it.
+                        enlarge(&pixels, (sw, sh), (span_x, span_y), (p.width, p.height))?
+                    } else {
+                        area_rgb8(&pixels, sw as usize, sh as usize, p.width as usize, p.height as usize)
+                    };
                 }
                 out.push(pixels);
             }
@@ -202,27 +210,57 @@ impl DicomStores {
 }
 
 /// Checks `image_dimensions` (dw, dh) for a level of w×h, as Google's server: shrinking by
-/// more than 8× is refused, and this server does not enlarge levels yet.
+/// more than 8× is refused (enlarging is not limited).
 fn resized(w: i64, h: i64, dw: i64, dh: i64) -> Result<(i64, i64), ApiError> {
     let factor = (w as f64 / dw as f64).max(h as f64 / dh as f64);
     if factor > 8.0 {
         return Err(ApiError::new(Code::DicomImageDownsamplingTooLarge, format!("image_dimensions {dw}x{dh} shrinks the {w}x{h} level {factor:.2}x; at most 8x")));
     }
-    if dw > w || dh > h {
-        return Err(ApiError::new(Code::ImageDimension, format!("image_dimensions {dw}x{dh} enlarges the {w}x{h} level; this server does not enlarge DICOM levels yet (it shrinks them)")));
-    }
     Ok((dw, dh))
 }
 
-/// The part of a level `size` pixels long that a patch at `start`, `len` long, of the level
-/// resized to `resized` pixels is resampled from: (first pixel, length). As EZ-WSI's
-/// `_DicomPatchAbstractSource` when shrinking: the ends scaled (`pt * size / resized` in double)
-/// and rounded half to even (Python's `round`).
-fn source_span(start: i64, len: i64, size: i64, resized: i64) -> (i64, i64) {
-    // The product in i128: level sizes come from the store and coordinates from the caller.
-    let scale = |pt: i64| ((i128::from(pt) * i128::from(size)) as f64 / resized as f64).round_ties_even() as i64;
-    let (a, b) = (scale(start), scale(start + len));
-    (a, b - a)
+/// Where a patch of a resized level comes from along one axis, as EZ-WSI's
+/// `_DicomPatchAbstractSource` computes it: the part of the level (first pixel, length), and
+/// when the level is enlarged on this axis, the length that part is enlarged to and the offset
+/// of the patch in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: i64,
+    len: i64,
+    target: i64,
+    pad: i64,
+}
+
+/// The [`Span`] of a patch at `start`, `len` long, of a level `size` pixels long resized to
+/// `resized`. The ends are scaled (`pt * size / resized`, in double) and, when shrinking,
+/// rounded half to even (Python's `round`), when enlarging, floored and ceiled.
+fn source_span(start: i64, len: i64, size: i64, resized: i64) -> Span {
+    // Products in i128: level sizes come from the store and coordinates from the caller.
+    let scale = |pt: i64, from: i64, to: i64| (i128::from(pt) * i128::from(to)) as f64 / from as f64;
+    let (a, b) = (scale(start, resized, size), scale(start + len, resized, size));
+    let (s, e, pad) = if size >= resized {
+        (a.round_ties_even() as i64, b.round_ties_even() as i64, 0)
+    } else {
+        (a.floor() as i64, b.ceil() as i64, ((a - a.floor()) * resized as f64 / size as f64).round_ties_even() as i64)
+    };
+    let target = scale(e, size, resized).round_ties_even() as i64 - scale(s, size, resized).round_ties_even() as i64;
+    Span { start: s, len: e - s, target, pad }
+}
+
+/// EZ-WSI's enlarging: `region` (w×h) resized with INTER_CUBIC to the spans' targets, then
+/// the patch cut at the spans' offsets.
+fn enlarge(region: &[u8], (w, h): (i64, i64), (sx, sy): (Span, Span), (pw, ph): (i64, i64)) -> Result<Vec<u8>, ApiError> {
+    let (tw, th) = (sx.target, sy.target);
+    if tw < sx.pad + pw || th < sy.pad + ph || tw > 1 << 16 || th > 1 << 16 {
+        return Err(ApiError::new(Code::DicomError, format!("cannot cut a {pw}x{ph} patch at ({}, {}) out of the {tw}x{th} enlarged region", sx.pad, sy.pad)));
+    }
+    let up = cubic_rgb8(region, w as usize, h as usize, tw as usize, th as usize);
+    let mut out = Vec::with_capacity((pw * ph * 3) as usize);
+    for r in 0..ph {
+        let start = (((sy.pad + r) * tw + sx.pad) * 3) as usize;
+        out.extend_from_slice(&up[start..start + (pw * 3) as usize]);
+    }
+    Ok(out)
 }
 
 /// Google's code for a reader error.

@@ -16,8 +16,8 @@
 //! - [`server`]: the axum routes (predict, health, metrics), request limits, optional API keys
 //!   (constant-time compare), a time limit per request, HTTP or HTTPS (rustls).
 //!
-//! Not served: `image_dimensions` that enlarge a DICOM level (answered `IMAGE_DIMENSION_ERROR`,
-//! saying so). Images are resized, and DICOM levels shrunk, as Google's server does ([`resize`]).
+//! Images and DICOM levels are resized for `image_dimensions` as Google's server does
+//! ([`resize`]; enlarged DICOM levels within one grey level, see there).
 
 pub mod api;
 pub mod dicom;

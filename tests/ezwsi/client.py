@@ -283,7 +283,8 @@ def embed(args, relay_url, dicom, images):
             if p["resize"]:
                 source = level.resize(slide_level_map.ImageDimensions(*p["resize"]))
             patches.append(slide.get_patch(source, p["x"], p["y"], PATCH_SIZE, PATCH_SIZE))
-            instance = level.get_instance_by_point(p["x"], p["y"])
+            # (The patch's coordinates are in the resized level's pixels when resized.)
+            instance = None if p["resize"] else level.get_instance_by_point(p["x"], p["y"])
             if instance is None:
                 uids = level.get_level_sop_instance_uids()
                 p["sop_instance_uid"] = uids[0] if len(uids) == 1 else None
