@@ -2,7 +2,7 @@
 //! before patches are cut ([`resize_rgb8`]), patches of DICOM levels shrunk ([`area_rgb8`]) or
 //! enlarged ([`cubic_rgb8`]) from the part of the level they cover. Value for value, except
 //! that OpenCV's x86-64 builds hand 8-bit INTER_CUBIC to Intel IPP, whose results differ from
-//! OpenCV's own code (which [`cubic_rgb8`] follows exactly) by one grey level in about 5% of
+//! OpenCV's own code (which [`cubic_rgb8`] follows exactly) by one grey level in about 3% of
 //! values.
 //!
 //! Google's server resizes with EZ-WSI's `gcs_image._resize`, which means to pick INTER_AREA
