@@ -46,14 +46,21 @@ fn level_pixels(slide: &Slide, index: usize) -> (String, usize, usize, Vec<u8>) 
     (level.info().sop_instance_uid.clone(), all.width as usize, all.height as usize, all.data)
 }
 
+/// An Orthanc holding the fixture slide `name` behind the token gate: the store, the slide read
+/// from its files, the gate's URL, what the gate saw, and the series path through the gate.
+fn gated(name: &str) -> Option<(Orthanc, Slide, String, Arc<store_gate::Seen>, String)> {
+    let store = Orthanc::start(Setup::default())?;
+    store.stow(&folder(name));
+    let local = Slide::open(folder(name)).unwrap();
+    let (gate, seen) = store_gate::start(&store.direct(), TOKEN);
+    let path = format!("{gate}/dicom-web/studies/{}/series/{}", local.study_instance_uid(), local.series_instance_uid());
+    Some((store, local, gate, seen, path))
+}
+
 #[test]
 fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() {
-    let Some(store) = Orthanc::start(Setup::default()) else { return };
-    store.stow(&folder("ihc-sparse"));
-    let local = Slide::open(folder("ihc-sparse")).unwrap();
-    let (gate, seen) = store_gate::start(&store.direct(), TOKEN);
+    let Some((store, local, gate, seen, path)) = gated("ihc-sparse") else { return };
     let (study, series) = (local.study_instance_uid(), local.series_instance_uid());
-    let path = format!("{gate}/dicom-web/studies/{study}/series/{series}");
     let base = server(&[format!("{gate}/dicom-web"), format!("{gate}/moved/dicom-web"), format!("{gate}/garbled/dicom-web"), format!("{gate}/broken-frames/dicom-web")]);
     let predict = format!("{base}/predict");
 
@@ -143,11 +150,7 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
 
 #[test]
 fn icc_transforms_start_from_the_levels_profile() {
-    let Some(store) = Orthanc::start(Setup::default()) else { return };
-    store.stow(&folder("ihc-raw-prophoto"));
-    let local = Slide::open(folder("ihc-raw-prophoto")).unwrap();
-    let (gate, _) = store_gate::start(&store.direct(), TOKEN);
-    let path = format!("{gate}/dicom-web/studies/{}/series/{}", local.study_instance_uid(), local.series_instance_uid());
+    let Some((_store, local, gate, _, path)) = gated("ihc-raw-prophoto") else { return };
     let base = server(&[format!("{gate}/dicom-web")]);
     let (uid, w, h, rgb) = level_pixels(&local, 0);
     let profile = local.level(0).unwrap().info().icc_profile.clone().expect("the fixture carries a ProPhoto profile");

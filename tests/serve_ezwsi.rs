@@ -89,16 +89,23 @@ fn server_for(store: &Orthanc, relay: u16) -> String {
     format!("{}/predict", start(ServeOptions { dicom: Some(Arc::new(stores)), ..ServeOptions::default() }))
 }
 
-#[test]
-fn ezwsi_gets_the_offline_embeddings_of_dicom_patches_and_in_memory_images() {
-    let Some(python) = python() else { return };
-    let Some(store) = Orthanc::start(Setup::default()) else { return };
-    // EZ-WSI reads TILED_FULL slides only (it refuses ihc-sparse's per-frame positions).
-    let folder = root().join("fixtures/slides/ihc-full");
+/// EZ-WSI's Python, an Orthanc (`setup`) holding the fixture slide `name`, the slide read from
+/// its files, the relay's port and our server's predict URL; None where the tools are missing.
+fn stored(name: &str, setup: Setup) -> Option<(PathBuf, Orthanc, Slide, u16, String)> {
+    let python = python()?;
+    let store = Orthanc::start(setup)?;
+    let folder = root().join("fixtures/slides").join(name);
     store.stow(&folder);
     let slide = Slide::open(&folder).unwrap();
     let relay = free_port();
     let endpoint = server_for(&store, relay);
+    Some((python, store, slide, relay, endpoint))
+}
+
+#[test]
+fn ezwsi_gets_the_offline_embeddings_of_dicom_patches_and_in_memory_images() {
+    // EZ-WSI reads TILED_FULL slides only (it refuses ihc-sparse's per-frame positions).
+    let Some((python, store, slide, relay, endpoint)) = stored("ihc-full", Setup::default()) else { return };
     let dicom = [(0usize, 0i64, 0i64), (0, 784, 532), (0, 2276, 1576), (1, 100, 50), (1, 1026, 676)];
     let images = [("fixtures/images/pil_bicubic_400x260.png", 0i64, 0i64), ("fixtures/images/pil_bicubic_400x260.png", 176, 36), ("fixtures/images/timm_eval_224.png", 0, 0)];
     let patches = json!({
@@ -135,13 +142,7 @@ fn ezwsi_gets_the_offline_embeddings_of_dicom_patches_and_in_memory_images() {
 
 #[test]
 fn a_token_the_store_refuses_reaches_ezwsi_as_invalid_credentials() {
-    let Some(python) = python() else { return };
-    let Some(store) = Orthanc::start(Setup { auth: true, tls: false }) else { return };
-    let folder = root().join("fixtures/slides/ihc-full");
-    store.stow(&folder);
-    let slide = Slide::open(&folder).unwrap();
-    let relay = free_port();
-    let endpoint = server_for(&store, relay);
+    let Some((python, store, slide, relay, endpoint)) = stored("ihc-full", Setup { auth: true, tls: false }) else { return };
     let patches = json!({"dicom": [{"level": 1, "x": 0, "y": 0}], "images": []});
     // EZ-WSI opens the slide with the relay's basic credentials; only the embedding request
     // carries the (wrong) bearer token, which the relay passes to Orthanc, which refuses it.
@@ -317,15 +318,9 @@ fn inter_cubic_resizes_match_opencv_and_stay_within_one_grey_level_of_ipp() {
 
 #[test]
 fn ezwsi_patches_of_resized_dicom_levels_equal_the_offline_embeddings_of_ezwsis_pixels() {
-    let Some(python) = python() else { return };
-    let Some(store) = Orthanc::start(Setup::default()) else { return };
-    // Uncompressed TILED_FULL frames: EZ-WSI's pixels and ours are then the same before resampling (with
-    // JPEG frames the two JPEG decoders differ by a grey level here and there).
-    let folder = root().join("fixtures/slides/ihc-raw-tiled-full");
-    store.stow(&folder);
-    let slide = Slide::open(&folder).unwrap();
-    let relay = free_port();
-    let endpoint = server_for(&store, relay);
+    // Uncompressed TILED_FULL frames: EZ-WSI's pixels and ours are then the same before
+    // resampling (with JPEG frames the two JPEG decoders differ by a grey level here and there).
+    let Some((python, store, slide, relay, endpoint)) = stored("ihc-raw-tiled-full", Setup::default()) else { return };
     // Level 0 (600×400) shrunk by fractional factors, by a whole one (2×), on one axis only,
     // barely; enlarged (INTER_CUBIC) on both axes, on one, and enlarged on one while shrunk on
     // the other; level 1 (300×200) enlarged by fractional factors.
