@@ -12,7 +12,7 @@ mod model_args;
 
 use clap::Parser;
 use haidef_wsi::encoders::device_name;
-use haidef_wsi::serve::{serve, serve_tls, tls_config, DicomStores, EncodeQueue, GcsBuckets, IccTargets, ServeOptions};
+use haidef_wsi::serve::{serve, serve_tls, tls_config, ApiKeys, DicomStores, EncodeQueue, GcsBuckets, IccTargets, ServeOptions};
 use haidef_wsi::wsi::DicomWebOptions;
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,7 +142,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         max_wait: Duration::from_millis(cli.max_wait_ms),
         max_queued_patches: cli.max_queued,
         request_timeout: Duration::from_secs(cli.timeout_s),
-        api_keys,
+        api_keys: ApiKeys(api_keys),
         max_concurrent_requests: cli.max_requests,
         max_request_pixels: cli.max_request_pixels,
         dicom,

@@ -145,7 +145,8 @@ fn a_full_queue_answers_503_with_retry_after() {
 
 #[test]
 fn keys_guard_predict_and_metrics_but_not_health() {
-    let opts = ServeOptions { api_keys: vec!["k-one".into(), "k-two-longer".into()], ..ServeOptions::default() };
+    let opts = ServeOptions { api_keys: haidef_wsi::serve::ApiKeys(vec!["k-one".into(), "k-two-longer".into()]), ..ServeOptions::default() };
+    assert!(!format!("{opts:?}").contains("k-one"), "Debug printed a key");
     let base = start(opts);
     let c = client();
     assert_eq!(c.get(format!("{base}/health")).send().unwrap().status().as_u16(), 200);

@@ -10,6 +10,7 @@
 
 use super::api::{ApiError, Code, Patch};
 use super::icc::IccTargets;
+use super::pixels::cut;
 use super::resize::{area_rgb8, cubic_rgb8};
 use haidef_wsi_dicom::dicomweb::{parse_series_url, Auth, DicomWebOptions, UrlAllowlist};
 use haidef_wsi_dicom::{OutOfBounds, Slide, WsiError};
@@ -179,14 +180,11 @@ impl DicomStores {
             for &(((p, c), (sx, sy, sw, sh)), (span_x, span_y)) in chunk {
                 // The source rectangle, black outside the level; its colours transformed, then
                 // (resized levels) shrunk to the patch, in Google's order.
-                let mut pixels = vec![0u8; (sw.max(0) * sh.max(0) * 3) as usize];
-                if let (Some((x0, y0, cw, _)), Some(region)) = (c, c.and_then(|_| regions.pop())) {
-                    let row = *cw as usize * 3;
-                    for (r, src) in region.data.chunks_exact(row).enumerate() {
-                        let dst = (((y0 - sy + r as i64) * sw + (x0 - sx)) * 3) as usize;
-                        pixels[dst..dst + row].copy_from_slice(src);
-                    }
-                }
+                let rect = (sx, sy, sw, sh);
+                let mut pixels = match (c, c.and_then(|_| regions.pop())) {
+                    (Some((x0, y0, cw, ch)), Some(region)) => cut(&region.data, (*x0, *y0, i64::from(*cw), i64::from(*ch)), rect),
+                    _ => cut(&[], (0, 0, 0, 0), rect),
+                };
                 if let Some(t) = &to_srgb {
                     t.apply(&mut pixels);
                 }
@@ -255,12 +253,7 @@ fn enlarge(region: &[u8], (w, h): (i64, i64), (sx, sy): (Span, Span), (pw, ph): 
         return Err(ApiError::new(Code::DicomError, format!("cannot cut a {pw}x{ph} patch at ({}, {}) out of the {tw}x{th} enlarged region", sx.pad, sy.pad)));
     }
     let up = cubic_rgb8(region, w as usize, h as usize, tw as usize, th as usize);
-    let mut out = Vec::with_capacity((pw * ph * 3) as usize);
-    for r in 0..ph {
-        let start = (((sy.pad + r) * tw + sx.pad) * 3) as usize;
-        out.extend_from_slice(&up[start..start + (pw * 3) as usize]);
-    }
-    Ok(out)
+    Ok(cut(&up, (0, 0, tw, th), (sx.pad, sy.pad, pw, ph)))
 }
 
 /// Google's code for a reader error.

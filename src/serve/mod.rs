@@ -32,4 +32,4 @@ pub use dicom::DicomStores;
 pub use encode_queue::EncodeQueue;
 pub use gcs::GcsBuckets;
 pub use icc::IccTargets;
-pub use server::{router, serve, serve_tls, tls_config, ServeOptions};
+pub use server::{router, serve, serve_tls, tls_config, ApiKeys, ServeOptions};

@@ -70,29 +70,33 @@ fn crop(img: &Rgb, p: &Patch, fully_inside: bool) -> Result<Vec<u8>, ApiError> {
             format!("patch at ({}, {}) of {}x{} is not inside the {}x{} image", p.x, p.y, p.width, p.height, img.width, img.height),
         ));
     }
-    let mut out = vec![0u8; (p.width * p.height * 3) as usize];
-    for row in 0..p.height {
-        let y = p.y + row;
-        if !(0..img.height).contains(&y) {
-            continue;
-        }
-        let (x0, x1) = (p.x.max(0), (p.x + p.width).min(img.width));
-        if x0 >= x1 {
-            continue;
-        }
-        let src = ((y * img.width + x0) * 3) as usize;
-        let dst = ((row * p.width + (x0 - p.x)) * 3) as usize;
-        let n = ((x1 - x0) * 3) as usize;
-        out[dst..dst + n].copy_from_slice(&img.data[src..src + n]);
+    Ok(cut(&img.data, (0, 0, img.width, img.height), (p.x, p.y, p.width, p.height)))
+}
+
+/// The `w`×`h` rectangle at (`x`, `y`) out of RGB8 pixels that cover `iw`×`ih` from (`ix`, `iy`),
+/// black where they do not reach.
+pub(super) fn cut(pixels: &[u8], (ix, iy, iw, ih): (i64, i64, i64, i64), (x, y, w, h): (i64, i64, i64, i64)) -> Vec<u8> {
+    let mut out = vec![0u8; (w.max(0) * h.max(0) * 3) as usize];
+    let (x0, x1) = (x.max(ix), (x + w).min(ix + iw));
+    if x0 >= x1 {
+        return out;
     }
-    Ok(out)
+    let n = ((x1 - x0) * 3) as usize;
+    for row in y.max(iy)..(y + h).min(iy + ih) {
+        let src = (((row - iy) * iw + (x0 - ix)) * 3) as usize;
+        let dst = (((row - y) * w + (x0 - x)) * 3) as usize;
+        out[dst..dst + n].copy_from_slice(&pixels[src..src + n]);
+    }
+    out
 }
 
 /// The RGB8 patches of an inline instance, in order, transformed to the instance's target
 /// profile from the image's own (Google's order: the patch is cut, zero-padded, then
 /// transformed). EZ-WSI's per-patch PNGs are used as they are (EZ-WSI transformed them).
 pub fn patches(inst: &Instance, max_pixels: u64, budget: &PixelBudget, targets: &IccTargets) -> Result<Vec<Vec<u8>>, ApiError> {
-    if let Some((w, h)) = inst.image_dimensions.filter(|(w, h)| *w > 10_000 || *h > 10_000) {
+    // Google's limit on image sides (not on DICOM levels).
+    let image = !matches!(inst.source, Source::Dicom { .. });
+    if let Some((w, h)) = inst.image_dimensions.filter(|(w, h)| image && (*w > 10_000 || *h > 10_000)) {
         return Err(ApiError::new(Code::ImageDimension, format!("image_dimensions {w}x{h}: a side over 10000 pixels")));
     }
     match &inst.source {
@@ -145,7 +149,8 @@ pub fn patches(inst: &Instance, max_pixels: u64, budget: &PixelBudget, targets: 
                 })
                 .collect()
         }
-        Source::Dicom { .. } => Err(ApiError::new(Code::UnapprovedDicomStore, "DICOMweb sources are not served yet: no DICOM store is approved on this server")),
+        // dicom_path instances are read by DicomStores when the server has any.
+        Source::Dicom { .. } => Err(ApiError::new(Code::UnapprovedDicomStore, "no DICOMweb store is approved on this server (the operator approves stores with --allow-dicomweb URL_PREFIX)")),
         Source::Uri(uri) => Err(match super::gcs::split(uri) {
             None => ApiError::new(Code::GcsImagePathFormat, "image_file_uri must be gs://BUCKET/OBJECT"),
             Some(_) => ApiError::new(

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 /// How the server runs.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// The predict route (`AIP_PREDICT_ROUTE`, default `/predict`).
     pub predict_route: String,
@@ -52,7 +52,7 @@ pub struct ServeOptions {
     /// Keys callers must present (`Authorization: Bearer KEY` or `X-API-Key: KEY`) on the
     /// predict and metrics routes; empty: no authentication. The health route stays open for
     /// load balancers.
-    pub api_keys: Vec<String>,
+    pub api_keys: ApiKeys,
     /// The approved DICOMweb stores (see [`DicomStores`]); None: every `dicom_path` instance
     /// is answered `UNAPPROVED_DICOM_STORE_ERROR`.
     pub dicom: Option<Arc<DicomStores>>,
@@ -72,28 +72,13 @@ pub struct ServeOptions {
     pub max_request_pixels: u64,
 }
 
-impl std::fmt::Debug for ServeOptions {
-    /// Everything but the API keys, which are never printed (only how many there are).
+/// Keys callers may present; Debug shows only how many there are, never the keys.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ApiKeys(pub Vec<String>);
+
+impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServeOptions")
-            .field("predict_route", &self.predict_route)
-            .field("health_route", &self.health_route)
-            .field("metrics_route", &self.metrics_route)
-            .field("max_patches_per_request", &self.max_patches_per_request)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("max_image_pixels", &self.max_image_pixels)
-            .field("max_request_pixels", &self.max_request_pixels)
-            .field("batch_size", &self.batch_size)
-            .field("max_wait", &self.max_wait)
-            .field("max_queued_patches", &self.max_queued_patches)
-            .field("max_concurrent_requests", &self.max_concurrent_requests)
-            .field("request_timeout", &self.request_timeout)
-            .field("api_keys", &format!("<{} redacted>", self.api_keys.len()))
-            .field("dicom", &self.dicom)
-            .field("max_dicom_reads", &self.max_dicom_reads)
-            .field("gcs", &self.gcs)
-            .field("icc_targets", &self.icc_targets)
-            .finish()
+        write!(f, "ApiKeys(<{} redacted>)", self.0.len())
     }
 }
 
@@ -110,7 +95,7 @@ impl Default for ServeOptions {
             max_queued_patches: 16_000,
             request_timeout: Duration::from_secs(120),
             metrics_route: "/metrics".into(),
-            api_keys: Vec::new(),
+            api_keys: ApiKeys::default(),
             dicom: None,
             max_dicom_reads: 16,
             icc_targets: Arc::new(IccTargets::default()),
@@ -175,7 +160,7 @@ fn authorised(headers: &HeaderMap, keys: &[String]) -> bool {
 }
 
 async fn authenticate(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    if state.opts.api_keys.is_empty() || authorised(request.headers(), &state.opts.api_keys) {
+    if state.opts.api_keys.0.is_empty() || authorised(request.headers(), &state.opts.api_keys.0) {
         return next.run(request).await;
     }
     (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(json!({"error": "Missing or wrong API key."}))).into_response()
@@ -296,10 +281,8 @@ impl Drop for AbortOnDrop {
 async fn prepare(state: &Arc<AppState>, inst: &Instance, budget: &Arc<PixelBudget>) -> Result<Vec<Vec<u8>>, ApiError> {
     let internal = || ApiError::new(Code::DicomError, "internal error while reading the instance");
     let inst = inst.clone();
-    if let Source::Dicom { .. } = inst.source {
-        let Some(stores) = state.opts.dicom.clone() else {
-            return Err(ApiError::new(Code::UnapprovedDicomStore, "no DICOMweb store is approved on this server (the operator approves stores with --allow-dicomweb URL_PREFIX)"));
-        };
+    // Without approved stores or buckets, such instances get their refusal from pixels::patches.
+    if let (Source::Dicom { .. }, Some(stores)) = (&inst.source, state.opts.dicom.clone()) {
         let _slot = state.reading.acquire().await.map_err(|_| internal())?;
         let targets = state.opts.icc_targets.clone();
         return tokio::task::spawn_blocking(move || {
