@@ -9,10 +9,11 @@
 mod args;
 #[path = "common/model_args.rs"]
 mod model_args;
+#[path = "common/pipeline_args.rs"]
+mod pipeline_args;
 
 use clap::Parser;
 use haidef_wsi::encoders::{device_name, UNTRAINED_WARNING};
-use haidef_wsi::{LevelChoice, PipelineOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,53 +31,13 @@ struct Cli {
     out: PathBuf,
     #[command(flatten)]
     model: model_args::ModelArgs,
-    /// Pyramid level to embed (0 = full resolution).
-    #[arg(long, conflicts_with = "mpp")]
-    level: Option<usize>,
-    /// Embed the level nearest this many µm per pixel [default: 1.0, about 10x].
-    #[arg(long)]
-    mpp: Option<f64>,
-    /// k-means clusters.
-    #[arg(long, default_value_t = 6)]
-    k: usize,
-    /// Embed patches with at least this tissue fraction.
-    #[arg(long, default_value_t = 0.5)]
-    min_tissue: f32,
-    /// Embed every patch, skipping tissue detection.
-    #[arg(long)]
-    all_patches: bool,
-    /// Convert patches from the slide's ICC profile to sRGB before embedding.
-    #[arg(long)]
-    icc_to_srgb: bool,
-    /// Patches per batch [default: 32 on CPU, 256 on CUDA].
-    #[arg(long)]
-    batch: Option<usize>,
-    /// k-means seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// A zero-shot prompt (repeatable; models with a text side: --model medsiglip --weights
-    /// DIR): adds a score column named after it and score-<n>-<prompt>.png.
-    #[arg(long = "prompt", value_name = "TEXT")]
-    prompts: Vec<String>,
+    #[command(flatten)]
+    pipeline: pipeline_args::PipelineArgs,
 }
 
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let model_args::Loaded { entry, model, device, dtype } = cli.model.load(None)?;
-    let level = match cli.level {
-        Some(l) => LevelChoice::Index(l),
-        None => LevelChoice::Mpp(cli.mpp.unwrap_or(1.0)),
-    };
-    let opts = PipelineOptions {
-        level,
-        min_tissue: cli.min_tissue,
-        all_patches: cli.all_patches,
-        batch_size: cli.batch.unwrap_or(if device.is_cpu() { 32 } else { 256 }),
-        k: cli.k,
-        seed: cli.seed,
-        icc_to_srgb: cli.icc_to_srgb,
-        prompts: cli.prompts.clone(),
-        ..PipelineOptions::default()
-    };
+    let opts = cli.pipeline.options(&device);
     let out = &cli.out;
     let slide = args::open_slide(&cli.slide)?;
     let chosen = haidef_wsi::choose_level(&slide, opts.level)?;

@@ -14,6 +14,8 @@ pub mod cluster_maps;
 mod clusters;
 #[cfg(feature = "icc")]
 pub mod color;
+#[cfg(feature = "cohorts")]
+pub mod cohort;
 #[cfg(feature = "audio-files")]
 pub mod audio;
 #[cfg(feature = "audio-files")]

@@ -74,7 +74,7 @@ impl Default for PipelineOptions {
 /// What a run did.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
-    /// SeriesInstanceUID of the slide.
+    /// The slide's id in the output: its SeriesInstanceUID unless [`SlideJob::slide_id`] set one.
     pub slide_id: String,
     /// Level embedded.
     pub level: usize,
@@ -176,12 +176,23 @@ pub struct SlideJob<'a> {
     options: PipelineOptions,
     cancel: Option<&'a AtomicBool>,
     progress: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+    slide_id: Option<String>,
+    metadata: Vec<(String, String)>,
 }
 
 impl<'a> SlideJob<'a> {
     /// Embeds `slide` with `encoder` into `out_dir`, with [`PipelineOptions::default`].
     pub fn new(slide: &'a Slide, encoder: &'a dyn Encoder, out_dir: impl AsRef<Path>) -> Self {
-        SlideJob { slide, encoder, out_dir: out_dir.as_ref().to_path_buf(), options: PipelineOptions::default(), cancel: None, progress: None }
+        SlideJob {
+            slide,
+            encoder,
+            out_dir: out_dir.as_ref().to_path_buf(),
+            options: PipelineOptions::default(),
+            cancel: None,
+            progress: None,
+            slide_id: None,
+            metadata: Vec::new(),
+        }
     }
 
     /// Level, tissue filter, batch size, k-means and colour options.
@@ -202,12 +213,26 @@ impl<'a> SlideJob<'a> {
         self
     }
 
+    /// The `slide_id` column's value (default: the slide's SeriesInstanceUID), e.g. a cohort
+    /// manifest's own id for the slide.
+    pub fn slide_id(mut self, id: impl Into<String>) -> Self {
+        self.slide_id = Some(id.into());
+        self
+    }
+
+    /// Adds a key-value pair to the Parquet file's metadata (e.g. the slide's label).
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.push((key.into(), value.into()));
+        self
+    }
+
     /// Runs the job: Parquet, then k-means and the heatmaps.
     pub fn run(self) -> Result<RunSummary> {
         let never = AtomicBool::new(false);
         let cancel = self.cancel.unwrap_or(&never);
         let progress = self.progress.unwrap_or(&|_, _| {});
-        run(self.slide, self.encoder, &self.out_dir, &self.options, cancel, progress)
+        let slide_id = self.slide_id.clone().unwrap_or_else(|| self.slide.series_instance_uid().to_string());
+        run(self.slide, self.encoder, &self.out_dir, &self.options, (&slide_id, &self.metadata), cancel, progress)
     }
 }
 
@@ -216,6 +241,7 @@ fn run(
     encoder: &dyn Encoder,
     out_dir: &Path,
     opts: &PipelineOptions,
+    (slide_id, extra_meta): (&str, &[(String, String)]),
     cancel: &AtomicBool,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<RunSummary> {
@@ -301,11 +327,13 @@ fn run(
     if let Some(p) = &prompts {
         p.describe_in(&mut meta);
     }
+    meta.insert("series_instance_uid".to_string(), slide.series_instance_uid().to_string());
+    meta.extend(extra_meta.iter().cloned());
     let parquet_path = out_dir.join("embeddings.parquet");
 
     let dim = encoder.embedding_dim();
     let score_names = prompts.as_ref().map(|p| p.texts().to_vec()).unwrap_or_default();
-    let parquet = ParquetSink::create_scored(&parquet_path, slide.series_instance_uid(), level.index() as u32, level.mpp(), dim, meta, &score_names)?;
+    let parquet = ParquetSink::create_scored(&parquet_path, slide_id, level.index() as u32, level.mpp(), dim, meta, &score_names)?;
     let mut sink = SlideSink {
         parquet,
         records: Vec::with_capacity(kept),
@@ -336,7 +364,7 @@ fn run(
     outputs.extend(pictures);
 
     Ok(RunSummary {
-        slide_id: slide.series_instance_uid().to_string(),
+        slide_id: slide_id.to_string(),
         level: level.index(),
         mpp: level.mpp(),
         patches_total: grid.len(),

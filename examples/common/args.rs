@@ -1,4 +1,5 @@
-//! The slide arguments shared by the examples that open a slide, as a clap argument group.
+//! The slide arguments shared by the examples that open a slide, as clap argument groups.
+#![allow(dead_code)]
 
 use clap::Args;
 use std::path::PathBuf;
@@ -11,6 +12,13 @@ pub struct SlideArgs {
     /// The SeriesInstanceUID to open when a folder holds several series.
     #[arg(long)]
     pub series: Option<String>,
+    #[command(flatten)]
+    pub dicomweb: DicomWebArgs,
+}
+
+/// How to reach DICOMweb slides.
+#[derive(Args, Debug)]
+pub struct DicomWebArgs {
     /// DICOMweb bearer token (the environment variable keeps it out of shell history).
     #[arg(long, env = "HAIDEF_BEARER_TOKEN", hide_env_values = true, conflicts_with = "basic_auth")]
     pub bearer_token: Option<String>,
@@ -28,29 +36,35 @@ pub struct SlideArgs {
     pub requests_in_flight: Option<usize>,
 }
 
+/// The DICOMweb client's options from the command line.
+pub fn dicomweb_options(args: &DicomWebArgs) -> Result<haidef_wsi::wsi::DicomWebOptions, Box<dyn std::error::Error>> {
+    use haidef_wsi::wsi::{Auth, DicomWebOptions};
+    let auth = match (&args.bearer_token, &args.basic_auth) {
+        (Some(_), Some(_)) => return Err("give a bearer token or basic auth, not both".into()),
+        (Some(t), None) => Auth::Bearer(t.clone()),
+        (None, Some(b)) => {
+            let (user, password) = b.split_once(':').ok_or("--basic-auth expects user:password")?;
+            Auth::Basic { user: user.into(), password: password.into() }
+        }
+        (None, None) => Auth::None,
+    };
+    let defaults = DicomWebOptions::default();
+    let options = DicomWebOptions {
+        auth,
+        ca_certificates: args.ca_cert.iter().cloned().collect(),
+        frames_per_request: args.frames_per_request.unwrap_or(defaults.frames_per_request),
+        max_concurrent_requests: args.requests_in_flight.unwrap_or(defaults.max_concurrent_requests),
+        ..defaults
+    };
+    Ok(options)
+}
+
 /// Opens the slide named on the command line: a folder or file path, or a DICOMweb URL.
 pub fn open_slide(args: &SlideArgs) -> Result<haidef_wsi::wsi::Slide, Box<dyn std::error::Error>> {
-    use haidef_wsi::wsi::{Auth, DicomWebOptions, OpenOptions, Slide};
+    use haidef_wsi::wsi::{OpenOptions, Slide};
     let target = args.slide.as_str();
     if target.starts_with("http://") || target.starts_with("https://") {
-        let auth = match (&args.bearer_token, &args.basic_auth) {
-            (Some(_), Some(_)) => return Err("give a bearer token or basic auth, not both".into()),
-            (Some(t), None) => Auth::Bearer(t.clone()),
-            (None, Some(b)) => {
-                let (user, password) = b.split_once(':').ok_or("--basic-auth expects user:password")?;
-                Auth::Basic { user: user.into(), password: password.into() }
-            }
-            (None, None) => Auth::None,
-        };
-        let defaults = DicomWebOptions::default();
-        let options = DicomWebOptions {
-            auth,
-            ca_certificates: args.ca_cert.iter().cloned().collect(),
-            frames_per_request: args.frames_per_request.unwrap_or(defaults.frames_per_request),
-            max_concurrent_requests: args.requests_in_flight.unwrap_or(defaults.max_concurrent_requests),
-            ..defaults
-        };
-        return Ok(Slide::open_dicomweb(target, &options)?);
+        return Ok(Slide::open_dicomweb(target, &dicomweb_options(&args.dicomweb)?)?);
     }
     let options = OpenOptions { series_instance_uid: args.series.clone(), ..Default::default() };
     Ok(Slide::open_with(target, &options)?)
