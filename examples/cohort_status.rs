@@ -52,7 +52,7 @@ fn run(cli: &Cli) -> Result<bool, Box<dyn std::error::Error>> {
     }
     let rows: usize = status.done().map(|r| r.rows).sum();
     println!(
-        "{} slides: {} done, {} failed, {} missing, {} damaged; {} shards; {rows} patches embedded",
+        "{} slides: {} done, {} failed, {} missing, {} damaged; shards: {}; {rows} patches embedded",
         status.slides.len(),
         status.count("done"),
         status.count("failed"),

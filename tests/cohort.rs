@@ -96,6 +96,19 @@ fn run(name: &str, args: &[&str]) -> (Output, String) {
     (out, text)
 }
 
+/// Files under `dir` whose names end in `.partial` (outputs being written, never finished).
+fn partial_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(partial_files(&e.path()));
+        } else if e.file_name().to_string_lossy().ends_with(".partial") {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
 /// Waits until a staging folder of `id` holds a Parquet file being written, i.e. `id` is
 /// being embedded right now.
 fn wait_mid_slide(dir: &Path, id: &str, timeout: Duration) {
@@ -240,6 +253,8 @@ fn a_slurm_array_embeds_a_cohort_and_a_cancelled_shard_resubmitted_alone_complet
     assert!(failed.iter().any(|l| l.contains("missing") && l.contains("no/such/slide") && l.contains("attempts: 1")), "{text}");
     assert!(failed.iter().any(|l| l.contains("corrupt") && l.contains("frame 2") && l.contains("attempts: 1")), "{text}");
     assert!(text.contains("embeddings/hour for the cohort"), "{text}");
+    assert_eq!(partial_files(&out), Vec::<PathBuf>::new());
+    assert_eq!(std::fs::read_dir(out.join("done")).unwrap().count(), 9, "one record per finished slide");
 }
 
 #[test]
@@ -273,6 +288,7 @@ fn a_killed_run_leaves_no_output_a_damaged_file_is_redone_and_settings_are_fixed
     assert!(text.contains(&format!("{raw_id} already done (verified), skipped")), "{text}");
     assert!(text.contains(&format!("SeriesInstanceUID {raw_id} is already the id of")) && text.contains("give this row its own slide_id"), "{text}");
     assert_eq!(std::fs::read_dir(out.join("staging")).unwrap().count(), 0);
+    assert_eq!(partial_files(&out), Vec::<PathBuf>::new());
     let table = read_cohort(&out);
     assert_eq!(table["per_slide"][&big_id], 36);
     assert_eq!(table["duplicates"], 0);

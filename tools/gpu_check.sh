@@ -12,9 +12,9 @@ case "${1:-}" in
        && cargo bench --features cuda --bench encoder --no-run && cargo bench --features cuda --bench pipeline --no-run \
        && cargo bench --features cuda --bench siglip --no-run \
        && cargo test --release --features cuda --test audio --no-run && cargo bench --features cuda --bench hear --no-run \
-       && cargo bench --features cuda --bench serve_load --no-run)
+       && cargo bench --features cuda --bench serve_load --no-run && cargo bench --features cuda --bench cohort_throughput --no-run)
     rm -rf .gpu && mkdir -p .gpu
-    for pat in 'parity-*' 'preprocess-*' 'encoder-*' 'pipeline-*' 'siglip_model-*' 'siglip-*' 'audio-*' 'hear-*' 'serve_load-*'; do
+    for pat in 'parity-*' 'preprocess-*' 'encoder-*' 'pipeline-*' 'siglip_model-*' 'siglip-*' 'audio-*' 'hear-*' 'serve_load-*' 'cohort_throughput-*'; do
       f=$(ls -t target/cuda/release/deps/$pat | grep -v '\.d$' | head -1)
       name=$(basename "${pat%-\*}")
       strip --strip-debug -o ".gpu/$name" "$f" && gzip -f ".gpu/$name"   # the carry limit is 64 MiB
@@ -32,7 +32,7 @@ case "${1:-}" in
     ;;
   run)
     export LD_LIBRARY_PATH=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:/usr/local/nvidia/lib64
-    for b in parity preprocess encoder pipeline siglip_model siglip audio hear serve_load; do gunzip -c ".gpu/$b.gz" > "/tmp/$b" && chmod +x "/tmp/$b"; done
+    for b in parity preprocess encoder pipeline siglip_model siglip audio hear serve_load cohort_throughput; do gunzip -c ".gpu/$b.gz" > "/tmp/$b" && chmod +x "/tmp/$b"; done
     nvidia-smi --query-gpu=name,memory.total --format=csv
     /tmp/parity --nocapture cuda_half_precision_matches_cpu_f32
     /tmp/preprocess --nocapture cuda_packing_matches_cpu
@@ -54,6 +54,8 @@ case "${1:-}" in
     # The server under the report's load (10 clients × 5,000 patches, bf16, batch 256); the
     # DICOMweb half needs Orthanc, which the device lacks (the bench says so), so inline images.
     HAIDEF_DEVICE=cuda HAIDEF_LOAD_DTYPE=bf16 HAIDEF_LOAD_PATCHES=5000 /tmp/serve_load
+    # A cohort (4 slides of 40x40 frames, 2,025 patches each) against the single-slide pipeline.
+    HAIDEF_DEVICE=cuda HAIDEF_COHORT_FRAMES=40 /tmp/cohort_throughput
     ;;
   *) echo "usage: tools/gpu_check.sh build|run" >&2; exit 2 ;;
 esac

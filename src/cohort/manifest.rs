@@ -195,6 +195,34 @@ mod tests {
     }
 
     #[test]
+    fn parquet_manifests_take_text_columns_and_integer_labels() {
+        use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+        use std::sync::Arc;
+        let dir = std::env::temp_dir().join(format!("haidef-manifest-{}-parquet", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cohort.parquet");
+        let batch = RecordBatch::try_from_iter([
+            ("path", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+            ("slide_id", Arc::new(StringArray::from(vec![Some("S1"), None])) as ArrayRef),
+            ("label", Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef),
+        ])
+        .unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let m = Manifest::open(&file).unwrap();
+        assert_eq!(m.rows[0], ManifestRow { line: 1, path: "a".into(), slide_id: Some("S1".into()), label: Some("1".into()) });
+        assert_eq!(m.rows[1], ManifestRow { line: 2, path: "b".into(), slide_id: None, label: None });
+        // A path column of numbers is refused, naming the row and column.
+        let batch = RecordBatch::try_from_iter([("path", Arc::new(arrow_array::Float64Array::from(vec![1.0])) as ArrayRef)]).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let err = Manifest::open(&file).unwrap_err().to_string();
+        assert!(err.contains("row 1: column `path` is Float64; expected text"), "{err}");
+    }
+
+    #[test]
     fn bad_manifests_say_which_line_and_what_to_do() {
         let cases = [
             ("nopath", "slide,slide_id\na,b\n", "no `path` column"),

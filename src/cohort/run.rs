@@ -319,6 +319,10 @@ impl<'a> CohortJob<'a> {
             #[cfg(not(feature = "dicomweb"))]
             return Err(PipelineError::Input { path: location, problem: "a DICOMweb URL, but this build of haidef-wsi has no DICOMweb: enable its `dicomweb` feature".into() });
         }
+        if !Path::new(&location).exists() {
+            let hint = if Path::new(&row.path).is_absolute() { String::new() } else { format!(" (a relative path is taken from the manifest's folder, {})", self.manifest.file.parent().unwrap_or(Path::new(".")).display()) };
+            return Err(PipelineError::Input { path: location, problem: format!("no such slide folder or file{hint}") });
+        }
         Ok(Slide::open(Path::new(&location))?)
     }
 }
