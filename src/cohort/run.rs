@@ -254,8 +254,9 @@ impl<'a> CohortJob<'a> {
     }
 
     /// Opens and embeds one slide; `Ok(None)` when opening it showed it finished. The error
-    /// carries the slide's id when it was known.
-    #[allow(clippy::type_complexity)]
+    /// carries the slide's id when it was known. (A large error value is no cost here: one per
+    /// slide.)
+    #[allow(clippy::result_large_err)]
     fn embed(
         &self,
         dir: &CohortDir,

@@ -127,14 +127,16 @@ mod tests {
         let resubmit = env(&[("SLURM_ARRAY_TASK_ID", "1"), ("SLURM_ARRAY_TASK_MIN", "1"), ("SLURM_ARRAY_TASK_COUNT", "1"), ("SLURM_ARRAY_JOB_ID", "77")]);
         assert_eq!(Shard::resolve(None, 3, 0, &resubmit).unwrap(), (Shard { index: 1, count: 3 }, ShardOrigin::Slurm("77".into())));
         // Arrays numbered from 1.
-        assert_eq!(Shard::resolve(None, 3, 1, &env(&[("SLURM_ARRAY_TASK_ID", "3")])).unwrap().0, Shard { index: 2, count: 3 });
-        assert_eq!(Shard::resolve(None, 4, 0, &env(&[("JOB_COMPLETION_INDEX", "3")])).unwrap(), (Shard { index: 3, count: 4 }, ShardOrigin::Kubernetes));
+        assert_eq!(Shard::resolve(None, 3, 1, env(&[("SLURM_ARRAY_TASK_ID", "3")])).unwrap().0, Shard { index: 2, count: 3 });
+        assert_eq!(Shard::resolve(None, 4, 0, env(&[("JOB_COMPLETION_INDEX", "3")])).unwrap(), (Shard { index: 3, count: 4 }, ShardOrigin::Kubernetes));
         assert_eq!(Shard::resolve(None, 1, 0, &none).unwrap().1, ShardOrigin::Single);
     }
 
     #[test]
     fn impossible_indices_say_what_to_submit() {
-        let cases: Vec<(Option<usize>, usize, usize, Vec<(&str, &str)>, &str)> = vec![
+        // (--shard, --shards, --shard-offset, environment, what the error says)
+        type Case<'a> = (Option<usize>, usize, usize, Vec<(&'a str, &'a str)>, &'a str);
+        let cases: Vec<Case> = vec![
             (None, 3, 0, vec![], "pass --shard I"),
             (Some(3), 3, 0, vec![], "shards are 0 to 2"),
             (None, 0, 0, vec![], "at least 1"),
