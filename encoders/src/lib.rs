@@ -30,6 +30,7 @@ pub mod hear;
 pub mod image;
 pub mod input;
 pub mod path_foundation;
+pub mod pathology;
 pub mod registry;
 mod resize;
 /// Not part of the API: the deterministic test-weight generator (haidef-seeded-v1) behind the

@@ -162,6 +162,9 @@ pub fn models() -> Vec<ModelEntry> {
             untrained_seed: crate::hear::UNTRAINED_SEED,
         },
     ]
+    .into_iter()
+    .chain(crate::pathology::entries())
+    .collect()
 }
 
 /// The entry named `name` (case-insensitive; `-` and `_` are the same), or an error listing
@@ -187,7 +190,7 @@ mod tests {
         assert!(err.contains("uni2") && err.contains("path-foundation") && err.contains("vit_base_patch16_224"), "{err}");
         for m in models() {
             let (h, w, d) = match &m.architecture {
-                Architecture::Vit(cfg) => (cfg.image_height, cfg.image_width, cfg.width),
+                Architecture::Vit(cfg) => (cfg.image_height, cfg.image_width, cfg.output_dim()),
                 Architecture::Siglip(cfg) => (cfg.image_size, cfg.image_size, cfg.vision.width),
                 Architecture::Hear(cfg) => (1, crate::hear::audio_spec().clip_samples, cfg.output_dim()),
             };

@@ -244,3 +244,86 @@ fn cuda_half_precision_matches_cpu_f32() {
         }
     }
 }
+
+/// fixtures/encoders/presets.json (fixtures/encoders/make_presets.py): the pathology encoders
+/// as their publishers build them (timm or transformers), real widths at 2 blocks, seeded.
+fn presets() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("encoders/presets.json")).unwrap()).unwrap()
+}
+
+/// The reference patches that presets.json used.
+fn preset_patches(r: &Value, p: &Value) -> Vec<Vec<u8>> {
+    let all = patches(r);
+    p["patches"].as_array().unwrap().iter().map(|i| all[i.as_u64().unwrap() as usize].clone()).collect()
+}
+
+#[test]
+fn every_pathology_preset_matches_its_reference_implementation() {
+    use haidef_wsi_encoders::registry::{self, Architecture};
+    let (r, p) = (reference(), presets());
+    let inputs = preset_patches(&r, &p);
+    let seed = p["generator"]["seed"].as_u64().unwrap();
+    let all = p["presets"].as_object().unwrap();
+    for name in ["uni", "uni2-h", "virchow2", "h-optimus-0", "prov-gigapath", "phikon", "phikon-v2"] {
+        let want = &all[name];
+        let entry = registry::find(name).unwrap();
+        let Architecture::Vit(full) = &entry.architecture else { panic!("{name} is a ViT") };
+        let cfg = VitConfig { depth: want["config"]["depth"].as_u64().unwrap() as usize, ..full.clone() };
+        // The tensors the reference model has (names and shapes) are exactly ours.
+        let mut ours: Vec<(String, Vec<usize>)> = cfg.tensor_shapes();
+        let mut theirs: Vec<(String, Vec<usize>)> = want["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t[0].as_str().unwrap().to_string(), t[1].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()))
+            .collect();
+        ours.sort();
+        theirs.sort();
+        assert_eq!(ours, theirs, "{name}: tensors");
+        // The preprocessing the publisher documents.
+        let floats = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<f32>>();
+        assert_eq!((entry.input.mean.clone(), entry.input.std.clone()), (floats(&want["mean"]), floats(&want["std"])), "{name}: mean/std");
+        let model = VitEncoder::untrained(entry.model_id, entry.input.clone(), cfg, seed, &Device::Cpu, DType::F32).unwrap();
+        assert_eq!(model.embedding_dim(), entry.output.len(), "{name}");
+        let got = embed_all(&model, &inputs, 2);
+        assert_match(&format!("{name} vs {}", want["construct"].as_str().unwrap_or("reference")), &got, &expected(&want["embeddings"]), 1e-4);
+    }
+}
+
+#[test]
+fn a_hugging_face_dinov2_checkpoint_gives_transformers_embeddings() {
+    let (r, p) = (reference(), presets());
+    let inputs = preset_patches(&r, &p);
+    let t = &p["tiny_dinov2_hf"];
+    let c = &t["config"];
+    let n = |k: &str| c[k].as_u64().unwrap() as usize;
+    let cfg = VitConfig {
+        width: n("hidden_size"),
+        depth: n("num_hidden_layers"),
+        heads: n("num_attention_heads"),
+        mlp_dim: n("hidden_size") * n("mlp_ratio"),
+        layer_scale: true,
+        ..VitConfig::vit_s16()
+    };
+    let file = fixtures().join("encoders").join(t["file"].as_str().unwrap().rsplit('/').next().unwrap());
+    assert_eq!(VitWeights::load(&file, &cfg).unwrap().naming, Naming::HuggingFaceDinov2);
+    let model = VitEncoder::from_safetensors("tiny-dinov2", InputSpec::rgb_unit(224), cfg, &file, &Device::Cpu, DType::F32).unwrap();
+    assert_match("tiny Dinov2 file vs transformers", &embed_all(&model, &inputs, 4), &expected(&t["embeddings"]), 1e-4);
+}
+
+#[test]
+fn a_checkpoint_made_at_another_size_has_its_position_embedding_resampled_as_timm_does() {
+    let (r, p) = (reference(), presets());
+    let inputs = preset_patches(&r, &p);
+    let t = &p["resampled_pos_embed"];
+    // Made at 518x518 (37x37 patches of 14), used at 224x224 (16x16); 4 registers and the class
+    // token keep their rows.
+    let cfg = VitConfig { patch_size: 14, width: 64, depth: 2, heads: 2, mlp_dim: 256, reg_tokens: 4, layer_scale: true, ..VitConfig::vit_s16() };
+    let file = fixtures().join("encoders").join(t["file"].as_str().unwrap().rsplit('/').next().unwrap());
+    let model = VitEncoder::from_safetensors("tiny-518", InputSpec::rgb_unit(224), cfg, &file, &Device::Cpu, DType::F32).unwrap();
+    assert_match("resampled position embedding vs timm", &embed_all(&model, &inputs, 4), &expected(&t["embeddings"]), 1e-4);
+    // A grid that is not square cannot be resampled: the error says so.
+    let bad = VitConfig { patch_size: 14, width: 64, depth: 2, heads: 2, mlp_dim: 256, reg_tokens: 4, no_embed_class: true, layer_scale: true, ..VitConfig::vit_s16() };
+    let err = VitEncoder::from_safetensors("tiny-518", InputSpec::rgb_unit(224), bad, &file, &Device::Cpu, DType::F32).unwrap_err().to_string();
+    assert!(err.contains("pos_embed") && err.contains("not a square grid"), "{err}");
+}

@@ -1,6 +1,7 @@
-//! Vision Transformer architecture as data: ViT-S/B/L/H at any input height × width are
-//! configuration, not code. (Register tokens, LayerScale, SwiGLU and other DINOv2-style parts
-//! are not here yet.)
+//! Vision Transformer architecture as data: ViT-S/B/L/H/g at any input height × width, with
+//! the DINOv2-style parts today's pathology encoders use (register tokens, LayerScale, SwiGLU
+//! MLPs packed as timm packs them, position embeddings without the prefix tokens, class token
+//! ⊕ mean pooling), are configuration, not code.
 
 use crate::error::{EncoderError, Result};
 
@@ -9,8 +10,21 @@ use crate::error::{EncoderError, Result};
 pub enum Pooling {
     /// The class token (Path Foundation, timm `global_pool='token'`).
     ClassToken,
-    /// The mean of the patch tokens (class token excluded).
+    /// The mean of the patch tokens (class and register tokens excluded).
     MeanPatchTokens,
+    /// The class token followed by the mean of the patch tokens (register tokens excluded):
+    /// twice the width (Virchow2's published embedding).
+    ClassTokenAndMeanPatchTokens,
+}
+
+/// The MLP of each block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MlpKind {
+    /// `fc2(act(fc1(x)))` with [`VitConfig::activation`].
+    Standard,
+    /// SwiGLU packed into one first layer, as timm's `SwiGLUPacked` (`GluMlp` with SiLU, gate
+    /// first): `h = fc1(x)` of `mlp_dim` features, `fc2(silu(h[..mlp_dim/2]) * h[mlp_dim/2..])`.
+    SwiGluPacked,
 }
 
 /// The MLP's activation.
@@ -54,6 +68,16 @@ pub struct VitConfig {
     /// `ViTPooler` with `pooler_act="linear"`, tensors `pooler.dense.{weight,bias}`), e.g.
     /// HeAR's 1024 → 512. `None`: the pooled token is the embedding.
     pub projection: Option<usize>,
+    /// Register tokens after the class token (timm `reg_tokens`, tensor `reg_token`).
+    pub reg_tokens: usize,
+    /// Whether the position embedding covers the patches only (timm `no_embed_class=True`):
+    /// the class and register tokens are then added without one.
+    pub no_embed_class: bool,
+    /// LayerScale on both residual branches (timm `init_values`, tensors `ls1.gamma`,
+    /// `ls2.gamma`).
+    pub layer_scale: bool,
+    /// The MLP's form.
+    pub mlp: MlpKind,
 }
 
 impl VitConfig {
@@ -73,6 +97,10 @@ impl VitConfig {
             pooling: Pooling::ClassToken,
             activation: Activation::Gelu,
             projection: None,
+            reg_tokens: 0,
+            no_embed_class: false,
+            layer_scale: false,
+            mlp: MlpKind::Standard,
         }
     }
 
@@ -91,6 +119,12 @@ impl VitConfig {
         VitConfig { patch_size: 14, width: 1280, depth: 32, heads: 16, mlp_dim: 5120, ..Self::vit_s16() }
     }
 
+    /// ViT-g/14 as DINOv2 and timm's `vit_giant_patch14_dinov2` have it (width 1536, depth 40,
+    /// 24 heads, SwiGLU packed in 8192 features, LayerScale).
+    pub fn vit_g14() -> Self {
+        VitConfig { patch_size: 14, width: 1536, depth: 40, heads: 24, mlp_dim: 8192, layer_scale: true, mlp: MlpKind::SwiGluPacked, ..Self::vit_s16() }
+    }
+
     /// Patches down and across: `(rows, cols)`.
     pub fn grid(&self) -> (usize, usize) {
         (self.image_height / self.patch_size, self.image_width / self.patch_size)
@@ -102,9 +136,30 @@ impl VitConfig {
         rows * cols
     }
 
-    /// Floats per embedding: the projection's width, or the token width.
+    /// Floats per embedding: the projection's width, or the pooled width.
     pub fn output_dim(&self) -> usize {
-        self.projection.unwrap_or(self.width)
+        self.projection.unwrap_or(match self.pooling {
+            Pooling::ClassTokenAndMeanPatchTokens => 2 * self.width,
+            _ => self.width,
+        })
+    }
+
+    /// Tokens before the patches: the class token and the register tokens.
+    pub fn prefix_tokens(&self) -> usize {
+        1 + self.reg_tokens
+    }
+
+    /// Rows of the position embedding.
+    pub fn pos_embed_len(&self) -> usize {
+        self.num_patches() + if self.no_embed_class { 0 } else { self.prefix_tokens() }
+    }
+
+    /// Input features of the second MLP layer (half the first's output for packed SwiGLU).
+    pub fn fc2_in(&self) -> usize {
+        match self.mlp {
+            MlpKind::Standard => self.mlp_dim,
+            MlpKind::SwiGluPacked => self.mlp_dim / 2,
+        }
     }
 
     /// Width of one attention head.
@@ -127,6 +182,9 @@ impl VitConfig {
         if !self.width.is_multiple_of(self.heads) {
             return fail(format!("width {} is not divisible by {} heads", self.width, self.heads));
         }
+        if self.mlp == MlpKind::SwiGluPacked && !self.mlp_dim.is_multiple_of(2) {
+            return fail(format!("a packed SwiGLU MLP needs an even width, got {}", self.mlp_dim));
+        }
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
             return fail(format!("LayerNorm epsilon must be positive, got {}", self.layer_norm_eps));
         }
@@ -136,12 +194,13 @@ impl VitConfig {
     /// Every tensor the model needs, with timm `state_dict` names and shapes.
     pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let (d, m, p, c) = (self.width, self.mlp_dim, self.patch_size, self.channels);
-        let mut v: Vec<(String, Vec<usize>)> = vec![
-            ("cls_token".into(), vec![1, 1, d]),
-            ("pos_embed".into(), vec![1, self.num_patches() + 1, d]),
-            ("patch_embed.proj.weight".into(), vec![d, c, p, p]),
-            ("patch_embed.proj.bias".into(), vec![d]),
-        ];
+        let mut v: Vec<(String, Vec<usize>)> = vec![("cls_token".into(), vec![1, 1, d])];
+        if self.reg_tokens > 0 {
+            v.push(("reg_token".into(), vec![1, self.reg_tokens, d]));
+        }
+        v.push(("pos_embed".into(), vec![1, self.pos_embed_len(), d]));
+        v.push(("patch_embed.proj.weight".into(), vec![d, c, p, p]));
+        v.push(("patch_embed.proj.bias".into(), vec![d]));
         for i in 0..self.depth {
             let b = |s: &str| format!("blocks.{i}.{s}");
             v.push((b("norm1.weight"), vec![d]));
@@ -152,12 +211,18 @@ impl VitConfig {
             }
             v.push((b("attn.proj.weight"), vec![d, d]));
             v.push((b("attn.proj.bias"), vec![d]));
+            if self.layer_scale {
+                v.push((b("ls1.gamma"), vec![d]));
+            }
             v.push((b("norm2.weight"), vec![d]));
             v.push((b("norm2.bias"), vec![d]));
             v.push((b("mlp.fc1.weight"), vec![m, d]));
             v.push((b("mlp.fc1.bias"), vec![m]));
-            v.push((b("mlp.fc2.weight"), vec![d, m]));
+            v.push((b("mlp.fc2.weight"), vec![d, self.fc2_in()]));
             v.push((b("mlp.fc2.bias"), vec![d]));
+            if self.layer_scale {
+                v.push((b("ls2.gamma"), vec![d]));
+            }
         }
         v.push(("norm.weight".into(), vec![d]));
         v.push(("norm.bias".into(), vec![d]));

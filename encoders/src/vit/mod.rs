@@ -4,6 +4,6 @@ pub mod config;
 pub mod model;
 pub mod weights;
 
-pub use config::{Activation, Pooling, VitConfig};
+pub use config::{Activation, MlpKind, Pooling, VitConfig};
 pub use model::Vit;
 pub use weights::{Naming, VitWeights};

@@ -1,13 +1,14 @@
 //! The ViT forward pass on candle, built with candle-nn layers through a `VarBuilder` with timm
-//! names: patch embedding, pre-norm blocks (`layer_norm`, fused-QKV attention and MLP on the
-//! project's [`Dense`] layer), final LayerNorm, class-token or mean pooling.
+//! names: patch embedding, class and register tokens, pre-norm blocks (`layer_norm`, fused-QKV
+//! attention and an MLP, standard or packed SwiGLU, on the project's [`Dense`] layer, with
+//! LayerScale where configured), final LayerNorm, class-token and/or mean pooling.
 //!
 //! The patch embedding is the conv's weight as one [`Dense`] over the flattened patches (the
 //! same arithmetic as a conv with stride = kernel), not candle-nn's `conv2d`: candle 0.11's CPU
 //! conv2d refuses bf16 ("unsupported dtype BF16 for op matmul"), and the dense form shares the
 //! CPU f32 fast path.
 
-use super::config::{Activation, Pooling, VitConfig};
+use super::config::{Activation, MlpKind, Pooling, VitConfig};
 use crate::cpu_ops::softmax_last_dim;
 use crate::dense::Dense;
 use crate::error::{EncoderError, Result};
@@ -22,6 +23,8 @@ struct Block {
     norm2: LayerNorm,
     fc1: Dense,
     fc2: Dense,
+    /// LayerScale of the attention and MLP branches.
+    ls: Option<(Tensor, Tensor)>,
 }
 
 /// A Vision Transformer ready to run.
@@ -30,6 +33,7 @@ pub struct Vit {
     cfg: VitConfig,
     patch: Dense,
     cls_token: Tensor,
+    reg_token: Option<Tensor>,
     pos_embed: Tensor,
     blocks: Vec<Block>,
     norm: LayerNorm,
@@ -66,15 +70,18 @@ impl Vit {
                     proj: Dense::load(d, d, true, b.pp("attn.proj"))?,
                     norm2: ln(b.pp("norm2"))?,
                     fc1: Dense::load(d, m, true, b.pp("mlp.fc1"))?,
-                    fc2: Dense::load(m, d, true, b.pp("mlp.fc2"))?,
+                    fc2: Dense::load(cfg.fc2_in(), d, true, b.pp("mlp.fc2"))?,
+                    ls: if cfg.layer_scale { Some((b.pp("ls1").get(d, "gamma")?, b.pp("ls2").get(d, "gamma")?)) } else { None },
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let cls_token = vb.get((1, 1, d), "cls_token")?;
         let projection = cfg.projection.map(|p| Dense::load(d, p, true, vb.pp("pooler.dense"))).transpose()?;
+        let reg_token = if cfg.reg_tokens > 0 { Some(vb.get((1, cfg.reg_tokens, d), "reg_token")?) } else { None };
         Ok(Vit {
             patch,
-            pos_embed: vb.get((1, cfg.num_patches() + 1, d), "pos_embed")?,
+            reg_token,
+            pos_embed: vb.get((1, cfg.pos_embed_len(), d), "pos_embed")?,
             blocks,
             norm: ln(vb.pp("norm"))?,
             projection,
@@ -132,10 +139,22 @@ impl Vit {
         // the conv weight (D, C, p, p) is laid out.
         let patches =
             x.reshape((b, ch, rows, p, cols, p))?.permute((0, 2, 4, 1, 3, 5))?.contiguous()?.reshape((b * n, ch * p * p))?;
-        let tokens = self.patch.forward(&patches)?.reshape((b, n, d))?;
-        let cls = self.cls_token.broadcast_as((b, 1, d))?;
-        let mut x = Tensor::cat(&[&cls, &tokens], 1)?.broadcast_add(&self.pos_embed)?;
-        let t = n + 1;
+        let mut tokens = self.patch.forward(&patches)?.reshape((b, n, d))?;
+        if c.no_embed_class {
+            tokens = tokens.broadcast_add(&self.pos_embed)?;
+        }
+        // The class token, then the register tokens, then the patches (timm's order).
+        let mut parts = vec![self.cls_token.broadcast_as((b, 1, d))?];
+        if let Some(r) = &self.reg_token {
+            parts.push(r.broadcast_as((b, c.reg_tokens, d))?);
+        }
+        parts.push(tokens);
+        let mut x = Tensor::cat(&parts, 1)?;
+        if !c.no_embed_class {
+            x = x.broadcast_add(&self.pos_embed)?;
+        }
+        let prefix = c.prefix_tokens();
+        let t = n + prefix;
         let (heads, hd) = (c.heads, c.head_dim());
         for blk in &self.blocks {
             let flat = x.reshape((b * t, d))?;
@@ -144,19 +163,34 @@ impl Vit {
             let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
             let att = self.softmax(&q.matmul(&k.t()?)?)?;
             let o = att.matmul(&v)?.transpose(1, 2)?.reshape((b * t, d))?;
-            let flat = (flat + blk.proj.forward(&o)?)?;
+            let mut o = blk.proj.forward(&o)?;
+            if let Some((ls1, _)) = &blk.ls {
+                o = o.broadcast_mul(ls1)?;
+            }
+            let flat = (flat + o)?;
             let y = blk.norm2.forward(&flat)?;
-            let h = match c.activation {
-                Activation::Gelu => blk.fc1.forward_gelu(&y)?,
-                Activation::GeluTanh => blk.fc1.forward_gelu_tanh(&y)?,
+            let h = match (c.mlp, c.activation) {
+                (MlpKind::Standard, Activation::Gelu) => blk.fc1.forward_gelu(&y)?,
+                (MlpKind::Standard, Activation::GeluTanh) => blk.fc1.forward_gelu_tanh(&y)?,
+                (MlpKind::SwiGluPacked, _) => {
+                    let h = blk.fc1.forward(&y)?;
+                    let half = c.mlp_dim / 2;
+                    (candle_nn::ops::silu(&h.narrow(1, 0, half)?)? * h.narrow(1, half, half)?)?
+                }
             };
-            let y = blk.fc2.forward(&h)?;
+            let mut y = blk.fc2.forward(&h.contiguous()?)?;
+            if let Some((_, ls2)) = &blk.ls {
+                y = y.broadcast_mul(ls2)?;
+            }
             x = (flat + y)?.reshape((b, t, d))?;
         }
         let x = self.norm.forward(&x.contiguous()?)?;
         let pooled = match c.pooling {
             Pooling::ClassToken => x.narrow(1, 0, 1)?.squeeze(1)?,
-            Pooling::MeanPatchTokens => x.narrow(1, 1, n)?.mean(D::Minus2)?,
+            Pooling::MeanPatchTokens => x.narrow(1, prefix, n)?.mean(D::Minus2)?,
+            Pooling::ClassTokenAndMeanPatchTokens => {
+                Tensor::cat(&[x.narrow(1, 0, 1)?.squeeze(1)?, x.narrow(1, prefix, n)?.mean(D::Minus2)?], 1)?
+            }
         };
         Ok(match &self.projection {
             Some(p) => p.forward(&pooled.contiguous()?)?,

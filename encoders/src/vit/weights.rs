@@ -1,5 +1,5 @@
 //! ViT weights: from `.safetensors` files with timm `state_dict` names or Hugging Face
-//! `ViTModel` names, or from the seeded generator. Every tensor is checked for presence, shape
+//! `ViTModel` or `Dinov2Model` names, or from the seeded generator. Every tensor is checked for presence, shape
 //! and finiteness and stored under timm names (Hugging Face names renamed by [`hf_name`], their
 //! separate query/key/value fused as timm keeps them); the model is then built from a candle-nn
 //! `VarBuilder` over these tensors.
@@ -19,6 +19,9 @@ pub enum Naming {
     Timm,
     /// Hugging Face transformers `ViTModel` (`encoder.layer.0.attention.attention.query.weight`, ...).
     HuggingFace,
+    /// Hugging Face transformers `Dinov2Model` (`encoder.layer.0.layer_scale1.lambda1`,
+    /// `encoder.layer.0.mlp.fc1.weight`, ...), e.g. Phikon-v2.
+    HuggingFaceDinov2,
 }
 
 /// A full, checked set of ViT tensors under timm names, in f32 on the CPU.
@@ -87,9 +90,23 @@ impl VitWeights {
         let d = cfg.width;
         let mut tensors = HashMap::new();
         for (name, shape) in cfg.tensor_shapes() {
+            if name == "pos_embed" {
+                let hf = if naming == Naming::Timm { name.clone() } else { hf_name(&name).expect("pos_embed has one") };
+                let t = raw.get(&format!("{prefix}{hf}")).ok_or_else(|| EncoderError::MissingTensor { file: file.clone(), name: format!("{prefix}{hf}"), expected: shape.clone() })?;
+                if t.dims() != shape.as_slice() {
+                    let resampled = resample_pos_embed(t, cfg).map_err(|reason| EncoderError::ShapeMismatch {
+                        file: file.clone(),
+                        name: format!("{prefix}{hf} ({reason})"),
+                        expected: shape.clone(),
+                        found: t.dims().to_vec(),
+                    })?;
+                    tensors.insert(name, resampled);
+                    continue;
+                }
+            }
             let t = match naming {
                 Naming::Timm => get(&name, &shape)?,
-                Naming::HuggingFace => match hf_qkv_part(&name) {
+                Naming::HuggingFace | Naming::HuggingFaceDinov2 => match hf_qkv_part(&name) {
                     // timm fuses query, key and value; Hugging Face keeps them apart.
                     Some((layer, kind)) => {
                         let part_shape: Vec<usize> = if kind == "weight" { vec![d, d] } else { vec![d] };
@@ -100,7 +117,8 @@ impl VitWeights {
                         Tensor::cat(&parts, 0)?
                     }
                     None => {
-                        let hf = hf_name(&name).ok_or_else(|| EncoderError::Config(format!("no Hugging Face name for ViT tensor {name}")))?;
+                        let hf = if naming == Naming::HuggingFace { hf_name(&name) } else { hf_dinov2_name(&name) };
+                        let hf = hf.ok_or_else(|| EncoderError::Config(format!("no Hugging Face name for ViT tensor {name}")))?;
                         get(&hf, &shape)?
                     }
                 },
@@ -117,6 +135,32 @@ impl VitWeights {
     }
 }
 
+/// A checkpoint's position embedding `(1, prefix + g·g, width)` made at another input size,
+/// resampled to `cfg`'s patch grid as timm does when it loads one (`resample_abs_pos_embed`:
+/// the prefix rows kept, the g×g grid resized bicubic with antialiasing, which for float
+/// samples is Pillow's antialiased bicubic, [`crate::resize`]).
+fn resample_pos_embed(t: &Tensor, cfg: &VitConfig) -> std::result::Result<Tensor, String> {
+    let prefix = cfg.pos_embed_len() - cfg.num_patches();
+    let (one, len, width) = t.dims3().map_err(|e| e.to_string())?;
+    if one != 1 || width != cfg.width || len <= prefix {
+        return Err("not a position embedding of this width".into());
+    }
+    let g = ((len - prefix) as f64).sqrt().round() as usize;
+    if g * g != len - prefix {
+        return Err(format!("{} positions after {prefix} prefix rows are not a square grid", len - prefix));
+    }
+    let values = t.to_dtype(DType::F32).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string())?;
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err("non-finite values".into());
+    }
+    let (rows, cols) = cfg.grid();
+    // Interleaved layout: each grid cell holds `width` samples, as an image holds channels.
+    let grid = crate::resize::antialiased(&values[prefix * width..], (g, g), width, (cols, rows), crate::input::Filter::Bicubic);
+    let mut out = values[..prefix * width].to_vec();
+    out.extend(grid);
+    Tensor::from_vec(out, (1, prefix + rows * cols, width), &Device::Cpu).map_err(|e| e.to_string())
+}
+
 /// Finds the naming scheme and prefix of a checkpoint.
 fn detect_naming(raw: &HashMap<String, Tensor>) -> Option<(Naming, String)> {
     for prefix in ["", "vit.", "model.", "module.", "module.model."] {
@@ -124,7 +168,9 @@ fn detect_naming(raw: &HashMap<String, Tensor>) -> Option<(Naming, String)> {
             return Some((Naming::Timm, prefix.to_string()));
         }
         if raw.contains_key(&format!("{prefix}encoder.layer.0.attention.attention.query.weight")) {
-            return Some((Naming::HuggingFace, prefix.to_string()));
+            // Dinov2Model keeps its MLP under `mlp.` (ViTModel: `intermediate.`/`output.`).
+            let dinov2 = raw.contains_key(&format!("{prefix}encoder.layer.0.mlp.fc1.weight"));
+            return Some((if dinov2 { Naming::HuggingFaceDinov2 } else { Naming::HuggingFace }, prefix.to_string()));
         }
     }
     None
@@ -168,6 +214,29 @@ pub fn hf_name(timm: &str) -> Option<String> {
     Some(format!("encoder.layer.{layer}.{hf}.{kind}"))
 }
 
+/// Hugging Face `Dinov2Model` name of a timm ViT tensor (other than the fused qkv), or `None`
+/// for a name that is not one.
+pub fn hf_dinov2_name(timm: &str) -> Option<String> {
+    if let Some((layer, tail)) = timm.strip_prefix("blocks.").and_then(|r| r.split_once('.')) {
+        let hf = match tail {
+            "ls1.gamma" => "layer_scale1.lambda1".to_string(),
+            "ls2.gamma" => "layer_scale2.lambda1".to_string(),
+            _ => {
+                let (module, kind) = tail.rsplit_once('.')?;
+                let m = match module {
+                    "norm1" | "norm2" | "mlp.fc1" | "mlp.fc2" => module,
+                    "attn.proj" => "attention.output.dense",
+                    _ => return None,
+                };
+                format!("{m}.{kind}")
+            }
+        };
+        return Some(format!("encoder.layer.{layer}.{hf}"));
+    }
+    // The embeddings and the final norm are named as in ViTModel.
+    hf_name(timm)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +251,11 @@ mod tests {
         assert_eq!(hf_name("head.weight"), None);
         assert_eq!(hf_qkv_part("blocks.7.attn.qkv.bias"), Some((7, "bias")));
         assert_eq!(hf_qkv_part("blocks.7.attn.proj.bias"), None);
+        assert_eq!(hf_dinov2_name("blocks.2.ls1.gamma").unwrap(), "encoder.layer.2.layer_scale1.lambda1");
+        assert_eq!(hf_dinov2_name("blocks.2.mlp.fc2.bias").unwrap(), "encoder.layer.2.mlp.fc2.bias");
+        assert_eq!(hf_dinov2_name("blocks.0.norm1.weight").unwrap(), "encoder.layer.0.norm1.weight");
+        assert_eq!(hf_dinov2_name("blocks.0.attn.proj.weight").unwrap(), "encoder.layer.0.attention.output.dense.weight");
+        assert_eq!(hf_dinov2_name("norm.bias").unwrap(), "layernorm.bias");
+        assert_eq!(hf_dinov2_name("blocks.0.head"), None);
     }
 }
