@@ -165,8 +165,8 @@ fn bad_files_are_listed_and_the_rest_are_embedded() {
 
     // Unknown model: the error lists the known ones, nothing is written.
     let out = temp("model");
-    let (o, text) = embed_images(&["fixtures/images/rgb8.png", "--model", "uni", "--out", out.to_str().unwrap()]);
-    assert!(!o.status.success() && text.contains("known models: path-foundation, vit_base_patch16_224"), "{text}");
+    let (o, text) = embed_images(&["fixtures/images/rgb8.png", "--model", "uni3", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success() && text.contains("known models: path-foundation, vit_base_patch16_224") && text.contains("virchow2"), "{text}");
     assert!(!out.exists());
 }
 

@@ -75,6 +75,31 @@ fn bad_input_fails_clearly_and_writes_nothing() {
     }
 }
 
+/// A pathology preset by name through both embedding examples (Phikon: the smallest; the
+/// presets' exactness is encoders/tests/parity.rs): rows of its width, metadata naming the model
+/// and its preprocessing.
+#[test]
+fn slide_heatmap_and_embed_images_take_a_pathology_preset_by_name() {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let dir = temp("preset");
+    let (slide_out, images_out) = (dir.join("slide"), dir.join("images.parquet"));
+    let (out, stdout, stderr) = run("slide_heatmap", &["fixtures/slides/ihc-raw", "--out", slide_out.to_str().unwrap(), "--model", "phikon", "--level", "0", "--all-patches", "--k", "2"]);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("model phikon (UNTRAINED)"), "{stdout}");
+    let (out, stdout, stderr) = run("embed_images", &["fixtures/images/patches/patch0.png", "--model", "phikon", "--out", images_out.to_str().unwrap()]);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for file in [slide_out.join("embeddings.parquet"), images_out] {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
+        let meta: std::collections::HashMap<String, String> =
+            reader.metadata().file_metadata().key_value_metadata().unwrap().iter().map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default())).collect();
+        assert_eq!(meta["model_id"], "owkin/phikon", "{file:?}");
+        assert!(meta["input_scaling"].contains("0.485") && meta["input_scaling"].contains("0.229"), "{file:?}: {}", meta["input_scaling"]);
+        let batch = reader.build().unwrap().next().unwrap().unwrap();
+        let emb = batch.column_by_name("embedding").unwrap();
+        assert!(matches!(emb.data_type(), arrow_schema::DataType::FixedSizeList(_, 768)), "{file:?}: {:?}", emb.data_type());
+    }
+}
+
 #[test]
 fn slide_info_describes_the_fixture_as_pydicom_does() {
     // Sizes and frame counts per level, against fixtures/slides/summary.json (written by
