@@ -254,40 +254,66 @@ fn presets() -> Value {
 /// The reference patches that presets.json used.
 fn preset_patches(r: &Value, p: &Value) -> Vec<Vec<u8>> {
     let all = patches(r);
+    assert!(p["patches"].is_array(), "no patch list in the reference");
     p["patches"].as_array().unwrap().iter().map(|i| all[i.as_u64().unwrap() as usize].clone()).collect()
 }
 
 #[test]
 fn every_pathology_preset_matches_its_reference_implementation() {
-    use haidef_wsi_encoders::registry::{self, Architecture};
     let (r, p) = (reference(), presets());
-    let inputs = preset_patches(&r, &p);
-    let seed = p["generator"]["seed"].as_u64().unwrap();
-    let all = p["presets"].as_object().unwrap();
     for name in ["uni", "uni2-h", "virchow2", "h-optimus-0", "prov-gigapath", "phikon", "phikon-v2"] {
-        let want = &all[name];
-        let entry = registry::find(name).unwrap();
-        let Architecture::Vit(full) = &entry.architecture else { panic!("{name} is a ViT") };
-        let cfg = VitConfig { depth: want["config"]["depth"].as_u64().unwrap() as usize, ..full.clone() };
-        // The tensors the reference model has (names and shapes) are exactly ours.
-        let mut ours: Vec<(String, Vec<usize>)> = cfg.tensor_shapes();
-        let mut theirs: Vec<(String, Vec<usize>)> = want["tensors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| (t[0].as_str().unwrap().to_string(), t[1].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()))
-            .collect();
-        ours.sort();
-        theirs.sort();
-        assert_eq!(ours, theirs, "{name}: tensors");
-        // The preprocessing the publisher documents.
-        let floats = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<f32>>();
-        assert_eq!((entry.input.mean.clone(), entry.input.std.clone()), (floats(&want["mean"]), floats(&want["std"])), "{name}: mean/std");
-        let model = VitEncoder::untrained(entry.model_id, entry.input.clone(), cfg, seed, &Device::Cpu, DType::F32).unwrap();
-        assert_eq!(model.embedding_dim(), entry.output.len(), "{name}");
-        let got = embed_all(&model, &inputs, 2);
-        assert_match(&format!("{name} vs {}", want["construct"].as_str().unwrap_or("reference")), &got, &expected(&want["embeddings"]), 1e-4);
+        check_preset(&r, &p, name);
     }
+}
+
+/// The presets at their published depth (ViT-g: 40 blocks, ~10 GB and minutes on each side),
+/// references made on the spot by `make_presets.py --full-depth` in the PyTorch virtualenv
+/// (`HAIDEF_PYTHON`, default ~/.venvs/torch-cpu/bin/python); `HAIDEF_PRESETS=uni,phikon`
+/// chooses (default: all). `cargo test --release -p haidef-wsi-encoders --test parity -- --ignored full_depth`.
+#[test]
+#[ignore]
+fn full_depth_presets_match_their_references() {
+    let r = reference();
+    let python = std::env::var("HAIDEF_PYTHON").unwrap_or_else(|_| format!("{}/.venvs/torch-cpu/bin/python", std::env::var("HOME").unwrap()));
+    let names = std::env::var("HAIDEF_PRESETS").unwrap_or_else(|_| "uni,uni2-h,virchow2,h-optimus-0,prov-gigapath,phikon,phikon-v2".into());
+    for name in names.split(',') {
+        let out = std::env::temp_dir().join(format!("haidef-full-depth-{name}.json"));
+        let status = std::process::Command::new(&python).arg(fixtures().join("encoders/make_presets.py")).args(["--full-depth", name]).arg(&out).status().unwrap();
+        assert!(status.success(), "make_presets.py --full-depth {name}");
+        let p: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        check_preset(&r, &p, name);
+        eprintln!("{name}: full depth matches");
+    }
+}
+
+/// One preset of a presets.json-shaped reference: same tensors, same mean/std, embeddings
+/// within 1e-4.
+fn check_preset(r: &Value, p: &Value, name: &str) {
+    use haidef_wsi_encoders::registry::{self, Architecture};
+    let inputs = preset_patches(r, p);
+    let seed = p["generator"]["seed"].as_u64().unwrap();
+    let want = &p["presets"][name];
+    let entry = registry::find(name).unwrap();
+    let Architecture::Vit(full) = &entry.architecture else { panic!("{name} is a ViT") };
+    let cfg = VitConfig { depth: want["config"]["depth"].as_u64().unwrap() as usize, ..full.clone() };
+    // The tensors the reference model has (names and shapes) are exactly ours.
+    let mut ours: Vec<(String, Vec<usize>)> = cfg.tensor_shapes();
+    let mut theirs: Vec<(String, Vec<usize>)> = want["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t[0].as_str().unwrap().to_string(), t[1].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()))
+        .collect();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs, "{name}: tensors");
+    // The preprocessing the publisher documents.
+    let floats = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<f32>>();
+    assert_eq!((entry.input.mean.clone(), entry.input.std.clone()), (floats(&want["mean"]), floats(&want["std"])), "{name}: mean/std");
+    let model = VitEncoder::untrained(entry.model_id, entry.input.clone(), cfg, seed, &Device::Cpu, DType::F32).unwrap();
+    assert_eq!(model.embedding_dim(), entry.output.len(), "{name}");
+    let got = embed_all(&model, &inputs, 2);
+    assert_match(&format!("{name} vs {}", want["construct"].as_str().unwrap_or("reference")), &got, &expected(&want["embeddings"]), 1e-4);
 }
 
 #[test]
