@@ -12,6 +12,19 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "../fuzz/harness/images.rs"]
+mod fuzz_harness;
+
+/// Every image input the `image_file` fuzzer found a fault with (fixtures/fuzz-regressions/
+/// image_file/, docs/FUZZING.md), replayed through the same code: each must be handled.
+#[test]
+fn every_kept_fuzz_input_is_handled() {
+    let dir = root().join("fixtures/fuzz-regressions/image_file");
+    for file in std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| !p.ends_with("README.md")) {
+        fuzz_harness::image_file(&std::fs::read(&file).unwrap());
+    }
+}
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }

@@ -67,7 +67,11 @@ pub fn open_instance(path: &Path) -> Result<(ImageInfo, LocalFrames)> {
     let mut file = File::open(path).map_err(|e| WsiError::io(location.clone(), e))?;
     let file_len = file.metadata().map_err(|e| WsiError::io(location.clone(), e))?.len();
 
-    // File meta group: after the 128-byte preamble and "DICM".
+    // File meta group: after the 128-byte preamble and "DICM". Its value lengths are checked
+    // against the file first: dicom-rs allocates a declared length before reading it (an 80 KB
+    // file claiming a 4 GB meta element took a second and 800 MB; found by the `dicom_folder`
+    // fuzzer).
+    check_meta_lengths(&mut file, file_len).map_err(not_dicom)?;
     file.seek(SeekFrom::Start(128)).map_err(|e| WsiError::io(location.clone(), e))?;
     let meta = FileMetaTable::from_reader(&mut file).map_err(|e| not_dicom(e.to_string()))?;
     let dataset_start = file.stream_position().map_err(|e| WsiError::io(location.clone(), e))?;
@@ -78,15 +82,11 @@ pub fn open_instance(path: &Path) -> Result<(ImageInfo, LocalFrames)> {
         name: "unknown to dicom-rs".into(),
     })?;
 
-    // Metadata up to (not including) Pixel Data; the SOP class check comes first so that a
-    // CT slice is reported as "not a WSI" rather than as a missing tag.
-    let obj = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| not_dicom(e.to_string()))?;
-    let info = ImageInfo::from_dataset(&obj, &ts_uid, location.clone())?;
-
-    // Second, lazy pass over the header tokens to find where Pixel Data starts.
+    // First, a lazy pass over the header tokens (values skipped, not read) to find where Pixel
+    // Data starts, checking that every value fits in the file: dicom-rs's eager reader below
+    // allocates and zero-fills a value's declared length before reading it, so a 38 KB file
+    // claiming a 4 GB element took seconds and gigabytes (found by the `dicom_file` fuzzer;
+    // docs/FUZZING.md).
     file.seek(SeekFrom::Start(dataset_start)).map_err(|e| WsiError::io(location.clone(), e))?;
     let mut reader = LazyDataSetReader::new_with_ts(BufReader::new(file.try_clone().map_err(|e| WsiError::io(location.clone(), e))?), ts)
         .map_err(|e| not_dicom(e.to_string()))?;
@@ -107,12 +107,29 @@ pub fn open_instance(path: &Path) -> Result<(ImageInfo, LocalFrames)> {
                 start = Some(PixelDataStart::Native { offset, length });
                 break;
             }
-            LazyDataToken::LazyValue { .. } | LazyDataToken::LazyItemValue { .. } => {
+            LazyDataToken::LazyValue { header, ref decoder } => {
+                let (at, len) = (decoder.position(), header.len.get().map(u64::from).unwrap_or(0));
+                if at.saturating_add(len) > file_len {
+                    return Err(not_dicom(format!(
+                        "element {} at byte {at} claims {len} bytes but the file ends at byte {file_len}: file truncated or corrupt",
+                        header.tag
+                    )));
+                }
                 token.skip().map_err(|e| not_dicom(format!("while looking for Pixel Data: {e}")))?
             }
+            LazyDataToken::LazyItemValue { .. } => token.skip().map_err(|e| not_dicom(format!("while looking for Pixel Data: {e}")))?,
             _ => {}
         }
     }
+
+    // Metadata up to (not including) Pixel Data, every value now known to fit; the SOP class
+    // check comes first so that a CT slice, or an object without pixels, is reported as "not a
+    // WSI" rather than as a missing tag.
+    let obj = OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+        .map_err(|e| not_dicom(e.to_string()))?;
+    let info = ImageInfo::from_dataset(&obj, &ts_uid, location.clone())?;
     let start = start.ok_or_else(|| WsiError::pixel_data(location.clone(), "no Pixel Data (7FE0,0010) element"))?;
 
     let native_frame_len = u64::from(info.tile_width)
@@ -132,6 +149,43 @@ pub fn open_instance(path: &Path) -> Result<(ImageInfo, LocalFrames)> {
         table: OnceLock::new(),
     };
     Ok((info, frames))
+}
+
+/// Walks the file meta group's elements (group 0002, explicit VR little endian, after the
+/// preamble and "DICM") and checks that each value fits in the file.
+fn check_meta_lengths(file: &mut File, file_len: u64) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let mut pos = 132u64;
+    file.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(file);
+    loop {
+        let mut h = [0u8; 8];
+        if reader.read_exact(&mut h).is_err() {
+            return Ok(()); // too short: the meta reader says what is missing
+        }
+        let group = u16::from_le_bytes([h[0], h[1]]);
+        if group != 0x0002 {
+            return Ok(());
+        }
+        let element = u16::from_le_bytes([h[2], h[3]]);
+        let (header, len) = if matches!(&h[4..6], b"OB" | b"OW" | b"OF" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"OD" | b"OL" | b"OV") {
+            let mut l = [0u8; 4];
+            if reader.read_exact(&mut l).is_err() {
+                return Ok(());
+            }
+            (12u64, u64::from(u32::from_le_bytes(l)))
+        } else {
+            (8u64, u64::from(u16::from_le_bytes([h[6], h[7]])))
+        };
+        let value = pos + header;
+        if len == u64::from(u32::MAX) || value.saturating_add(len) > file_len {
+            return Err(format!(
+                "file meta element (0002,{element:04X}) at byte {pos} claims {len} bytes but the file ends at byte {file_len}: not a valid DICOM file"
+            ));
+        }
+        pos = value + len;
+        reader.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+    }
 }
 
 impl LocalFrames {

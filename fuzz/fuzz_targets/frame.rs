@@ -1,0 +1,7 @@
+#![no_main]
+//! cargo-fuzz target `frame`: see `fuzz/harness/wsi.rs`.
+
+#[path = "../harness/wsi.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::frame(data));
