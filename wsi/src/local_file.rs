@@ -82,11 +82,14 @@ pub fn open_instance(path: &Path) -> Result<(ImageInfo, LocalFrames)> {
         name: "unknown to dicom-rs".into(),
     })?;
 
-    // First, a lazy pass over the header tokens (values skipped, not read) to find where Pixel
-    // Data starts, checking that every value fits in the file: dicom-rs's eager reader below
-    // allocates and zero-fills a value's declared length before reading it, so a 38 KB file
-    // claiming a 4 GB element took seconds and gigabytes (found by the `dicom_file` fuzzer;
-    // docs/FUZZING.md).
+    // dicom-rs's eager reader (below) allocates and zero-fills a value's declared length before
+    // reading it, so a 38 KB file claiming a 4 GB element took seconds and gigabytes (found by
+    // the `dicom_file` fuzzer; docs/FUZZING.md). Its own token stream is walked first, each
+    // declared length checked against the file before the value is read.
+    check_value_lengths(&file, ts, dataset_start, file_len).map_err(not_dicom)?;
+
+    // A lazy pass over the header tokens (values skipped, not read) to find where Pixel Data
+    // starts.
     file.seek(SeekFrom::Start(dataset_start)).map_err(|e| WsiError::io(location.clone(), e))?;
     let mut reader = LazyDataSetReader::new_with_ts(BufReader::new(file.try_clone().map_err(|e| WsiError::io(location.clone(), e))?), ts)
         .map_err(|e| not_dicom(e.to_string()))?;
@@ -107,17 +110,9 @@ pub fn open_instance(path: &Path) -> Result<(ImageInfo, LocalFrames)> {
                 start = Some(PixelDataStart::Native { offset, length });
                 break;
             }
-            LazyDataToken::LazyValue { header, ref decoder } => {
-                let (at, len) = (decoder.position(), header.len.get().map(u64::from).unwrap_or(0));
-                if at.saturating_add(len) > file_len {
-                    return Err(not_dicom(format!(
-                        "element {} at byte {at} claims {len} bytes but the file ends at byte {file_len}: file truncated or corrupt",
-                        header.tag
-                    )));
-                }
+            LazyDataToken::LazyValue { .. } | LazyDataToken::LazyItemValue { .. } => {
                 token.skip().map_err(|e| not_dicom(format!("while looking for Pixel Data: {e}")))?
             }
-            LazyDataToken::LazyItemValue { .. } => token.skip().map_err(|e| not_dicom(format!("while looking for Pixel Data: {e}")))?,
             _ => {}
         }
     }
@@ -149,6 +144,33 @@ pub fn open_instance(path: &Path) -> Result<(ImageInfo, LocalFrames)> {
         table: OnceLock::new(),
     };
     Ok((info, frames))
+}
+
+/// Walks the dataset's tokens as dicom-object's eager reader produces them, up to Pixel Data,
+/// and refuses an element whose declared length exceeds the file before its value is read (the
+/// lazy reader can parse a corrupt sequence differently, so it cannot stand in for this). A
+/// token error is left to the eager reader to report.
+fn check_value_lengths(file: &File, ts: &dicom_encoding::TransferSyntax, start: u64, file_len: u64) -> std::result::Result<(), String> {
+    use dicom_parser::dataset::read::DataSetReader;
+    use dicom_parser::dataset::DataToken;
+    let mut f = file.try_clone().map_err(|e| e.to_string())?;
+    f.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
+    let Ok(reader) = DataSetReader::new_with_ts(BufReader::new(f), ts) else { return Ok(()) };
+    let mut reader = reader;
+    while let Some(Ok(token)) = reader.next() {
+        match token {
+            DataToken::PixelSequenceStart => break,
+            DataToken::ElementHeader(h) if h.tag == tags::PIXEL_DATA => break,
+            DataToken::ElementHeader(h) => {
+                let len = h.len.get().map(u64::from).unwrap_or(0);
+                if len > file_len {
+                    return Err(format!("element {} claims {len} bytes but the whole file is {file_len} bytes: file truncated or corrupt", h.tag));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Walks the file meta group's elements (group 0002, explicit VR little endian, after the
