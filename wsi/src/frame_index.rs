@@ -6,6 +6,11 @@ use crate::image_info::{ImageInfo, Organization};
 
 const MISSING: u32 = u32::MAX;
 
+/// The most tiles a level may have: 2^26 (a 2-million-pixel-square image in 256-pixel tiles;
+/// the index then takes 256 MB). A header claiming more is refused before anything is
+/// allocated: the claim costs a hostile file or server a few bytes.
+pub const MAX_TILES: u64 = 1 << 26;
+
 /// Map from tile grid position to 0-based frame number.
 #[derive(Debug, Clone)]
 pub struct FrameIndex {
@@ -22,6 +27,16 @@ impl FrameIndex {
         let (tiles_x, tiles_y) = info.tile_grid();
         let tiles = u64::from(tiles_x) * u64::from(tiles_y);
         let location = || info.location.clone();
+        if tiles > MAX_TILES {
+            return Err(WsiError::frame(
+                location(),
+                0,
+                format!(
+                    "{}x{} pixels in {}x{} tiles is {tiles} tiles, more than the {MAX_TILES} this reader indexes: the header is corrupt",
+                    info.width, info.height, info.tile_width, info.tile_height
+                ),
+            ));
+        }
         match &info.organization {
             Organization::TiledFull => {
                 // Frames beyond the first focal plane and optical path follow the first ones.

@@ -131,6 +131,19 @@ pub fn open_instance(path: &Path) -> Result<(ImageInfo, LocalFrames)> {
         * u64::from(info.tile_height)
         * u64::from(info.samples_per_pixel)
         * u64::from(info.bits_allocated).div_ceil(8);
+    // Every frame takes bytes of the file (at least an 8-byte item header when encapsulated):
+    // a frame count the file cannot hold is refused before tables are sized by it.
+    let (data_at, per_frame) = match start {
+        PixelDataStart::Encapsulated(at) => (at, 8),
+        PixelDataStart::Native { offset, .. } => (offset, native_frame_len.max(1)),
+    };
+    let room = file_len.saturating_sub(data_at) / per_frame;
+    if u64::from(info.number_of_frames) > room {
+        return Err(WsiError::pixel_data(
+            location.clone(),
+            format!("NumberOfFrames is {} but the {} bytes of pixel data hold at most {room}", info.number_of_frames, file_len.saturating_sub(data_at)),
+        ));
+    }
     let frames = LocalFrames {
         path: path.to_path_buf(),
         location,

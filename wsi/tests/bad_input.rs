@@ -109,3 +109,29 @@ fn tempdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Claims that would size tables beyond what the file holds are refused before anything is
+/// allocated: a frame count the pixel data cannot hold, and (for metadata, which has no file
+/// size to compare with) a tile grid beyond `MAX_TILES`.
+#[test]
+fn frame_counts_and_grids_beyond_the_data_are_refused_cheaply() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let src = fixtures().join("slides/ihc-full/level-3.dcm");
+    // 2 frames of JPEG claimed as 100 million (a 10,000 x 10,000 grid of 256-pixel tiles).
+    let mut obj = dicom_object::open_file(&src).unwrap();
+    obj.put(DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, PrimitiveValue::from("100000000")));
+    obj.put(DataElement::new(tags::TOTAL_PIXEL_MATRIX_COLUMNS, VR::UL, PrimitiveValue::from(2_560_000u32)));
+    obj.put(DataElement::new(tags::TOTAL_PIXEL_MATRIX_ROWS, VR::UL, PrimitiveValue::from(2_560_000u32)));
+    let dir = tempdir("huge-claims");
+    let file = dir.join("level.dcm");
+    obj.write_to_file(&file).unwrap();
+    let start = std::time::Instant::now();
+    let err = Slide::open(&file).unwrap_err().to_string();
+    assert!(err.contains("NumberOfFrames is 100000000") && err.contains("hold at most"), "{err}");
+    assert!(start.elapsed().as_secs_f64() < 2.0, "{:?}", start.elapsed());
+    // The same claims as metadata (no file): the grid is refused.
+    let info = haidef_wsi_dicom::ImageInfo::from_dataset(&obj, "1.2.840.10008.1.2.4.50", "metadata".into()).unwrap();
+    let err = haidef_wsi_dicom::FrameIndex::build(&info).unwrap_err().to_string();
+    assert!(err.contains("100000000 tiles") && err.contains("corrupt"), "{err}");
+}
