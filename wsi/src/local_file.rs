@@ -186,41 +186,47 @@ fn check_value_lengths(file: &File, ts: &dicom_encoding::TransferSyntax, start: 
     Ok(())
 }
 
-/// Walks the file meta group's elements (group 0002, explicit VR little endian, after the
-/// preamble and "DICM") and checks that each value fits in the file.
+/// Walks the file meta group's elements as dicom-object's meta reader does (explicit VR little
+/// endian after the preamble and "DICM"; as many bytes as (0002,0000) says, whatever their group;
+/// a VR it does not know read with a 4-byte length, as UN) and checks that each value fits in
+/// the file before that reader allocates it.
 fn check_meta_lengths(file: &mut File, file_len: u64) -> std::result::Result<(), String> {
     use std::io::Read;
-    let mut pos = 132u64;
-    file.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+    const SHORT: [&[u8; 2]; 21] =
+        [b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"];
+    file.seek(SeekFrom::Start(132)).map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(file);
-    loop {
+    let header = |reader: &mut BufReader<&mut File>| -> Option<(u16, u16, u64, u64)> {
         let mut h = [0u8; 8];
-        if reader.read_exact(&mut h).is_err() {
-            return Ok(()); // too short: the meta reader says what is missing
-        }
-        let group = u16::from_le_bytes([h[0], h[1]]);
-        if group != 0x0002 {
-            return Ok(());
-        }
-        let element = u16::from_le_bytes([h[2], h[3]]);
-        let (header, len) = if matches!(&h[4..6], b"OB" | b"OW" | b"OF" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"OD" | b"OL" | b"OV") {
-            let mut l = [0u8; 4];
-            if reader.read_exact(&mut l).is_err() {
-                return Ok(());
-            }
-            (12u64, u64::from(u32::from_le_bytes(l)))
+        reader.read_exact(&mut h).ok()?;
+        let (group, element) = (u16::from_le_bytes([h[0], h[1]]), u16::from_le_bytes([h[2], h[3]]));
+        if SHORT.iter().any(|vr| h[4..6] == vr[..]) {
+            Some((group, element, 8, u64::from(u16::from_le_bytes([h[6], h[7]]))))
         } else {
-            (8u64, u64::from(u16::from_le_bytes([h[6], h[7]])))
-        };
-        let value = pos + header;
-        if len == u64::from(u32::MAX) || value.saturating_add(len) > file_len {
+            let mut l = [0u8; 4];
+            reader.read_exact(&mut l).ok()?;
+            Some((group, element, 12, u64::from(u32::from_le_bytes(l))))
+        }
+    };
+    // (0002,0000): the group's length; too short a file is the meta reader's to report.
+    let Some((_, _, h, 4)) = header(&mut reader) else { return Ok(()) };
+    let mut value = [0u8; 4];
+    if reader.read_exact(&mut value).is_err() {
+        return Ok(());
+    }
+    let group_length = u64::from(u32::from_le_bytes(value));
+    let (mut pos, end) = (132 + h + 4, (132 + h + 4).saturating_add(group_length));
+    while pos < end {
+        let Some((group, element, h, len)) = header(&mut reader) else { return Ok(()) };
+        if len != u64::from(u32::MAX) && (pos + h).saturating_add(len) > file_len {
             return Err(format!(
-                "file meta element (0002,{element:04X}) at byte {pos} claims {len} bytes but the file ends at byte {file_len}: not a valid DICOM file"
+                "file meta element ({group:04X},{element:04X}) at byte {pos} claims {len} bytes but the file ends at byte {file_len}: not a valid DICOM file"
             ));
         }
-        pos = value + len;
+        pos = (pos + h).saturating_add(if len == u64::from(u32::MAX) { 0 } else { len });
         reader.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
     }
+    Ok(())
 }
 
 impl LocalFrames {
