@@ -169,8 +169,7 @@ fn check_value_lengths(file: &File, ts: &dicom_encoding::TransferSyntax, start: 
     let mut f = file.try_clone().map_err(|e| e.to_string())?;
     f.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
     let Ok(reader) = DataSetReader::new_with_ts(BufReader::new(f), ts) else { return Ok(()) };
-    let mut reader = reader;
-    while let Some(Ok(token)) = reader.next() {
+    for token in reader.map_while(std::result::Result::ok) {
         match token {
             DataToken::PixelSequenceStart => break,
             DataToken::ElementHeader(h) if h.tag == tags::PIXEL_DATA => break,

@@ -17,7 +17,8 @@ fn inputs(target: &str) -> Vec<PathBuf> {
 
 #[test]
 fn every_kept_fuzz_input_is_handled() {
-    let targets: [(&str, fn(&[u8])); 5] = [
+    type Target = (&'static str, fn(&[u8]));
+    let targets: [Target; 5] = [
         ("dicom_file", harness::dicom_file),
         ("dicom_folder", harness::dicom_folder),
         ("metadata_json", harness::metadata_json),
