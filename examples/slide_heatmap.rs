@@ -79,6 +79,13 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         s.patches_total,
         s.tissue_coverage * 100.0
     );
+    if !s.unreadable.is_empty() {
+        println!(
+            "unreadable: {} patches left out (listed in embeddings.parquet's metadata, unreadable_patches); the first: {}",
+            s.unreadable.len(),
+            s.unreadable[0].error
+        );
+    }
     println!("time: {:.2} s, {:.1} patches/s, {:.0} embeddings/hour", s.seconds, per_s, per_s * 3600.0);
     println!(
         "stages (busy): read {:.2} s, encode {:.2} s (waited {:.2} s for the reader), write {:.2} s",

@@ -7,6 +7,9 @@ pub enum PipelineError {
     /// Reading the slide failed.
     #[error(transparent)]
     Slide(#[from] haidef_wsi_dicom::WsiError),
+    /// A frame under a patch cannot be read or decoded (the error names the file and frame).
+    #[error("{0}; to embed the rest of the slide and list the patches over this frame in the output's metadata, rerun with --skip-unreadable-frames (PipelineOptions::skip_unreadable_frames)")]
+    UnreadableFrame(#[source] haidef_wsi_dicom::WsiError),
     /// The encoder failed.
     #[error(transparent)]
     Encoder(#[from] haidef_wsi_encoders::EncoderError),

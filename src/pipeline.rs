@@ -10,7 +10,7 @@ use crate::engine::{self, EngineOptions, Sink};
 use crate::atomic::Staging;
 use crate::error::{PipelineError, Result};
 use crate::sink::{provenance, ParquetSink, PatchRecord};
-use crate::slide_source::SlidePatches;
+use crate::slide_source::{SlidePatches, UnreadablePatch};
 use crate::zero_shot::Prompts;
 use crate::tissue::{mask_level, TissueMask};
 use haidef_wsi_dicom::{Level, PatchGridOptions, Slide};
@@ -54,6 +54,13 @@ pub struct PipelineOptions {
     /// Zero-shot prompts (models with a text side, e.g. MedSigLIP): each adds a score column
     /// named after it and, with the `heatmaps` feature, a `score-<n>-<prompt>.png` picture.
     pub prompts: Vec<String>,
+    /// Leave out the patches over a frame that cannot be read or decoded (listed in
+    /// [`RunSummary::unreadable`] and in the Parquet metadata under `unreadable_patches`)
+    /// instead of stopping. Off by default: a slide with a broken frame is usually a broken
+    /// copy that should be fixed, and fewer rows than expected must never pass unnoticed.
+    /// Only frame errors are skipped: a server that stops answering still stops the run, and a
+    /// broken frame in the low-resolution level read for the tissue mask does too.
+    pub skip_unreadable_frames: bool,
 }
 
 impl Default for PipelineOptions {
@@ -68,6 +75,7 @@ impl Default for PipelineOptions {
             queue_depth: 4,
             icc_to_srgb: false,
             prompts: Vec::new(),
+            skip_unreadable_frames: false,
         }
     }
 }
@@ -87,6 +95,9 @@ pub struct RunSummary {
     pub patches_embedded: usize,
     /// Patches skipped for too little tissue.
     pub patches_skipped: usize,
+    /// Patches left out because a frame under them cannot be read (only with
+    /// [`PipelineOptions::skip_unreadable_frames`]), in grid order.
+    pub unreadable: Vec<UnreadablePatch>,
     /// Fraction of the mask level covered by tissue.
     pub tissue_coverage: f64,
     /// Wall time of the whole run.
@@ -345,10 +356,31 @@ fn run(
         scores: vec![Vec::with_capacity(kept); score_names.len()],
     };
     let mut source = SlidePatches::new(&grid, keep, &fractions, transform.map(|t| t as crate::slide_source::PixelTransform<'_>));
+    if opts.skip_unreadable_frames {
+        source = source.skip_unreadable(level);
+    }
     let engine_opts = EngineOptions { batch_size: opts.batch_size, queue_depth: opts.queue_depth };
     let report = engine::run(&mut source, encoder, &mut sink, engine_opts, cancel, progress)?;
-    if report.rows != kept {
-        return Err(PipelineError::Options(format!("internal: {} of {kept} patches embedded", report.rows)));
+    let unreadable = source.unreadable().to_vec();
+    if report.rows + unreadable.len() != kept {
+        return Err(PipelineError::Options(format!("internal: {} of {kept} patches embedded, {} unreadable", report.rows, unreadable.len())));
+    }
+    if report.rows < opts.k.max(1) && cfg!(feature = "heatmaps") || report.rows == 0 {
+        return Err(PipelineError::Input {
+            path: slide.location().to_string(),
+            problem: format!(
+                "{} of the {kept} patches lie over unreadable frames (the first: {}), leaving {} for k = {} clusters{}",
+                unreadable.len(),
+                unreadable.first().map_or("none", |u| u.error.as_str()),
+                report.rows,
+                opts.k,
+                if report.rows == 0 { "" } else { "; lower --k" }
+            ),
+        });
+    }
+    if opts.skip_unreadable_frames {
+        let list: Vec<serde_json::Value> = unreadable.iter().map(|u| serde_json::json!({"x": u.x, "y": u.y, "error": u.error})).collect();
+        sink.parquet.append_metadata("unreadable_patches", &serde_json::Value::Array(list).to_string());
     }
 
     #[cfg(feature = "heatmaps")]
@@ -373,6 +405,7 @@ fn run(
         patches_total: grid.len(),
         patches_embedded: report.rows,
         patches_skipped: grid.len() - kept,
+        unreadable,
         tissue_coverage: mask.coverage(),
         seconds: start.elapsed().as_secs_f64(),
         stages: report.stages,

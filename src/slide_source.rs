@@ -2,11 +2,16 @@
 //! row by row from the streaming patch grid (frames decoded in parallel, only the band under
 //! the current patch row held), each patch passed through a pixel transform when given (the
 //! slide's ICC profile → sRGB).
+//!
+//! A frame that cannot be read or decoded stops the run with an error naming its file and
+//! frame, unless skipping was asked for: then the patches over that frame are left out and
+//! listed ([`SlidePatches::unreadable`]), and every other patch is embedded. Only frame errors
+//! are skipped; a server that stops answering still stops the run.
 
 use crate::engine::{Input, Source};
 use crate::error::{PipelineError, Result};
 use crate::sink::PatchRecord;
-use haidef_wsi_dicom::{Patch, PatchGrid};
+use haidef_wsi_dicom::{Level, Patch, PatchGrid, WsiError};
 use haidef_wsi_encoders::ImageRef;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,13 +26,26 @@ impl Input for Patch {
 /// `|rgb| to_srgb.apply(rgb)` with [`crate::color::ToSrgb`]).
 pub type PixelTransform<'a> = &'a (dyn Fn(&mut [u8]) + Sync);
 
+/// A patch left out because a frame under it cannot be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnreadablePatch {
+    /// Left edge in level pixels.
+    pub x: u32,
+    /// Top edge in level pixels.
+    pub y: u32,
+    /// The error, naming the file and frame.
+    pub error: String,
+}
+
 /// The kept patches of a patch grid.
 pub struct SlidePatches<'a> {
     grid: &'a PatchGrid,
+    level: Option<&'a Level>,
     keep: Vec<bool>,
     fractions: &'a [f32],
     transform: Option<PixelTransform<'a>>,
     kept: usize,
+    unreadable: Vec<UnreadablePatch>,
 }
 
 impl<'a> SlidePatches<'a> {
@@ -35,7 +53,61 @@ impl<'a> SlidePatches<'a> {
     /// keyed with its tissue fraction from `fractions`, its pixels passed through `transform`.
     pub fn new(grid: &'a PatchGrid, keep: Vec<bool>, fractions: &'a [f32], transform: Option<PixelTransform<'a>>) -> Self {
         let kept = keep.iter().filter(|k| **k).count();
-        SlidePatches { grid, keep, fractions, transform, kept }
+        SlidePatches { grid, level: None, keep, fractions, transform, kept, unreadable: Vec::new() }
+    }
+
+    /// Leaves out the patches over frames that cannot be read or decoded instead of failing;
+    /// `level` is the grid's level, read patch by patch in the rows where a frame fails.
+    pub fn skip_unreadable(mut self, level: &'a Level) -> Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// The patches left out so far, in grid order.
+    pub fn unreadable(&self) -> &[UnreadablePatch] {
+        &self.unreadable
+    }
+
+    /// Transforms and emits a row of patches; false once downstream has stopped.
+    fn emit_row(&self, mut row: Vec<Patch>, emit: &mut dyn FnMut(PatchRecord, Patch) -> bool) -> bool {
+        let cols = self.grid.cols();
+        if let Some(transform) = self.transform {
+            row.par_iter_mut().for_each(|p| transform(&mut p.rgb));
+        }
+        for p in row {
+            let fraction = self.fractions[(p.row * cols + p.col) as usize];
+            let key = PatchRecord { x: p.x, y: p.y, width: p.size, height: p.size, tissue_fraction: fraction };
+            if !emit(key, p) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Patch row `row` read patch by patch, those over an unreadable frame left out and listed.
+    fn row_by_patch(&mut self, level: &Level, row: u32) -> Result<Vec<Patch>> {
+        let size = self.grid.options().size;
+        let cols: Vec<u32> = (0..self.grid.cols()).filter(|&c| self.keep[(row * self.grid.cols() + c) as usize]).collect();
+        let read: Vec<(u32, std::result::Result<Vec<u8>, WsiError>)> = cols
+            .into_par_iter()
+            .map(|col| {
+                let (x, y) = self.grid.origin(col, row);
+                (col, level.read_region(i64::from(x), i64::from(y), size, size).map(|img| img.data))
+            })
+            .collect();
+        let mut patches = Vec::new();
+        for (col, pixels) in read {
+            let (x, y) = self.grid.origin(col, row);
+            match pixels {
+                Ok(rgb) => patches.push(Patch::new(col, row, x, y, size, rgb)),
+                Err(e @ WsiError::Frame { .. }) => {
+                    self.kept -= 1;
+                    self.unreadable.push(UnreadablePatch { x, y, error: e.to_string() });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(patches)
     }
 }
 
@@ -48,23 +120,40 @@ impl Source for SlidePatches<'_> {
     }
 
     fn run(&mut self, emit: &mut dyn FnMut(PatchRecord, Patch) -> bool, cancel: &AtomicBool) -> Result<()> {
-        let cols = self.grid.cols();
-        for row in self.grid.rows_iter_selected(self.keep.clone())? {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(PipelineError::Cancelled);
-            }
-            let mut row = row?;
-            if let Some(transform) = self.transform {
-                row.par_iter_mut().for_each(|p| transform(&mut p.rgb));
-            }
-            for p in row {
-                let fraction = self.fractions[(p.row * cols + p.col) as usize];
-                let key = PatchRecord { x: p.x, y: p.y, width: p.size, height: p.size, tissue_fraction: fraction };
-                if !emit(key, p) {
+        let cols = self.grid.cols() as usize;
+        // Patch rows from `start` on are still to be read. The streaming grid stops at its first
+        // error; when skipping, the failed row is read patch by patch and the grid restarted
+        // after it (rows before `start` deselected: they yield nothing and decode nothing, but
+        // decoding ahead for row `start` may fail there, and counts as row `start` failing).
+        let mut start = 0;
+        loop {
+            let mut keep = self.keep.clone();
+            keep[..start as usize * cols].fill(false);
+            let mut failed = None;
+            for (r, row) in self.grid.rows_iter_selected(keep)?.enumerate() {
+                let r = r as u32;
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(PipelineError::Cancelled);
+                }
+                let row = match (row, self.level) {
+                    (Ok(row), _) => row,
+                    (Err(WsiError::Frame { .. }), Some(_)) => {
+                        failed = Some(r.max(start));
+                        break;
+                    }
+                    (Err(e @ WsiError::Frame { .. }), None) => return Err(PipelineError::UnreadableFrame(e)),
+                    (Err(e), _) => return Err(e.into()),
+                };
+                if !self.emit_row(row, emit) {
                     return Ok(());
                 }
             }
+            let (Some(r), Some(level)) = (failed, self.level) else { return Ok(()) };
+            let row = self.row_by_patch(level, r)?;
+            if !self.emit_row(row, emit) {
+                return Ok(());
+            }
+            start = r + 1;
         }
-        Ok(())
     }
 }

@@ -4,10 +4,11 @@
 //! no output that looks finished unless it is, a clear error naming what failed, no hang, and a
 //! rerun that succeeds. docs/FAULTS.md describes each and what was measured.
 
+mod common;
 #[path = "../wsi/tests/orthanc/mod.rs"]
 mod orthanc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch, UInt32Array};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -32,10 +33,14 @@ fn temp(name: &str) -> PathBuf {
     d
 }
 
-/// `slide_heatmap` on level 1 of the bundled slide (1 µm/px, 20 patches): about a second.
+/// `slide_heatmap` on level 1 of the bundled slide (1 µm/px, 20 patches: about a second)
+/// unless `extra` names a level.
 fn slide_heatmap(slide: &str, out: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(example("slide_heatmap"));
-    c.args([slide, "--out", out.to_str().unwrap(), "--level", "1", "--min-tissue", "0.25", "--k", "3"]).args(extra).current_dir(root());
+    c.args([slide, "--out", out.to_str().unwrap(), "--min-tissue", "0.25", "--k", "3"]).args(extra).current_dir(root());
+    if !extra.contains(&"--level") {
+        c.args(["--level", "1"]);
+    }
     c
 }
 
@@ -222,4 +227,116 @@ fn a_full_disk_is_a_clear_error_and_leaves_nothing() {
     if mounted == 0 {
         eprintln!("could not mount a tmpfs here (needs root): the ENOSPC cases were not run; the EFBIG ones were");
     }
+}
+
+/// (x, y) → embedding of every row, and the file's key-value metadata.
+fn embeddings(path: &Path) -> (std::collections::BTreeMap<(u32, u32), Vec<f32>>, std::collections::HashMap<String, String>) {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+    let meta = common::key_value_metadata(&builder);
+    let mut rows = std::collections::BTreeMap::new();
+    for b in builder.build().unwrap().map(Result::unwrap) {
+        let col = |name: &str| b.column_by_name(name).unwrap().clone();
+        let (xs, ys, emb) = (col("x"), col("y"), col("embedding"));
+        let xs = xs.as_any().downcast_ref::<UInt32Array>().unwrap();
+        let ys = ys.as_any().downcast_ref::<UInt32Array>().unwrap();
+        let emb = emb.as_any().downcast_ref::<FixedSizeListArray>().unwrap();
+        for i in 0..b.num_rows() {
+            let e = emb.value(i);
+            rows.insert((xs.value(i), ys.value(i)), e.as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec());
+        }
+    }
+    (rows, meta)
+}
+
+/// `fixtures/bad/corrupt-mid-slide` (made by pydicom, fixtures/make_bad.py): ihc-full with
+/// frame 36 of level 0 garbled. By default the run stops with an error naming the file and
+/// frame and the option that skips it, and writes nothing. With --skip-unreadable-frames it
+/// embeds every other patch, the same as the intact slide does, and lists exactly the patches
+/// over that frame (tile column 5, row 3: x 1280–1535, y 768–1023) in the Parquet metadata.
+#[test]
+fn an_unreadable_frame_mid_slide_is_named_or_with_the_option_its_patches_are_listed() {
+    let broken = "fixtures/bad/corrupt-mid-slide";
+    let dir = temp("frame");
+    let (out, text) = finish(slide_heatmap(broken, &dir, &["--level", "0"]));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("corrupt-mid-slide/level-0.dcm: frame 36 (1-based)") && text.contains("--skip-unreadable-frames"), "{text}");
+    assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+
+    let want_dir = temp("intact-out");
+    let (out, text) = finish(slide_heatmap("fixtures/slides/ihc-full", &want_dir, &["--level", "0"]));
+    assert!(out.status.success(), "{text}");
+    let (want, _) = embeddings(&want_dir.join("embeddings.parquet"));
+
+    let (out, text) = finish(slide_heatmap(broken, &dir, &["--level", "0", "--skip-unreadable-frames"]));
+    assert!(out.status.success(), "{text}");
+    let (got, meta) = embeddings(&dir.join("embeddings.parquet"));
+    let over_frame = |&(x, y): &(u32, u32)| x < 1536 && x + 224 > 1280 && y < 1024 && y + 224 > 768;
+    let expected_out: Vec<(u32, u32)> = want.keys().copied().filter(over_frame).collect();
+    assert!(!expected_out.is_empty() && expected_out.len() < want.len(), "the frame lies under some kept patches: {expected_out:?}");
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), want.keys().copied().filter(|p| !over_frame(p)).collect::<Vec<_>>());
+    for (pos, e) in &got {
+        let d = e.iter().zip(&want[pos]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(d < 1e-4, "patch {pos:?} differs from the intact slide's by {d}");
+    }
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&meta["unreadable_patches"]).unwrap();
+    let listed_at: Vec<(u32, u32)> = listed.iter().map(|v| (v["x"].as_u64().unwrap() as u32, v["y"].as_u64().unwrap() as u32)).collect();
+    assert_eq!(listed_at, expected_out);
+    assert!(listed.iter().all(|v| v["error"].as_str().unwrap().contains("frame 36 (1-based)")), "{listed:?}");
+    assert!(text.contains(&format!("unreadable: {} patches left out", expected_out.len())), "{text}");
+    for d in [dir, want_dir] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+/// The slide in a real Orthanc, read through a door that counts frame requests; at the 8th,
+/// Orthanc is killed (SIGKILL), mid-run. The run retries (each request up to 4 times, with
+/// backoff), then stops with an error naming the frames it was reading, well within a minute,
+/// and writes nothing.
+#[test]
+fn orthanc_stopped_mid_run_is_retried_then_an_error_naming_the_frames() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let Some(server) = orthanc::Orthanc::start(orthanc::Setup::default()) else { return };
+    let folder = root().join("fixtures/slides/ihc-full");
+    server.stow(&folder);
+    let local = haidef_wsi::wsi::Slide::open(&folder).unwrap();
+    let pid = server.pid() as i32;
+    let (frames_seen, after_kill) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (seen, after) = (frames_seen.clone(), after_kill.clone());
+    const KILL_AT: usize = 8;
+    let door = server.door(std::time::Duration::from_millis(20), move |path| {
+        if !path.contains("/frames/") {
+            return;
+        }
+        let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == KILL_AT {
+            // SAFETY: kill(2) on the child Orthanc's pid.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if n >= KILL_AT {
+            after.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let url = format!("{door}/dicom-web/studies/{}/series/{}", local.study_instance_uid(), local.series_instance_uid());
+    let dir = temp("orthanc");
+    let t0 = Instant::now();
+    let mut child = slide_heatmap(&url, &dir, &["--frames-per-request", "2"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let limit = std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("slide_heatmap still running {limit:?} after Orthanc was killed: a hang");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let took = t0.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{} frame requests, {} of them from the kill on; stopped after {took:?}:\n{text}", frames_seen.load(Ordering::SeqCst), after_kill.load(Ordering::SeqCst));
+    assert!(frames_seen.load(Ordering::SeqCst) >= KILL_AT, "Orthanc was never killed: the run read fewer frames than expected\n{text}");
+    assert!(!out.status.success(), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(text.contains("gave up after 4 attempts") && text.contains("while reading frames ["), "{text}");
+    assert!(after_kill.load(Ordering::SeqCst) >= 4, "the failed request was retried");
+    assert!(names(&dir).is_empty(), "{:?}", names(&dir));
 }

@@ -36,6 +36,10 @@ pub struct PipelineArgs {
     /// DIR): adds a score column named after it and score-<n>-<prompt>.png.
     #[arg(long = "prompt", value_name = "TEXT")]
     pub prompts: Vec<String>,
+    /// Leave out the patches over frames that cannot be read or decoded (listed in the Parquet
+    /// metadata under `unreadable_patches`) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_unreadable_frames: bool,
 }
 
 impl PipelineArgs {
@@ -54,6 +58,7 @@ impl PipelineArgs {
             seed: self.seed,
             icc_to_srgb: self.icc_to_srgb,
             prompts: self.prompts.clone(),
+            skip_unreadable_frames: self.skip_unreadable_frames,
             ..PipelineOptions::default()
         }
     }

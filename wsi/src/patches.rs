@@ -51,6 +51,12 @@ pub struct Patch {
 }
 
 impl Patch {
+    /// A patch of grid place (`col`, `row`) at level pixel (`x`, `y`), made from pixels read
+    /// another way (e.g. [`Level::read_region`]); `rgb` holds `size * size * 3` bytes.
+    pub fn new(col: u32, row: u32, x: u32, y: u32, size: u32, rgb: Vec<u8>) -> Self {
+        Patch { col, row, x, y, size, rgb, pool: Weak::new() }
+    }
+
     /// The pixels, taken out of the patch (they then stay with the caller).
     pub fn into_rgb(mut self) -> Vec<u8> {
         std::mem::take(&mut self.rgb)

@@ -156,20 +156,32 @@ impl Orthanc {
     /// distant server would (round-trip time); returns its base URL. (Bulk-data URIs in the
     /// metadata still point at Orthanc itself.)
     pub fn slow_door(&self, delay: Duration) -> String {
+        self.door(delay, |_| {})
+    }
+
+    /// Like [`Orthanc::slow_door`], calling `seen(path)` as each request arrives, before it is
+    /// forwarded (a test can stop the server at a chosen request).
+    pub fn door(&self, delay: Duration, seen: impl Fn(&str) + Send + Sync + 'static) -> String {
         install_crypto_provider();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (http, orthanc_port) = (reqwest::blocking::Client::new(), self.port);
+        let seen = std::sync::Arc::new(seen);
         std::thread::spawn(move || {
             for tcp in listener.incoming() {
                 let Ok(mut tcp) = tcp else { continue };
-                let http = http.clone();
+                let (http, seen) = (http.clone(), seen.clone());
                 std::thread::spawn(move || {
-                    forward_one(&mut tcp, &http, orthanc_port, delay);
+                    forward_one(&mut tcp, &http, orthanc_port, delay, &*seen);
                 });
             }
         });
         format!("http://127.0.0.1:{port}")
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The DICOMweb series URL of a stored series.
@@ -208,7 +220,7 @@ fn tls_front_door(listener: std::net::TcpListener, orthanc_port: u16) {
             std::thread::spawn(move || {
                 let conn = rustls::ServerConnection::new(config).unwrap();
                 let mut tls = rustls::StreamOwned::new(conn, tcp);
-                if !forward_one(&mut tls, &http, orthanc_port, Duration::ZERO) {
+                if !forward_one(&mut tls, &http, orthanc_port, Duration::ZERO, &|_| {}) {
                     return;
                 }
                 tls.conn.send_close_notify();
@@ -254,11 +266,12 @@ pub fn write_answer<W: std::io::Write>(stream: &mut W, status: u16, content_type
     let _ = stream.write_all(body);
 }
 
-/// Reads one GET from `stream`, waits `delay`, forwards it (with its Accept and Authorization
-/// headers) to Orthanc's plain HTTP port and writes the answer back; false if the client hung
-/// up first.
-fn forward_one<S: std::io::Read + std::io::Write>(stream: &mut S, http: &reqwest::blocking::Client, orthanc_port: u16, delay: Duration) -> bool {
+/// Reads one GET from `stream`, tells `seen` its path, waits `delay`, forwards it (with its
+/// Accept and Authorization headers) to Orthanc's plain HTTP port and writes the answer back;
+/// false if the client hung up first or Orthanc did not answer.
+fn forward_one<S: std::io::Read + std::io::Write>(stream: &mut S, http: &reqwest::blocking::Client, orthanc_port: u16, delay: Duration, seen: &dyn Fn(&str)) -> bool {
     let Some((path, headers)) = read_request(&mut *stream) else { return false };
+    seen(&path);
     std::thread::sleep(delay);
     let mut request = http.get(format!("http://127.0.0.1:{orthanc_port}{path}"));
     for (k, v) in headers.into_iter().filter(|(k, _)| k == "accept" || k == "authorization") {
