@@ -114,6 +114,9 @@ pub struct ImageInfo {
     pub warnings: Vec<String>,
 }
 
+/// The most pixels one frame may have (2^28, 768 MiB as RGB8): a frame is decoded whole.
+pub const MAX_FRAME_PIXELS: u64 = 1 << 28;
+
 impl ImageInfo {
     /// Reads the metadata of a WSI instance. `transfer_syntax` comes from the file meta group (or
     /// the DICOMweb response). Fails with [`WsiError::NotWsi`] for other SOP classes.
@@ -127,6 +130,24 @@ impl ImageInfo {
         let flavor = ImageFlavor::from_image_type(&image_type);
         let tile_width = a.positive_u32(tags::COLUMNS)?;
         let tile_height = a.positive_u32(tags::ROWS)?;
+        // A frame is decoded whole into one buffer: Rows and Columns are an unsigned short
+        // (US) each, and their product is bounded, so that a hostile header cannot make the
+        // reader allocate gigabytes for one tile before its data says otherwise (found by the
+        // dicom_attributes fuzz target: Rows 6,235,915 written as IS).
+        for (tag, v) in [(tags::COLUMNS, tile_width), (tags::ROWS, tile_height)] {
+            if v > u32::from(u16::MAX) {
+                return Err(a.error(tag, format!("{v} does not fit its VR (US, at most 65535)")));
+            }
+        }
+        if u64::from(tile_width) * u64::from(tile_height) > MAX_FRAME_PIXELS {
+            return Err(a.error(
+                tags::ROWS,
+                format!(
+                    "a frame of {tile_width}x{tile_height} pixels is more than the {MAX_FRAME_PIXELS} pixels this reader decodes at once \
+                     (whole-slide tiles are at most a few thousand pixels a side): the header is corrupt"
+                ),
+            ));
+        }
         let width = match a.opt_i64(tags::TOTAL_PIXEL_MATRIX_COLUMNS)? {
             Some(_) => a.positive_u32(tags::TOTAL_PIXEL_MATRIX_COLUMNS)?,
             None => tile_width,

@@ -135,3 +135,31 @@ fn frame_counts_and_grids_beyond_the_data_are_refused_cheaply() {
     let err = haidef_wsi_dicom::FrameIndex::build(&info).unwrap_err().to_string();
     assert!(err.contains("100000000 tiles") && err.contains("corrupt"), "{err}");
 }
+
+/// A frame is decoded whole, so its claimed size is checked before any buffer is sized by it:
+/// Rows beyond its VR (the dicom_attributes fuzz finding: 6,235,915 written as IS made the
+/// first read allocate 4.8 GB), and a frame of 65535 x 65535 US pixels (12.9 GB as RGB).
+#[test]
+fn frames_too_large_to_decode_are_refused_at_open() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let src = fixtures().join("slides/ihc-full/level-3.dcm");
+    let dir = tempdir("huge-frames");
+    for (name, edits, expected) in [
+        ("rows-is", vec![(tags::ROWS, VR::IS, PrimitiveValue::from("6235915"))], "6235915 does not fit its VR (US, at most 65535)"),
+        (
+            "65535-square",
+            vec![(tags::ROWS, VR::US, PrimitiveValue::from(65535u16)), (tags::COLUMNS, VR::US, PrimitiveValue::from(65535u16))],
+            "a frame of 65535x65535 pixels is more than",
+        ),
+    ] {
+        let mut obj = dicom_object::open_file(&src).unwrap();
+        for (tag, vr, v) in edits {
+            obj.put(DataElement::new(tag, vr, v));
+        }
+        let file = dir.join(format!("{name}.dcm"));
+        obj.write_to_file(&file).unwrap();
+        let err = Slide::open(&file).unwrap_err().to_string();
+        assert!(err.contains(expected) && err.contains("Rows (0028,0010)") && err.contains(&format!("{name}.dcm")), "{name}: {err}");
+    }
+}
