@@ -1,7 +1,7 @@
 //! The main job: embed every tissue patch of a slide with Path Foundation, write the embeddings
 //! to Parquet and a k-means heatmap of the slide.
 //!
-//! `cargo run --release --example slide_heatmap -- <slide> --out <dir> [--model NAME] [--weights f.safetensors] [--level L | --mpp M] [--k K] [--min-tissue F] [--all-patches] [--icc-to-srgb] [--device cpu|cuda[:N]] [--batch B] [--seed S]`
+//! `cargo run --release --example slide_heatmap -- <slide> --out <dir> [--model NAME] [--weights f.safetensors] [--level L | --mpp M] [--k K] [--min-tissue F] [--all-patches] [--icc-to-srgb] [--skip-unreadable-frames] [--device cpu|cuda[:N]] [--batch B] [--seed S]`
 //!
 //! Writes `<dir>/embeddings.parquet`, `<dir>/heatmap.png` and `<dir>/clusters.png`.
 

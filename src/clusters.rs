@@ -22,14 +22,16 @@ pub fn kmeans(embeddings: &[f32], dim: usize, k: usize, seed: u64) -> Result<Vec
     }
     let data = Array2::from_shape_vec((n, dim), embeddings.iter().map(|v| f64::from(*v)).collect())
         .map_err(|e| PipelineError::Clustering { source: Box::new(e) })?;
-    let dataset = DatasetBase::from(data.clone());
+    // One f64 copy of the embeddings (8 × D bytes a patch), not two: the clusters are predicted
+    // from the dataset's own records.
+    let dataset = DatasetBase::from(data);
     let model = KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(seed))
         .n_runs(4)
         .max_n_iterations(300)
         .tolerance(1e-6)
         .fit(&dataset)
         .map_err(|e| PipelineError::Clustering { source: Box::new(e) })?;
-    Ok(model.predict(&data).to_vec())
+    Ok(model.predict(dataset.records()).to_vec())
 }
 
 #[cfg(test)]

@@ -83,6 +83,12 @@ struct SlideKeys {
     mpp: f64,
 }
 
+/// Bytes of a Parquet row group. The writer holds a row group in memory until it is full;
+/// parquet's default (1,048,576 rows, no byte limit) would hold a whole slide's embeddings a
+/// second time (they are also kept for k-means): 154 MB for 100,000 Path Foundation patches
+/// (docs/FAULTS.md).
+const ROW_GROUP_BYTES: usize = 64 << 20;
+
 /// Writes embedding rows to `<path>.partial`, renamed to `path` by [`ParquetSink::finish`].
 pub struct ParquetSink {
     path: PathBuf,
@@ -120,7 +126,11 @@ impl ParquetSink {
         // so that readers that do not decode the Arrow schema (DuckDB, parquet-tools) see it.
         let kv: Vec<KeyValue> = meta.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
         let schema = Arc::new(schema(keys, shape, meta));
-        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).set_key_value_metadata(Some(kv)).build();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_key_value_metadata(Some(kv))
+            .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+            .build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| PipelineError::output(path, e))?;
         Ok(ParquetSink {
             path: path.to_path_buf(),
