@@ -58,31 +58,53 @@ pub fn write_png(path: &Path, width: u32, height: u32, rgb: &[u8]) -> Result<Pat
 /// finished, and the pictures beside it are that run's.
 ///
 /// Killed runs (even by SIGKILL) leave only their staging folder, which the next run in the
-/// same folder removes; failed runs remove theirs. One job at a time per output folder.
+/// same folder removes; failed runs remove theirs. One run at a time per output folder: a run
+/// holds an exclusive lock on the folder (`flock`, released by the kernel when the process
+/// dies), and a second one is refused while it does.
 #[derive(Debug)]
 pub struct Staging {
     out: PathBuf,
     dir: PathBuf,
     done: bool,
+    /// The output folder, opened and locked for the run (None where folders cannot be opened
+    /// as files: not on Unix).
+    _lock: Option<std::fs::File>,
 }
 
 /// The prefix of staging folders.
 const STAGING_PREFIX: &str = ".partial-";
 
 impl Staging {
-    /// Creates `out` if needed, removes staging folders left there by killed runs and makes a
-    /// fresh one.
+    /// Creates `out` if needed, locks it, removes staging folders left there by killed runs and
+    /// makes a fresh one.
     pub fn new(out: &Path) -> Result<Self> {
         std::fs::create_dir_all(out).map_err(|e| PipelineError::output(out, e))?;
+        let lock = std::fs::File::open(out).ok();
+        if let Some(folder) = &lock {
+            match folder.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(PipelineError::output(
+                        out,
+                        "another run is writing into this folder (it holds the folder's lock); wait for it to end or choose another output folder",
+                    ))
+                }
+                // File systems without locks (some network mounts): go on unlocked.
+                Err(std::fs::TryLockError::Error(_)) => {}
+            }
+        }
         for entry in std::fs::read_dir(out).map_err(|e| PipelineError::output(out, e))?.flatten() {
             if entry.file_name().to_str().is_some_and(|n| n.starts_with(STAGING_PREFIX)) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
-        let dir = out.join(format!("{STAGING_PREFIX}{}", std::process::id()));
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = out.join(format!("{STAGING_PREFIX}{}.{n}", std::process::id()));
         std::fs::create_dir(&dir).map_err(|e| PipelineError::output(&dir, e))?;
-        Ok(Staging { out: out.to_path_buf(), dir, done: false })
+        Ok(Staging { out: out.to_path_buf(), dir, done: false, _lock: lock })
     }
+
 
     /// Where the run writes.
     pub fn dir(&self) -> &Path {
@@ -122,5 +144,67 @@ impl Drop for Staging {
         if !self.done {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("haidef-atomic-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn is_pic(n: &str) -> bool {
+        n == "a.png"
+    }
+
+    /// The previous run's Parquet file goes before anything of the new run arrives, so a
+    /// publish that stops half-way (here: a picture cannot be moved) leaves no Parquet file,
+    /// not the old one beside new pictures.
+    #[test]
+    fn publish_removes_the_old_parquet_first_and_moves_the_new_one_last() {
+        let out = folder("order");
+        std::fs::create_dir_all(out.join("b.png")).unwrap(); // a folder where a picture must go
+        std::fs::write(out.join("embeddings.parquet"), "old").unwrap();
+        std::fs::write(out.join("a.png"), "old").unwrap();
+        let staging = Staging::new(&out).unwrap();
+        let (parquet, a, b) = (staging.dir().join("embeddings.parquet"), staging.dir().join("a.png"), staging.dir().join("b.png"));
+        for f in [&parquet, &a, &b] {
+            std::fs::write(f, "new").unwrap();
+        }
+        assert!(staging.publish(&parquet, &[a, b], &is_pic).is_err());
+        assert!(!out.join("embeddings.parquet").exists(), "the old Parquet file is gone, the new one not moved");
+        assert_eq!(std::fs::read_to_string(out.join("a.png")).unwrap(), "new");
+        let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.iter().all(|n| !n.to_string_lossy().starts_with(STAGING_PREFIX)), "failed publish removed its staging folder: {left:?}");
+
+        std::fs::remove_dir_all(out.join("b.png")).unwrap();
+        let staging = Staging::new(&out).unwrap();
+        let parquet = staging.dir().join("embeddings.parquet");
+        std::fs::write(&parquet, "newer").unwrap();
+        let outputs = staging.publish(&parquet, &[], &is_pic).unwrap();
+        assert_eq!(outputs, vec![out.join("embeddings.parquet")]);
+        assert!(!out.join("a.png").exists(), "the previous run's picture went with its Parquet file");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    /// One run at a time per folder: a second is refused while the first holds the folder, and
+    /// stale staging folders are removed only by a run that holds it.
+    #[test]
+    fn a_second_run_into_a_busy_folder_is_refused() {
+        let out = folder("lock");
+        std::fs::create_dir_all(out.join(".partial-1.0")).unwrap();
+        let first = Staging::new(&out).unwrap();
+        assert!(!out.join(".partial-1.0").exists(), "a killed run's staging folder is removed");
+        let err = Staging::new(&out).unwrap_err().to_string();
+        assert!(err.contains("another run is writing into this folder"), "{err}");
+        assert!(first.dir().is_dir(), "the refused run left the first one's staging folder alone");
+        drop(first);
+        let again = Staging::new(&out).unwrap();
+        drop(again);
+        std::fs::remove_dir_all(&out).unwrap();
     }
 }

@@ -7,7 +7,8 @@ pub enum PipelineError {
     /// Reading the slide failed.
     #[error(transparent)]
     Slide(#[from] haidef_wsi_dicom::WsiError),
-    /// A frame under a patch cannot be read or decoded (the error names the file and frame).
+    /// A frame under a patch is broken: it does not decode, or the file ends inside it (the
+    /// error names the file and frame).
     #[error("{0}; to embed the rest of the slide and list the patches over this frame in the output's metadata, rerun with --skip-unreadable-frames (PipelineOptions::skip_unreadable_frames)")]
     UnreadableFrame(#[source] haidef_wsi_dicom::WsiError),
     /// The encoder failed.
@@ -62,6 +63,20 @@ pub enum PipelineError {
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
 
 impl PipelineError {
+    /// The same error, with a path inside `from` (a staging folder) given as inside `to`.
+    pub(crate) fn relocated(self, from: &std::path::Path, to: &std::path::Path) -> Self {
+        match self {
+            PipelineError::Output { path, source } => {
+                let path = match std::path::Path::new(&path).strip_prefix(from) {
+                    Ok(rest) => to.join(rest).display().to_string(),
+                    Err(_) => path,
+                };
+                PipelineError::Output { path, source }
+            }
+            other => other,
+        }
+    }
+
     pub(crate) fn output(path: &std::path::Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         let source = e.into();
         let source = if storage_full(source.as_ref()) { Box::new(StorageFull(source)) } else { source };
@@ -72,7 +87,7 @@ impl PipelineError {
 /// A write that failed because the disk (or a quota, or the process's file-size limit) is full,
 /// with what to do about it.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}: free some space or write to another folder (what this run wrote so far was removed)")]
+#[error("{0}: the disk is full, or a quota or the process's file-size limit (ulimit -f) was reached; free some space, raise the limit, or write to another folder")]
 struct StorageFull(#[source] Box<dyn std::error::Error + Send + Sync>);
 
 /// Whether an I/O error in `e`'s chain is ENOSPC, EDQUOT or EFBIG. Parquet and PNG wrap the

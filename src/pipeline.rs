@@ -54,12 +54,13 @@ pub struct PipelineOptions {
     /// Zero-shot prompts (models with a text side, e.g. MedSigLIP): each adds a score column
     /// named after it and, with the `heatmaps` feature, a `score-<n>-<prompt>.png` picture.
     pub prompts: Vec<String>,
-    /// Leave out the patches over a frame that cannot be read or decoded (listed in
+    /// Leave out the patches over a broken frame (one that does not decode, or that the file
+    /// ends inside; listed in
     /// [`RunSummary::unreadable`] and in the Parquet metadata under `unreadable_patches`)
     /// instead of stopping. Off by default: a slide with a broken frame is usually a broken
     /// copy that should be fixed, and fewer rows than expected must never pass unnoticed.
-    /// Only frame errors are skipped: a server that stops answering still stops the run, and a
-    /// broken frame in the low-resolution level read for the tissue mask does too.
+    /// Other read errors (a failing disk, a server that stops answering) still stop the run, and
+    /// so does a broken frame in the low-resolution level read for the tissue mask.
     pub skip_unreadable_frames: bool,
 }
 
@@ -282,136 +283,142 @@ fn run(
     };
     // Everything is written into a staging folder and moved into `out_dir` at the end.
     let staging = Staging::new(out_dir)?;
-    let work = staging.dir();
+    let work_dir = staging.dir().to_path_buf();
+    // Errors name the file as it would have been in `out_dir` (the staging folder is gone by
+    // the time they are read).
+    let staged = move || -> Result<RunSummary> {
+        let work = staging.dir();
 
-    // Tissue: mask on a low-resolution level, fraction per patch of the chosen level.
-    let level0 = &slide.levels()[0];
-    let thumb = mask_level(slide).read_all()?;
-    let mask = TissueMask::from_image(&thumb, (level0.width(), level0.height()));
-    let grid = level.patch_grid(PatchGridOptions { size, stride: size })?;
-    let fractions: Vec<f32> = grid
-        .positions()
-        .map(|(x, y)| mask.fraction((x, y, size, size), (level.width(), level.height()), (level0.width(), level0.height())))
-        .collect();
-    let keep: Vec<bool> = fractions.iter().map(|f| opts.all_patches || *f >= opts.min_tissue).collect();
-    let kept = keep.iter().filter(|k| **k).count();
-    if grid.is_empty() {
-        return Err(PipelineError::Options(format!(
-            "level {} ({}x{}) is smaller than one {size}x{size} patch; choose a finer level",
-            level.index(),
-            level.width(),
-            level.height()
-        )));
-    }
-    if kept == 0 {
-        return Err(PipelineError::NoTissue(format!(
-            "none of the {} patches of level {} has ≥ {:.0}% tissue (tissue covers {:.1}% of the slide); \
-             lower --min-tissue or pass --all-patches",
-            grid.len(),
-            level.index(),
-            opts.min_tissue * 100.0,
-            mask.coverage() * 100.0
-        )));
-    }
-    if opts.k > kept && cfg!(feature = "heatmaps") {
-        return Err(PipelineError::Options(format!(
-            "k = {} clusters but only {kept} patches will be embedded; lower --k",
-            opts.k
-        )));
-    }
+        // Tissue: mask on a low-resolution level, fraction per patch of the chosen level.
+        let level0 = &slide.levels()[0];
+        let thumb = mask_level(slide).read_all()?;
+        let mask = TissueMask::from_image(&thumb, (level0.width(), level0.height()));
+        let grid = level.patch_grid(PatchGridOptions { size, stride: size })?;
+        let fractions: Vec<f32> = grid
+            .positions()
+            .map(|(x, y)| mask.fraction((x, y, size, size), (level.width(), level.height()), (level0.width(), level0.height())))
+            .collect();
+        let keep: Vec<bool> = fractions.iter().map(|f| opts.all_patches || *f >= opts.min_tissue).collect();
+        let kept = keep.iter().filter(|k| **k).count();
+        if grid.is_empty() {
+            return Err(PipelineError::Options(format!(
+                "level {} ({}x{}) is smaller than one {size}x{size} patch; choose a finer level",
+                level.index(),
+                level.width(),
+                level.height()
+            )));
+        }
+        if kept == 0 {
+            return Err(PipelineError::NoTissue(format!(
+                "none of the {} patches of level {} has ≥ {:.0}% tissue (tissue covers {:.1}% of the slide); \
+                 lower --min-tissue or pass --all-patches",
+                grid.len(),
+                level.index(),
+                opts.min_tissue * 100.0,
+                mask.coverage() * 100.0
+            )));
+        }
+        if opts.k > kept && cfg!(feature = "heatmaps") {
+            return Err(PipelineError::Options(format!(
+                "k = {} clusters but only {kept} patches will be embedded; lower --k",
+                opts.k
+            )));
+        }
 
-    #[cfg(feature = "icc")]
-    let to_srgb = match (opts.icc_to_srgb, &level.info().icc_profile) {
-        (true, Some(icc)) => Some(ToSrgb::from_icc(icc)?),
-        _ => None,
+        #[cfg(feature = "icc")]
+        let to_srgb = match (opts.icc_to_srgb, &level.info().icc_profile) {
+            (true, Some(icc)) => Some(ToSrgb::from_icc(icc)?),
+            _ => None,
+        };
+        #[cfg(feature = "icc")]
+        let (transform, color_transform) = match (&to_srgb, opts.icc_to_srgb) {
+            (Some(t), _) => (Some(&|rgb: &mut [u8]| t.apply(rgb)), format!("ICC {} -> sRGB (lcms2, perceptual)", t.source)),
+            (None, true) => (None, "none: the slide has no ICC profile (treated as sRGB)".to_string()),
+            (None, false) => (None, "none".to_string()),
+        };
+        #[cfg(not(feature = "icc"))]
+        let (transform, color_transform): (Option<crate::slide_source::PixelTransform<'_>>, String) = (None, "none".to_string());
+
+        let mut meta = provenance(encoder);
+        meta.insert("color_transform".to_string(), color_transform.clone());
+        meta.insert("level".to_string(), level.index().to_string());
+        if let Some(p) = &prompts {
+            p.describe_in(&mut meta);
+        }
+        meta.insert("series_instance_uid".to_string(), slide.series_instance_uid().to_string());
+        meta.extend(extra_meta.iter().cloned());
+        let parquet_path = work.join("embeddings.parquet");
+
+        let dim = encoder.embedding_dim();
+        let score_names = prompts.as_ref().map(|p| p.texts().to_vec()).unwrap_or_default();
+        let parquet = ParquetSink::create_scored(&parquet_path, slide_id, level.index() as u32, level.mpp(), dim, meta, &score_names)?;
+        let mut sink = SlideSink {
+            parquet,
+            records: Vec::with_capacity(kept),
+            embeddings: Vec::with_capacity(kept * dim),
+            dim,
+            prompts: prompts.as_ref(),
+            scores: vec![Vec::with_capacity(kept); score_names.len()],
+        };
+        let mut source = SlidePatches::new(&grid, keep, &fractions, transform.map(|t| t as crate::slide_source::PixelTransform<'_>));
+        if opts.skip_unreadable_frames {
+            source = source.skip_unreadable(level);
+        }
+        let engine_opts = EngineOptions { batch_size: opts.batch_size, queue_depth: opts.queue_depth };
+        let report = engine::run(&mut source, encoder, &mut sink, engine_opts, cancel, progress)?;
+        let unreadable = source.unreadable().to_vec();
+        if report.rows + unreadable.len() != kept {
+            return Err(PipelineError::Options(format!("internal: {} of {kept} patches embedded, {} unreadable", report.rows, unreadable.len())));
+        }
+        if (report.rows < opts.k.max(1) && cfg!(feature = "heatmaps")) || report.rows == 0 {
+            return Err(PipelineError::Input {
+                path: slide.location().to_string(),
+                problem: format!(
+                    "{} of the {kept} patches lie over unreadable frames (the first: {}), leaving {} for k = {} clusters{}",
+                    unreadable.len(),
+                    unreadable.first().map_or("none", |u| u.error.as_str()),
+                    report.rows,
+                    opts.k,
+                    if report.rows == 0 { "" } else { "; lower --k" }
+                ),
+            });
+        }
+        if opts.skip_unreadable_frames {
+            let list: Vec<serde_json::Value> = unreadable.iter().map(|u| serde_json::json!({"x": u.x, "y": u.y, "error": u.error})).collect();
+            sink.parquet.append_metadata("unreadable_patches", &serde_json::Value::Array(list).to_string());
+        }
+
+        #[cfg(feature = "heatmaps")]
+        let (labels, pictures) = {
+            let layout = Layout { thumb: &thumb, level_size: (level.width(), level.height()), grid: (grid.cols(), grid.rows()), patch: size };
+            let maps = cluster_and_draw(&sink.embeddings, dim, &sink.records, &layout, opts.k, opts.seed, work)?;
+            let mut pictures = vec![maps.heatmap, maps.clusters];
+            pictures.extend(crate::score_maps::draw_score_maps(&score_names, &sink.scores, &sink.records, &layout, work)?);
+            (maps.labels, pictures)
+        };
+        #[cfg(not(feature = "heatmaps"))]
+        let (labels, pictures): (Vec<usize>, Vec<PathBuf>) = (Vec::new(), Vec::new());
+        let parquet_path = sink.parquet.finish()?;
+        // The previous run's pictures go with its Parquet file (score maps are named by prompt).
+        let stale = |name: &str| matches!(name, "heatmap.png" | "clusters.png") || crate::score_maps::is_file_name(name);
+        let outputs = staging.publish(&parquet_path, &pictures, &stale)?;
+
+        Ok(RunSummary {
+            slide_id: slide_id.to_string(),
+            level: level.index(),
+            mpp: level.mpp(),
+            patches_total: grid.len(),
+            patches_embedded: report.rows,
+            patches_skipped: grid.len() - kept,
+            unreadable,
+            tissue_coverage: mask.coverage(),
+            seconds: start.elapsed().as_secs_f64(),
+            stages: report.stages,
+            labels,
+            outputs,
+            trained: encoder.is_trained(),
+            color_transform,
+        })
     };
-    #[cfg(feature = "icc")]
-    let (transform, color_transform) = match (&to_srgb, opts.icc_to_srgb) {
-        (Some(t), _) => (Some(&|rgb: &mut [u8]| t.apply(rgb)), format!("ICC {} -> sRGB (lcms2, perceptual)", t.source)),
-        (None, true) => (None, "none: the slide has no ICC profile (treated as sRGB)".to_string()),
-        (None, false) => (None, "none".to_string()),
-    };
-    #[cfg(not(feature = "icc"))]
-    let (transform, color_transform): (Option<crate::slide_source::PixelTransform<'_>>, String) = (None, "none".to_string());
-
-    let mut meta = provenance(encoder);
-    meta.insert("color_transform".to_string(), color_transform.clone());
-    meta.insert("level".to_string(), level.index().to_string());
-    if let Some(p) = &prompts {
-        p.describe_in(&mut meta);
-    }
-    meta.insert("series_instance_uid".to_string(), slide.series_instance_uid().to_string());
-    meta.extend(extra_meta.iter().cloned());
-    let parquet_path = work.join("embeddings.parquet");
-
-    let dim = encoder.embedding_dim();
-    let score_names = prompts.as_ref().map(|p| p.texts().to_vec()).unwrap_or_default();
-    let parquet = ParquetSink::create_scored(&parquet_path, slide_id, level.index() as u32, level.mpp(), dim, meta, &score_names)?;
-    let mut sink = SlideSink {
-        parquet,
-        records: Vec::with_capacity(kept),
-        embeddings: Vec::with_capacity(kept * dim),
-        dim,
-        prompts: prompts.as_ref(),
-        scores: vec![Vec::with_capacity(kept); score_names.len()],
-    };
-    let mut source = SlidePatches::new(&grid, keep, &fractions, transform.map(|t| t as crate::slide_source::PixelTransform<'_>));
-    if opts.skip_unreadable_frames {
-        source = source.skip_unreadable(level);
-    }
-    let engine_opts = EngineOptions { batch_size: opts.batch_size, queue_depth: opts.queue_depth };
-    let report = engine::run(&mut source, encoder, &mut sink, engine_opts, cancel, progress)?;
-    let unreadable = source.unreadable().to_vec();
-    if report.rows + unreadable.len() != kept {
-        return Err(PipelineError::Options(format!("internal: {} of {kept} patches embedded, {} unreadable", report.rows, unreadable.len())));
-    }
-    if report.rows < opts.k.max(1) && cfg!(feature = "heatmaps") || report.rows == 0 {
-        return Err(PipelineError::Input {
-            path: slide.location().to_string(),
-            problem: format!(
-                "{} of the {kept} patches lie over unreadable frames (the first: {}), leaving {} for k = {} clusters{}",
-                unreadable.len(),
-                unreadable.first().map_or("none", |u| u.error.as_str()),
-                report.rows,
-                opts.k,
-                if report.rows == 0 { "" } else { "; lower --k" }
-            ),
-        });
-    }
-    if opts.skip_unreadable_frames {
-        let list: Vec<serde_json::Value> = unreadable.iter().map(|u| serde_json::json!({"x": u.x, "y": u.y, "error": u.error})).collect();
-        sink.parquet.append_metadata("unreadable_patches", &serde_json::Value::Array(list).to_string());
-    }
-
-    #[cfg(feature = "heatmaps")]
-    let (labels, pictures) = {
-        let layout = Layout { thumb: &thumb, level_size: (level.width(), level.height()), grid: (grid.cols(), grid.rows()), patch: size };
-        let maps = cluster_and_draw(&sink.embeddings, dim, &sink.records, &layout, opts.k, opts.seed, work)?;
-        let mut pictures = vec![maps.heatmap, maps.clusters];
-        pictures.extend(crate::score_maps::draw_score_maps(&score_names, &sink.scores, &sink.records, &layout, work)?);
-        (maps.labels, pictures)
-    };
-    #[cfg(not(feature = "heatmaps"))]
-    let (labels, pictures): (Vec<usize>, Vec<PathBuf>) = (Vec::new(), Vec::new());
-    let parquet_path = sink.parquet.finish()?;
-    // The previous run's pictures go with its Parquet file (score maps are named by prompt).
-    let stale = |name: &str| matches!(name, "heatmap.png" | "clusters.png") || (name.starts_with("score-") && name.ends_with(".png"));
-    let outputs = staging.publish(&parquet_path, &pictures, &stale)?;
-
-    Ok(RunSummary {
-        slide_id: slide_id.to_string(),
-        level: level.index(),
-        mpp: level.mpp(),
-        patches_total: grid.len(),
-        patches_embedded: report.rows,
-        patches_skipped: grid.len() - kept,
-        unreadable,
-        tissue_coverage: mask.coverage(),
-        seconds: start.elapsed().as_secs_f64(),
-        stages: report.stages,
-        labels,
-        outputs,
-        trained: encoder.is_trained(),
-        color_transform,
-    })
+    staged().map_err(|e| e.relocated(&work_dir, out_dir))
 }

@@ -3,10 +3,11 @@
 //! the current patch row held), each patch passed through a pixel transform when given (the
 //! slide's ICC profile → sRGB).
 //!
-//! A frame that cannot be read or decoded stops the run with an error naming its file and
-//! frame, unless skipping was asked for: then the patches over that frame are left out and
-//! listed ([`SlidePatches::unreadable`]), and every other patch is embedded. Only frame errors
-//! are skipped; a server that stops answering still stops the run.
+//! A frame whose data is broken (it does not decode, or the file ends inside it) stops the run
+//! with an error naming its file and frame, unless skipping was asked for: then the patches
+//! over that frame are left out and listed ([`SlidePatches::unreadable`]), and every other
+//! patch is embedded. Other read errors (a failing disk, a server that stops answering) still
+//! stop the run.
 
 use crate::engine::{Input, Source};
 use crate::error::{PipelineError, Result};
@@ -25,6 +26,17 @@ impl Input for Patch {
 /// A transform of RGB8 pixels in place, applied to every patch before it is embedded (e.g.
 /// `|rgb| to_srgb.apply(rgb)` with [`crate::color::ToSrgb`]).
 pub type PixelTransform<'a> = &'a (dyn Fn(&mut [u8]) + Sync);
+
+/// Whether `e` says a frame's data is broken: it does not decode, or the file ends inside it.
+/// Other read errors (a failing disk, a lost network mount, a server) may pass, and are not
+/// skipped.
+fn is_broken_frame(e: &WsiError) -> bool {
+    match e {
+        WsiError::Frame { source: None, .. } => true,
+        WsiError::Frame { source: Some(io), .. } => io.kind() == std::io::ErrorKind::UnexpectedEof,
+        _ => false,
+    }
+}
 
 /// A patch left out because a frame under it cannot be read.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +68,7 @@ impl<'a> SlidePatches<'a> {
         SlidePatches { grid, level: None, keep, fractions, transform, kept, unreadable: Vec::new() }
     }
 
-    /// Leaves out the patches over frames that cannot be read or decoded instead of failing;
+    /// Leaves out the patches over broken frames instead of failing;
     /// `level` is the grid's level, read patch by patch in the rows where a frame fails.
     pub fn skip_unreadable(mut self, level: &'a Level) -> Self {
         self.level = Some(level);
@@ -100,10 +112,7 @@ impl<'a> SlidePatches<'a> {
             let (x, y) = self.grid.origin(col, row);
             match pixels {
                 Ok(rgb) => patches.push(Patch::new(col, row, x, y, size, rgb)),
-                Err(e @ WsiError::Frame { .. }) => {
-                    self.kept -= 1;
-                    self.unreadable.push(UnreadablePatch { x, y, error: e.to_string() });
-                }
+                Err(e) if is_broken_frame(&e) => self.unreadable.push(UnreadablePatch { x, y, error: e.to_string() }),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -137,11 +146,11 @@ impl Source for SlidePatches<'_> {
                 }
                 let row = match (row, self.level) {
                     (Ok(row), _) => row,
-                    (Err(WsiError::Frame { .. }), Some(_)) => {
+                    (Err(e), Some(_)) if is_broken_frame(&e) => {
                         failed = Some(r.max(start));
                         break;
                     }
-                    (Err(e @ WsiError::Frame { .. }), None) => return Err(PipelineError::UnreadableFrame(e)),
+                    (Err(e), None) if is_broken_frame(&e) => return Err(PipelineError::UnreadableFrame(e)),
                     (Err(e), _) => return Err(e.into()),
                 };
                 if !self.emit_row(row, emit) {

@@ -1,22 +1,14 @@
 //! The examples as a user runs them (the binaries `cargo test` builds beside this test): the
 //! README's main-job command end to end, and clear, panic-free failures on bad input.
 
+mod common;
+
 use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/<this test> → target/<profile>/examples/<name>
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
-    assert!(path.exists(), "{} not built (cargo test builds the examples)", path.display());
-    path
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{example, root};
 
 fn run(name: &str, args: &[&str]) -> (Output, String, String) {
     let out = Command::new(example(name)).args(args).current_dir(root()).output().unwrap();

@@ -111,6 +111,7 @@ pub fn settings(encoder: &dyn Encoder, options: &PipelineOptions) -> Value {
         "k": options.k,
         "seed": options.seed,
         "prompts": options.prompts,
+        "skip_unreadable_frames": options.skip_unreadable_frames,
     })
 }
 

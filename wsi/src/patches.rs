@@ -54,6 +54,7 @@ impl Patch {
     /// A patch of grid place (`col`, `row`) at level pixel (`x`, `y`), made from pixels read
     /// another way (e.g. [`Level::read_region`]); `rgb` holds `size * size * 3` bytes.
     pub fn new(col: u32, row: u32, x: u32, y: u32, size: u32, rgb: Vec<u8>) -> Self {
+        debug_assert_eq!(rgb.len(), size as usize * size as usize * 3, "a patch's pixels are size x size RGB8");
         Patch { col, row, x, y, size, rgb, pool: Weak::new() }
     }
 
