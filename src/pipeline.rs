@@ -400,7 +400,7 @@ fn run(
         let (labels, pictures): (Vec<usize>, Vec<PathBuf>) = (Vec::new(), Vec::new());
         let parquet_path = sink.parquet.finish()?;
         // The previous run's pictures go with its Parquet file (score maps are named by prompt).
-        let stale = |name: &str| matches!(name, "heatmap.png" | "clusters.png") || crate::score_maps::is_file_name(name);
+        let stale = |name: &str| matches!(name, "heatmap.png" | "clusters.png") || crate::zero_shot::is_score_map_name(name);
         let outputs = staging.publish(&parquet_path, &pictures, &stale)?;
 
         Ok(RunSummary {

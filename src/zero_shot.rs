@@ -79,3 +79,24 @@ fn unit(v: &[f32]) -> Vec<f32> {
     let n = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     v.iter().map(|x| (f64::from(*x) / n.max(1e-12)) as f32).collect()
 }
+
+/// Whether `name` is a score picture's file name as the slide job writes them
+/// (`score-<n>-<prompt slug>.png`, see the `heatmaps` feature): a previous run's, to be replaced.
+pub(crate) fn is_score_map_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("score-").and_then(|r| r.strip_suffix(".png")) else { return false };
+    let (n, slug) = rest.split_once('-').unwrap_or((rest, ""));
+    !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && slug.chars().all(|c| c.is_alphanumeric() || c == '-')
+}
+
+#[cfg(test)]
+mod score_map_name_tests {
+    #[test]
+    fn only_score_picture_names_match() {
+        for n in ["score-1-tumor.png", "score-12-normal-tissue.png", "score-3-.png"] {
+            assert!(super::is_score_map_name(n), "{n}");
+        }
+        for n in ["score-summary.png", "score--x.png", "score-1-a b.png", "score-1-tumor.jpg", "heatmap.png"] {
+            assert!(!super::is_score_map_name(n), "{n}");
+        }
+    }
+}
