@@ -109,13 +109,13 @@ fn partial_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Waits until a staging folder of `id` holds a Parquet file being written, i.e. `id` is
-/// being embedded right now.
+/// Waits until a staging folder of `id` holds a Parquet file being written (in the slide job's
+/// own staging folder inside it), i.e. `id` is being embedded right now.
 fn wait_mid_slide(dir: &Path, id: &str, timeout: Duration) {
     let start = Instant::now();
     loop {
         let busy = std::fs::read_dir(dir.join("staging")).into_iter().flatten().flatten().any(|e| {
-            e.file_name().to_string_lossy().starts_with(&format!("{id}@")) && e.path().join("embeddings.parquet.partial").exists()
+            e.file_name().to_string_lossy().starts_with(&format!("{id}@")) && partial_files(&e.path()).iter().any(|p| p.ends_with("embeddings.parquet.partial"))
         });
         if busy {
             return;
