@@ -51,14 +51,20 @@ fn run(cli: &Cli) -> Result<bool, Box<dyn std::error::Error>> {
         }
     }
     let rows: usize = status.done().map(|r| r.rows).sum();
+    let (unreadable, in_slides) = status.done().filter(|r| r.unreadable > 0).fold((0, 0), |(n, s), r| (n + r.unreadable, s + 1));
     println!(
-        "{} slides: {} done, {} failed, {} missing, {} damaged; shards: {}; {rows} patches embedded",
+        "{} slides: {} done, {} failed, {} missing, {} damaged; shards: {}; {rows} patches embedded{}",
         status.slides.len(),
         status.count("done"),
         status.count("failed"),
         status.count("missing"),
         status.count("damaged"),
-        status.shards
+        status.shards,
+        if unreadable > 0 {
+            format!(", {unreadable} left out over broken frames in {in_slides} slides (each slide's Parquet metadata lists them: unreadable_patches)")
+        } else {
+            String::new()
+        }
     );
     if let Some((per_task, overall)) = status.per_hour() {
         println!("throughput: {per_task:.0} embeddings/hour per task (busy time), {overall:.0} embeddings/hour for the cohort (first start to last finish)");

@@ -42,6 +42,9 @@ pub struct DoneRecord {
     pub label: Option<String>,
     /// Rows (patches) in its Parquet file.
     pub rows: usize,
+    /// Patches left out over broken frames (`skip_unreadable_frames`; listed in its Parquet
+    /// file's metadata). Records written before this field read as 0.
+    pub unreadable: usize,
     /// Bytes of its Parquet file.
     pub bytes: u64,
     /// SHA-256 of its Parquet file, hex.
@@ -59,7 +62,7 @@ pub struct DoneRecord {
 impl DoneRecord {
     fn to_json(&self) -> Value {
         json!({
-            "slide_id": self.slide_id, "path": self.path, "label": self.label, "rows": self.rows,
+            "slide_id": self.slide_id, "path": self.path, "label": self.label, "rows": self.rows, "unreadable_patches": self.unreadable,
             "parquet": { "file": format!("embeddings/slide_id={}/part-0.parquet", self.slide_id), "bytes": self.bytes, "sha256": self.sha256 },
             "started": self.started, "finished": self.finished, "attempts": self.attempts, "shard": self.shard,
         })
@@ -71,6 +74,7 @@ impl DoneRecord {
             path: v["path"].as_str()?.to_string(),
             label: v["label"].as_str().map(str::to_string),
             rows: v["rows"].as_u64()? as usize,
+            unreadable: v["unreadable_patches"].as_u64().unwrap_or(0) as usize,
             bytes: v["parquet"]["bytes"].as_u64()?,
             sha256: v["parquet"]["sha256"].as_str()?.to_string(),
             started: v["started"].as_f64()?,
@@ -425,7 +429,7 @@ mod tests {
         let pic = staged.join("heatmap.png");
         std::fs::write(&pic, b"png").unwrap();
         let record = DoneRecord {
-            slide_id: "S1".into(), path: "a".into(), label: None, rows: 1, bytes: 4, sha256: sha256_file(&parquet).unwrap(),
+            slide_id: "S1".into(), path: "a".into(), label: None, rows: 1, unreadable: 2, bytes: 4, sha256: sha256_file(&parquet).unwrap(),
             started: 1.0, finished: 2.0, attempts: 1, shard: 0,
         };
         d.mark_failed("a", Some("S1"), "earlier", 0).unwrap();
@@ -434,6 +438,10 @@ mod tests {
         assert!(d.failure("a").is_none(), "success clears the failure");
         let back = d.done("S1").unwrap();
         assert_eq!(back, record);
+        // A record written before `unreadable_patches` existed reads as none left out.
+        let mut old = back.to_json();
+        old.as_object_mut().unwrap().remove("unreadable_patches");
+        assert_eq!(DoneRecord::from_json(&old).unwrap(), DoneRecord { unreadable: 0, ..record.clone() });
         assert_eq!(d.verify(&back, true), None);
         std::fs::write(d.parquet("S1"), b"ROWS").unwrap();
         assert_eq!(d.verify(&back, false), None, "same size");

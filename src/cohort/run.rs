@@ -302,6 +302,7 @@ impl<'a> CohortJob<'a> {
             path: row.path.clone(),
             label: row.label.clone(),
             rows: summary.patches_embedded,
+            unreadable: summary.unreadable.len(),
             bytes,
             sha256,
             started,
