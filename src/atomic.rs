@@ -53,7 +53,7 @@ pub fn write_png(path: &Path, width: u32, height: u32, rgb: &[u8]) -> Result<Pat
 }
 
 /// A job's output folder, written so that a finished run is recognisable: every file is made
-/// in a staging folder `<out>/.partial-<pid>/` and moved into `<out>` only when all are done,
+/// in a staging folder `<out>/.partial-<pid>.<n>/` and moved into `<out>` only when all are done,
 /// the Parquet file last. `embeddings.parquet` in `<out>` therefore means the run that wrote it
 /// finished, and the pictures beside it are that run's.
 ///
@@ -104,7 +104,6 @@ impl Staging {
         std::fs::create_dir(&dir).map_err(|e| PipelineError::output(&dir, e))?;
         Ok(Staging { out: out.to_path_buf(), dir, done: false, _lock: lock })
     }
-
 
     /// Where the run writes.
     pub fn dir(&self) -> &Path {

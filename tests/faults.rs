@@ -8,7 +8,7 @@ mod common;
 #[path = "../wsi/tests/orthanc/mod.rs"]
 mod orthanc;
 
-use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch, UInt32Array};
+use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -231,23 +231,12 @@ fn a_full_disk_is_a_clear_error_and_leaves_nothing() {
     }
 }
 
-/// (x, y) → embedding of every row, and the file's key-value metadata.
-fn embeddings(path: &Path) -> (std::collections::BTreeMap<(u32, u32), Vec<f32>>, std::collections::HashMap<String, String>) {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
-    let meta = common::key_value_metadata(&builder);
-    let mut rows = std::collections::BTreeMap::new();
-    for b in builder.build().unwrap().map(Result::unwrap) {
-        let col = |name: &str| b.column_by_name(name).unwrap().clone();
-        let (xs, ys, emb) = (col("x"), col("y"), col("embedding"));
-        let xs = xs.as_any().downcast_ref::<UInt32Array>().unwrap();
-        let ys = ys.as_any().downcast_ref::<UInt32Array>().unwrap();
-        let emb = emb.as_any().downcast_ref::<FixedSizeListArray>().unwrap();
-        for i in 0..b.num_rows() {
-            let e = emb.value(i);
-            rows.insert((xs.value(i), ys.value(i)), e.as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec());
-        }
-    }
-    (rows, meta)
+/// (x, y) → embedding of every row of `dir/embeddings.parquet`, and the file's key-value
+/// metadata.
+fn embeddings(dir: &Path) -> (std::collections::BTreeMap<(u32, u32), Vec<f32>>, std::collections::HashMap<String, String>) {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(dir.join("embeddings.parquet")).unwrap()).unwrap();
+    let rows = common::read_embeddings(dir).into_iter().map(|(x, y, e)| ((x, y), e)).collect();
+    (rows, common::key_value_metadata(&builder))
 }
 
 /// `fixtures/bad/corrupt-mid-slide` (made by pydicom, fixtures/make_bad.py): ihc-full with
@@ -268,11 +257,11 @@ fn an_unreadable_frame_mid_slide_is_named_or_with_the_option_its_patches_are_lis
     let want_dir = temp("intact-out");
     let (out, text) = finish(slide_heatmap("fixtures/slides/ihc-full", &want_dir, &["--level", "0"]));
     assert!(out.status.success(), "{text}");
-    let (want, _) = embeddings(&want_dir.join("embeddings.parquet"));
+    let (want, _) = embeddings(&want_dir);
 
     let (out, text) = finish(slide_heatmap(broken, &dir, &["--level", "0", "--skip-unreadable-frames"]));
     assert!(out.status.success(), "{text}");
-    let (got, meta) = embeddings(&dir.join("embeddings.parquet"));
+    let (got, meta) = embeddings(&dir);
     let over_frame = |&(x, y): &(u32, u32)| x < 1536 && x + 224 > 1280 && y < 1024 && y + 224 > 768;
     let expected_out: Vec<(u32, u32)> = want.keys().copied().filter(over_frame).collect();
     assert!(!expected_out.is_empty() && expected_out.len() < want.len(), "the frame lies under some kept patches: {expected_out:?}");

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::read_embeddings;
+
 use arrow_array::{Array, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
 use haidef_wsi::encoders::batch::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::{DType, Device};
@@ -275,23 +277,6 @@ fn icc_conversion_gives_what_an_independent_colour_manager_gives() {
         assert!(e_on <= 2e-3, "patch ({x}, {y}): {e_on:.2e} from Pillow's pixels' embedding");
         assert!(e_off > 10.0 * 2e-3, "patch ({x}, {y}): without the ICC step only {e_off:.2e} away: the check could not fail");
     }
-}
-
-/// (x, y, embedding) of every row of a run's Parquet file.
-fn read_embeddings(dir: &Path) -> Vec<(u32, u32, Vec<f32>)> {
-    let f = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
-    let mut rows = Vec::new();
-    for b in ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap() {
-        let b = b.unwrap();
-        let xs = b.column_by_name("x").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
-        let ys = b.column_by_name("y").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
-        let emb = b.column_by_name("embedding").unwrap().as_any().downcast_ref::<FixedSizeListArray>().unwrap().clone();
-        for i in 0..b.num_rows() {
-            let e = emb.value(i);
-            rows.push((xs.value(i), ys.value(i), e.as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec()));
-        }
-    }
-    rows
 }
 
 fn out_dir_existing(name: &str) -> PathBuf {

@@ -1,6 +1,7 @@
 //! Helpers shared by the facade's test files.
 #![allow(dead_code)] // each test file uses some of them
 
+use arrow_array::{Array, FixedSizeListArray, Float32Array, UInt32Array};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,4 +28,22 @@ pub fn key_value_metadata<T: parquet::file::reader::ChunkReader>(builder: &Parqu
         .key_value_metadata()
         .map(|kv| kv.iter().map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default())).collect())
         .unwrap_or_default()
+}
+
+/// (x, y, embedding) of every row of a run's Parquet file (`dir/embeddings.parquet`), in file
+/// order.
+pub fn read_embeddings(dir: &Path) -> Vec<(u32, u32, Vec<f32>)> {
+    let f = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
+    let mut rows = Vec::new();
+    for b in ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap() {
+        let b = b.unwrap();
+        let xs = b.column_by_name("x").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
+        let ys = b.column_by_name("y").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
+        let emb = b.column_by_name("embedding").unwrap().as_any().downcast_ref::<FixedSizeListArray>().unwrap().clone();
+        for i in 0..b.num_rows() {
+            let e = emb.value(i);
+            rows.push((xs.value(i), ys.value(i), e.as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec()));
+        }
+    }
+    rows
 }
