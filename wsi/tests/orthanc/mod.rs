@@ -280,7 +280,9 @@ fn forward_one<S: std::io::Read + std::io::Write>(stream: &mut S, http: &reqwest
     let Ok(answer) = request.send() else { return false };
     let status = answer.status().as_u16();
     let ct = answer.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let body = answer.bytes().map(|b| b.to_vec()).unwrap_or_default();
+    // Orthanc dying mid-answer: close without answering, as a proxy would, rather than pass on
+    // an empty 200 (which no real server sends and the client rightly calls malformed).
+    let Ok(body) = answer.bytes() else { return false };
     write_answer(stream, status, &ct, &body);
     true
 }
