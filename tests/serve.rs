@@ -136,7 +136,16 @@ fn a_full_queue_answers_503_with_retry_after() {
         let (base, b) = (base.clone(), body(3));
         std::thread::spawn(move || post(&format!("{base}/predict"), &b))
     };
-    std::thread::sleep(Duration::from_millis(500));
+    // Until the first request's patches are in the queue (a fixed sleep was a race on a busy machine).
+    let t0 = std::time::Instant::now();
+    loop {
+        let m: Value = serde_json::from_str(&client().get(format!("{base}/metrics")).send().unwrap().text().unwrap()).unwrap();
+        if m["patches_queued"] == 3 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "the first request's 3 patches never showed as queued: {m}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let r = client().post(format!("{base}/predict")).body(body(2)).send().unwrap();
     assert_eq!(r.status().as_u16(), 503);
     assert_eq!(r.headers()["retry-after"], "1");
@@ -172,7 +181,7 @@ fn metrics_count_patches_and_a_slow_request_gets_504() {
     let body = json!({"instances": [{"raw_image_bytes": b64(&bytes), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}, {"x_origin": 10, "y_origin": 10}]}]});
     assert_eq!(post(&format!("{base}/predict"), &body.to_string()).0, 200);
     let m: Value = serde_json::from_str(&client().get(format!("{base}/metrics")).send().unwrap().text().unwrap()).unwrap();
-    assert_eq!(m["patches_embedded"], 2);
+    assert_eq!((&m["patches_embedded"], &m["patches_queued"]), (&json!(2), &json!(0)), "{m}");
     assert!(m["batches"].as_u64().unwrap() >= 1 && m["encoder_busy_seconds"].as_f64().unwrap() > 0.0, "{m}");
 
     let slow = start(ServeOptions { request_timeout: Duration::from_millis(1), max_wait: Duration::from_millis(200), ..ServeOptions::default() });

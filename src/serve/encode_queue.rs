@@ -159,6 +159,12 @@ impl EncodeQueue {
         self.alive.load(Ordering::SeqCst)
     }
 
+    /// Patches accepted and not yet embedded (or dropped): the queue's depth, at most
+    /// `max_queued` (or one request's patches, when a single request is larger).
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// Queues `patches` (RGB8, `patch_size`² each); the receiver gets their embeddings in order.
     pub fn submit(&self, patches: Vec<Vec<u8>>) -> Result<oneshot::Receiver<Reply>, Busy> {
         let n = patches.len();

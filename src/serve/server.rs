@@ -176,6 +176,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Json<Value> {
         "patches_embedded": patches,
         "batches": batches,
         "patches_per_batch": if batches > 0 { patches as f64 / batches as f64 } else { 0.0 },
+        "patches_queued": state.queue.queued(),
     }))
 }
 
