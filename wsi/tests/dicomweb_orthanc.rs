@@ -226,7 +226,32 @@ fn a_malformed_multipart_answer_is_an_error_not_a_panic() {
         });
         let err = Slide::open_dicomweb(&fake.series_url(&local), &DicomWebOptions::default()).unwrap_err();
         assert!(matches!(err, WsiError::DicomWeb { .. }), "{what}: {err:?}");
+        // Without its closing boundary an answer may have been cut short: asked again, then
+        // named as such.
+        let cut = err.to_string().contains("gave up after 4 attempts") && err.to_string().contains("ended before its closing multipart boundary");
+        assert_eq!(cut, what != "not multipart", "{what}: {err}");
     }
+}
+
+#[test]
+fn a_frames_answer_cut_short_is_asked_for_again() {
+    // The first frames answer stops halfway, yet its HTTP framing says it is whole (as from a
+    // proxy that lost its upstream and closed cleanly): asked for again, the same pixels.
+    let Some((server, local)) = serving(Setup::default(), "ihc-full") else { return };
+    let frames_requests = Arc::new(AtomicUsize::new(0));
+    let seen = frames_requests.clone();
+    let cutting = relay(&server, move |path, forward| {
+        let (status, ct, body) = forward();
+        if path.contains("/frames/") && seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            return (status, ct, body[..body.len() / 2].to_vec());
+        }
+        (status, ct, body)
+    });
+    let options = DicomWebOptions { frames_per_request: 4, ..Default::default() };
+    let remote = Slide::open_dicomweb(&cutting.series_url(&local), &options).unwrap();
+    let last = local.levels().len() - 1;
+    assert!(remote.level(last).unwrap().read_all().unwrap() == local.level(last).unwrap().read_all().unwrap());
+    assert!(frames_requests.load(Ordering::SeqCst) >= 2, "the cut answer was asked for again");
 }
 
 #[test]

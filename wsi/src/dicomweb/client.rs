@@ -175,8 +175,12 @@ impl Client {
 
     /// GETs a `multipart/related` answer (WADO-RS frames, bulk data) and splits it into its
     /// parts; returns the answer's Content-Type parameters and the parts.
+    ///
+    /// An answer that ends before its closing boundary was cut short on the way (a proxy or
+    /// server that stopped mid-answer yet closed the connection cleanly, which HTTP cannot tell
+    /// from an ending) and is requested again, like a dropped connection.
     pub fn get_multipart(&self, url: &str, accept: &str, credentials: bool) -> Result<(MultipartType, Vec<Part>)> {
-        let (content_type, body) = self.get_with(url, accept, credentials)?;
+        let (content_type, body) = self.get_checked(url, accept, credentials, &has_closing_boundary)?;
         let fail = |problem: String| WsiError::DicomWeb { location: url.to_string(), problem };
         let t = parse_content_type(&content_type).map_err(fail)?;
         let parts = parse_body(&body, &t.boundary).map_err(|p| fail(format!("malformed multipart answer: {p}")))?;
@@ -185,6 +189,12 @@ impl Client {
 
     /// Like [`Client::get`]; credentials are sent only when `credentials` (not to other hosts).
     pub fn get_with(&self, url: &str, accept: &str, credentials: bool) -> Result<(String, Vec<u8>)> {
+        self.get_checked(url, accept, credentials, &|_, _| true)
+    }
+
+    /// Like [`Client::get_with`]; a successful answer for which `complete(content type, body)`
+    /// is false counts as cut short and is retried.
+    fn get_checked(&self, url: &str, accept: &str, credentials: bool, complete: &dyn Fn(&str, &[u8]) -> bool) -> Result<(String, Vec<u8>)> {
         let fail = |problem: String| WsiError::DicomWeb { location: url.to_string(), problem };
         if let Some(list) = &self.allowlist {
             if !list.allows_str(url) {
@@ -232,6 +242,10 @@ impl Client {
             if status.is_success() {
                 let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                 match resp.bytes() {
+                    Ok(b) if !complete(&ct, &b) => {
+                        last = format!("the answer ({} bytes) ended before its closing multipart boundary: cut short, or not multipart", b.len());
+                        continue;
+                    }
                     Ok(b) => return Ok((ct, b.to_vec())),
                     Err(e) => {
                         last = format!("connection dropped while reading the answer: {}", without_url(&e));
@@ -253,6 +267,15 @@ impl Client {
         }
         Err(fail(format!("gave up after {} attempts; last: {last}", self.attempts)))
     }
+}
+
+/// Whether a `multipart/related` body holds its closing delimiter (`--boundary--`), which only
+/// its end can; searched from the end, where it is. An answer whose Content-Type is not
+/// multipart passes (the parser names that problem; asking again would not mend it).
+fn has_closing_boundary(content_type: &str, body: &[u8]) -> bool {
+    let Ok(t) = parse_content_type(content_type) else { return true };
+    let close = format!("--{}--", t.boundary).into_bytes();
+    body.windows(close.len()).rev().any(|w| w == &close[..])
 }
 
 /// The error a redirect policy raises for a hop off the allowlist.
