@@ -57,6 +57,51 @@ def main() -> None:
     # Image files (first byte: 0 .png, 1 .jpg; fuzz/harness/images.rs).
     for f in ["grey8.png", "grey16.png", "rgba8.png", "bomb.png", "not_an_image.png", "exif_orientation6.jpg"]:
         put("image_file", f, bytes([1 if f.endswith(".jpg") else 0]) + (FIX / "images" / f).read_bytes())
+    # Audio files (first byte: 0 .wav, 1 .flac, 2 .ogg, 3 .mp3; fuzz/harness/audio.rs): HeAR's
+    # fixtures (sox, espeak-ng), the short ones whole, the long ones cut to their first 64 KB
+    # (a truncated file is a case too), and the broken WAVs of fixtures/hear/bad/.
+    for f in sorted((FIX / "hear").glob("*.wav")) + sorted((FIX / "hear").glob("*.flac")) + sorted((FIX / "hear/bad").glob("*.wav")):
+        pick = 1 if f.suffix == ".flac" else 0
+        put("audio_file", f"{f.parent.name}-{f.name}", bytes([pick]) + f.read_bytes()[:65536])
+
+    # /predict bodies (fuzz/harness/serve.rs): JSON, a NUL, an image whose base64 replaces each
+    # "@image" string. Shapes from Google's serving API (docs/SERVING_API.md).
+    import io
+    import json
+    from PIL import Image
+    corner = FIX / "reference/ihc-full-l0-frame-corner.png"
+    small = Image.open(corner).convert("RGB").crop((0, 0, 240, 232))
+    buf = io.BytesIO()
+    small.save(buf, format="PNG", icc_profile=(FIX / "icc/ProPhotoRGB.icc").read_bytes())
+    with_icc = buf.getvalue()
+    buf = io.BytesIO()
+    small.save(buf, format="PNG")
+    plain = buf.getvalue()
+    buf = io.BytesIO()
+    small.crop((0, 0, 224, 224)).save(buf, format="PNG")
+    patch = buf.getvalue()
+    jpeg = (FIX / "images/exif_orientation6.jpg").read_bytes()
+    at = lambda x, y, **kw: dict(x_origin=x, y_origin=y, **kw)
+    requests = {
+        "inline-two-patches": ({"instances": [{"raw_image_bytes": "@image", "patch_coordinates": [at(0, 0), at(16, 8, width=224, height=224)]}]}, plain),
+        "inline-icc-adobergb-resized": ({"instances": [{"raw_image_bytes": "@image", "patch_coordinates": [at(10, 10)],
+            "extensions": {"transform_imaging_to_icc_profile": "ADOBERGB", "image_dimensions": {"width_px": 300, "height_px": 260},
+                           "require_patches_fully_in_source_image": "False"}}]}, with_icc),
+        "inline-jpeg-rommrgb": ({"instances": [{"raw_image_bytes": "@image", "patch_coordinates": [at(0, 0)],
+            "extensions": {"transform_imaging_to_icc_profile": "ROMMRGB", "require_patches_fully_in_source_image": False}}]}, jpeg),
+        "ezwsi-image": ({"instances": [
+            {"image_file_uri": "gs:///placeholder.png", "patch_coordinates": [at(8, 4, width=224, height=224)],
+             "extensions": {"ez_wsi_state": {"image": "@image", "icc_profile_metadata_normalization": "NONE"}, "transform_imaging_to_icc_profile": "SRGB"}}]}, plain),
+        "ezwsi-patches": ({"instances": [
+            {"image_file_uri": "gs:///placeholder.png", "patch_coordinates": [at(0, 0, width=224, height=224), at(16, 8, width=224, height=224)],
+             "extensions": {"ez_wsi_state": {"source_image_width_px": 240, "source_image_height_px": 232, "patches": ["@image", "@image"]}}}]}, patch),
+        "remote-sources": ({"instances": [
+            {"dicom_path": {"series_path": "https://store/dicomWeb/studies/1/series/2", "instance_uids": ["3"]}, "bearer_token": "t",
+             "patch_coordinates": [at(0, 0)]},
+            {"image_file_uri": "gs://bucket/slide.png", "patch_coordinates": [at(0, 0)]}]}, b""),
+    }
+    for name, (body, image) in requests.items():
+        put("predict_request", name, json.dumps(body).encode() + (b"\0" + image if image else b""))
     for t in sorted(OUT.iterdir()):
         print(f"{t.name}: {len(list(t.iterdir()))} seeds")
 

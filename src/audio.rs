@@ -53,7 +53,8 @@ impl Recording {
 pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
     let fail = |problem: String| PipelineError::Input { path: path.display().to_string(), problem };
     let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
-    if file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
+    let len = file.metadata().map_err(|e| fail(format!("cannot read: {e}")))?.len();
+    if len == 0 {
         return Err(fail("the file is empty".into()));
     }
     let mut magic = [0u8; 4];
@@ -62,8 +63,15 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
     if matches!(&magic, b"RIFX" | b"RF64" | b"BW64") {
         return from_plain_wav(path, max_seconds).map_err(fail);
     }
-    std::io::Seek::rewind(&mut &file).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    // The tags' declared lengths, checked before symphonia allocates them; ID3v2 tags skipped.
+    let start = crate::audio_guard::check(&file, len).map_err(fail)?;
+    if start > 0 {
+        std::io::Seek::seek(&mut &file, std::io::SeekFrom::Start(start)).map_err(|e| fail(format!("cannot read: {e}")))?;
+        magic = [0u8; 4];
+        let _ = std::io::Read::read(&mut &file, &mut magic);
+    }
+    let window = crate::audio_guard::AudioWindow::new(file, start, len).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let mss = MediaSourceStream::new(Box::new(window), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
@@ -180,7 +188,9 @@ fn mix_into(mono: &mut Vec<f32>, interleaved: &[f32], ch: usize, rate: u32) -> s
 /// The duration a file's header announces, without decoding it (`None` where it does not say).
 pub fn probe_seconds(path: &Path) -> Option<f64> {
     let file = std::fs::File::open(path).ok()?;
-    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    let len = file.metadata().ok()?.len();
+    let start = crate::audio_guard::check(&file, len).ok()?;
+    let mss = MediaSourceStream::new(Box::new(crate::audio_guard::AudioWindow::new(file, start, len).ok()?), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);

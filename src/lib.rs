@@ -19,6 +19,8 @@ pub mod cohort;
 #[cfg(feature = "audio-files")]
 pub mod audio;
 #[cfg(feature = "audio-files")]
+mod audio_guard;
+#[cfg(feature = "audio-files")]
 pub mod audio_job;
 #[cfg(all(feature = "audio-files", feature = "heatmaps"))]
 pub mod audio_picture;

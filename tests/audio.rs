@@ -16,6 +16,31 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+#[path = "../fuzz/harness/audio.rs"]
+mod fuzz_harness;
+
+/// Every audio input the `audio_file` fuzzer found a fault with (fixtures/fuzz-regressions/
+/// audio_file/, docs/FUZZING.md), replayed through the same code: each must be handled.
+#[test]
+fn every_kept_fuzz_input_is_handled() {
+    let dir = common::root().join("fixtures/fuzz-regressions/audio_file");
+    for file in std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| !p.ends_with("README.md")) {
+        fuzz_harness::audio_file(&std::fs::read(&file).unwrap());
+    }
+}
+
+/// The first one: 57 bytes of junk, then a FLAC stream whose Vorbis comment claims 3.6 GB,
+/// which symphonia 0.5 would allocate before reading. Refused, saying where and what.
+#[test]
+fn a_tag_claiming_more_than_the_file_holds_is_refused_before_symphonia_allocates_it() {
+    let found = std::fs::read(common::root().join("fixtures/fuzz-regressions/audio_file/flac-comment-3.6gb-99ed8255")).unwrap();
+    let path = std::env::temp_dir().join(format!("haidef-audio-guard-{}.flac", std::process::id()));
+    std::fs::write(&path, &found[1..]).unwrap();
+    let err = read_audio(&path, 60.0).unwrap_err().to_string();
+    std::fs::remove_file(&path).unwrap();
+    assert!(err.contains(".flac") && err.contains("FLAC metadata block") && err.contains("a Vorbis comment") && err.contains("claims"), "{err}");
+}
+
 fn fixtures() -> PathBuf {
     // The build's path, or (a binary carried to another machine, tools/gpu_check.sh) the
     // repository root it runs in.

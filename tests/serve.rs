@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
+#[path = "../fuzz/harness/serve.rs"]
+mod fuzz_harness;
 #[path = "support/bucket.rs"]
 mod bucket;
 #[path = "support/server.rs"]
@@ -123,6 +125,16 @@ fn concurrent_requests_share_batches_and_each_gets_its_own_rows() {
             });
         }
     });
+}
+
+/// Every /predict body the `predict_request` fuzzer found a fault with (fixtures/fuzz-regressions/
+/// predict_request/, none so far; docs/FUZZING.md), replayed through the same code.
+#[test]
+fn every_kept_fuzz_input_is_handled() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fuzz-regressions/predict_request");
+    for file in std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| !p.ends_with("README.md")) {
+        fuzz_harness::predict_request(&std::fs::read(&file).unwrap());
+    }
 }
 
 #[test]
