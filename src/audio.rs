@@ -76,14 +76,17 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
-    let probed = match symphonia::default::get_probe().format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default()) {
+    // Gapless: an MP3 encoder's delay and padding (LAME header) are trimmed.
+    let formats = FormatOptions { enable_gapless: true, ..FormatOptions::default() };
+    let probe = || symphonia::default::get_probe().format(&hint, mss, &formats, &MetadataOptions::default());
+    let probed = match unpanicked(probe).and_then(|r| r.map_err(|e| e.to_string())) {
         Ok(p) => p,
         // A WAV symphonia refuses (odd bit depths, sizes that disagree): the plain reader.
         Err(e) if crate::wav::is_wav_magic(&magic) => {
             return from_plain_wav(path, max_seconds).map_err(|plain| fail(format!("not a readable WAV file ({plain}; symphonia: {e})")));
         }
         Err(e) => {
-            let advice = if e.to_string().contains("end of stream") { ": the file ends inside its header (truncated, or not audio)" } else { "; WAV, FLAC, Ogg Vorbis and MP3 are supported" };
+            let advice = if e.contains("end of stream") { ": the file ends inside its header (truncated, or not audio)" } else { "; WAV, FLAC, Ogg Vorbis and MP3 are supported" };
             return Err(fail(format!("not a readable audio file ({e}){advice}")));
         }
     };
@@ -105,15 +108,15 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
             n as f64 / f64::from(rate)
         )));
     }
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&params, &DecoderOptions::default())
+    let mut decoder = unpanicked(|| symphonia::default::get_codecs().make(&params, &DecoderOptions::default()))
+        .map_err(fail)?
         .map_err(|e| fail(format!("cannot decode its codec ({e})")))?;
     // Reserved from the header, but never more than 4M samples up front (a header may lie).
     let mut mono: Vec<f32> = Vec::with_capacity(exact.unwrap_or(0).min(max_frames).min(1 << 22) as usize);
     let mut channels = params.channels.map(|c| c.count()).unwrap_or(0);
     let mut buf: Option<SampleBuffer<f32>> = None;
     loop {
-        let packet = match format.next_packet() {
+        let packet = match unpanicked(|| format.next_packet()).map_err(fail)? {
             Ok(p) => p,
             // symphonia's end of stream.
             Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
@@ -122,9 +125,10 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
         if packet.track_id() != track_id {
             continue;
         }
-        let decoded = decoder
-            .decode(&packet)
-            .map_err(|e| fail(format!("cannot decode the audio at {:.3} s: {e}", mono.len() as f64 / f64::from(rate))))?;
+        let at = mono.len() as f64 / f64::from(rate);
+        let decoded = unpanicked(|| decoder.decode(&packet))
+            .map_err(fail)?
+            .map_err(|e| fail(format!("cannot decode the audio at {at:.3} s: {e}")))?;
         let spec = *decoded.spec();
         let ch = spec.channels.count();
         if ch == 0 {
@@ -141,6 +145,11 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
             return Err(fail(format!("longer than {max_seconds} s (the limit; the whole recording is resampled at once); split it or raise the limit")));
         }
     }
+    // symphonia 0.5's Ogg reader does not trim the last packet to the stream's end (its final
+    // granule position, which it reports as the frame count; libvorbis trims there).
+    if let (b"OggS", Some(n)) = (&magic, params.n_frames) {
+        mono.truncate(n.min(mono.len() as u64) as usize);
+    }
     if let Some(n) = exact.filter(|n| (mono.len() as u64) < *n) {
         return Err(fail(format!(
             "truncated: the header announces {n} frames, the file holds {} ({:.3} of {:.3} s)",
@@ -153,6 +162,16 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
         return Err(fail("no audio samples".into()));
     }
     Ok(Recording { path: path.to_path_buf(), sample_rate: rate, channels, samples: mono })
+}
+
+/// Runs a call into symphonia, turning a panic inside it into an error: symphonia 0.5 panics on
+/// some malformed headers (a WAV whose fmt chunk gives a sample rate of 0, found by the
+/// `audio_file` fuzzer; docs/FUZZING.md), which must be this file's error, not the run's end.
+fn unpanicked<T>(call: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|panic| {
+        let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+        format!("symphonia failed on it ({what}): a malformed header or stream")
+    })
 }
 
 /// A WAV file through [`crate::wav`], mixed to mono.
@@ -195,7 +214,8 @@ pub fn probe_seconds(path: &Path) -> Option<f64> {
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
-    let probed = symphonia::default::get_probe().format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default()).ok()?;
+    let formats = FormatOptions { enable_gapless: true, ..FormatOptions::default() };
+    let probed = unpanicked(|| symphonia::default::get_probe().format(&hint, mss, &formats, &MetadataOptions::default())).ok()?.ok()?;
     let params = &probed.format.tracks().iter().find(|t| t.codec_params.codec != CODEC_TYPE_NULL)?.codec_params;
     Some(params.n_frames? as f64 / f64::from(params.sample_rate.filter(|r| *r > 0)?))
 }

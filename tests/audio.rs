@@ -41,6 +41,39 @@ fn a_tag_claiming_more_than_the_file_holds_is_refused_before_symphonia_allocates
     assert!(err.contains(".flac") && err.contains("FLAC metadata block") && err.contains("a Vorbis comment") && err.contains("claims"), "{err}");
 }
 
+/// Files a real encoder tagged (sox: Vorbis comments in FLAC and in Ogg Vorbis;
+/// fixtures/hear/tagged/make_tagged.sh) pass the tag checks and decode: the FLAC exactly as the
+/// WAV it was made from, the Ogg Vorbis as libvorbis decodes it.
+#[test]
+fn tagged_flac_and_ogg_files_pass_the_tag_checks_and_decode() {
+    let wav = read_audio(&fixtures().join("speech_noise_16k.wav"), 60.0).unwrap();
+    let flac = read_audio(&fixtures().join("tagged/tagged.flac"), 60.0).unwrap();
+    assert_eq!((flac.sample_rate, flac.samples.len()), (16000, 8000));
+    assert_eq!(flac.samples[..], wav.samples[..8000]);
+    // The Ogg Vorbis file against libvorbis's decoding of it (sox): as many samples (symphonia
+    // alone gives 8192: its Ogg reader does not trim the last packet), the same values.
+    let ogg = read_audio(&fixtures().join("tagged/tagged.ogg"), 60.0).unwrap();
+    let libvorbis = read_audio(&fixtures().join("tagged/tagged.ogg.libvorbis.wav"), 60.0).unwrap();
+    assert_eq!((ogg.sample_rate, ogg.samples.len()), (16000, libvorbis.samples.len()));
+    let worst = ogg.samples.iter().zip(&libvorbis.samples).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < TOL_VORBIS, "largest difference from libvorbis: {worst}");
+}
+
+/// symphonia's Vorbis decoder against libvorbis, per sample (full scale 1); measured 1.5e-5.
+const TOL_VORBIS: f32 = 1e-4;
+
+/// The second: a WAV whose fmt chunk gives a sample rate of 0, on which symphonia 0.5 panics
+/// (`TimeBase::new`). The panic is caught; the plain WAV reader then names the problem.
+#[test]
+fn a_header_symphonia_panics_on_is_an_error_naming_it() {
+    let found = std::fs::read(common::root().join("fixtures/fuzz-regressions/audio_file/wav-rate-0-panic-a33b7f50")).unwrap();
+    let path = std::env::temp_dir().join(format!("haidef-audio-panic-{}.flac", std::process::id()));
+    std::fs::write(&path, &found[1..]).unwrap();
+    let err = read_audio(&path, 60.0).unwrap_err().to_string();
+    std::fs::remove_file(&path).unwrap();
+    assert!(err.contains("TimeBase cannot have 0") && err.contains("symphonia failed on it"), "{err}");
+}
+
 fn fixtures() -> PathBuf {
     // The build's path, or (a binary carried to another machine, tools/gpu_check.sh) the
     // repository root it runs in.
