@@ -61,7 +61,7 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
     let _ = std::io::Read::read(&mut &file, &mut magic);
     // symphonia reads neither RIFX nor RF64: straight to the plain WAV reader.
     if matches!(&magic, b"RIFX" | b"RF64" | b"BW64") {
-        return from_plain_wav(path, max_seconds).map_err(fail);
+        return from_plain_wav(path, 0, max_seconds).map_err(fail);
     }
     // The tags' declared lengths, checked before symphonia allocates them; ID3v2 tags skipped.
     let start = crate::audio_guard::check(&file, len).map_err(fail)?;
@@ -83,7 +83,7 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
         Ok(p) => p,
         // A WAV symphonia refuses (odd bit depths, sizes that disagree): the plain reader.
         Err(e) if crate::wav::is_wav_magic(&magic) => {
-            return from_plain_wav(path, max_seconds).map_err(|plain| fail(format!("not a readable WAV file ({plain}; symphonia: {e})")));
+            return from_plain_wav(path, start, max_seconds).map_err(|plain| fail(format!("not a readable WAV file ({plain}; symphonia: {e})")));
         }
         Err(e) => {
             let advice = if e.contains("end of stream") { ": the file ends inside its header (truncated, or not audio)" } else { "; WAV, FLAC, Ogg Vorbis and MP3 are supported" };
@@ -174,10 +174,11 @@ fn unpanicked<T>(call: impl FnOnce() -> T) -> std::result::Result<T, String> {
     })
 }
 
-/// A WAV file through [`crate::wav`], mixed to mono.
-fn from_plain_wav(path: &Path, max_seconds: f64) -> std::result::Result<Recording, String> {
+/// A WAV file (from byte `start`, where the stream was found) through [`crate::wav`], mixed
+/// to mono.
+fn from_plain_wav(path: &Path, start: u64, max_seconds: f64) -> std::result::Result<Recording, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let wav = crate::wav::decode(&bytes, max_seconds)?;
+    let wav = crate::wav::decode(bytes.get(start as usize..).unwrap_or_default(), max_seconds)?;
     let mut mono = Vec::with_capacity(wav.samples.len() / wav.channels);
     mix_into(&mut mono, &wav.samples, wav.channels, wav.sample_rate)?;
     if mono.is_empty() {

@@ -33,11 +33,7 @@ fn every_kept_fuzz_input_is_handled() {
 /// which symphonia 0.5 would allocate before reading. Refused, saying where and what.
 #[test]
 fn a_tag_claiming_more_than_the_file_holds_is_refused_before_symphonia_allocates_it() {
-    let found = std::fs::read(common::root().join("fixtures/fuzz-regressions/audio_file/flac-comment-3.6gb-99ed8255")).unwrap();
-    let path = std::env::temp_dir().join(format!("haidef-audio-guard-{}.flac", std::process::id()));
-    std::fs::write(&path, &found[1..]).unwrap();
-    let err = read_audio(&path, 60.0).unwrap_err().to_string();
-    std::fs::remove_file(&path).unwrap();
+    let err = kept_input_error("flac-comment-3.6gb-99ed8255");
     assert!(err.contains(".flac") && err.contains("FLAC metadata block") && err.contains("a Vorbis comment") && err.contains("claims"), "{err}");
 }
 
@@ -66,12 +62,21 @@ const TOL_VORBIS: f32 = 1e-4;
 /// (`TimeBase::new`). The panic is caught; the plain WAV reader then names the problem.
 #[test]
 fn a_header_symphonia_panics_on_is_an_error_naming_it() {
-    let found = std::fs::read(common::root().join("fixtures/fuzz-regressions/audio_file/wav-rate-0-panic-a33b7f50")).unwrap();
-    let path = std::env::temp_dir().join(format!("haidef-audio-panic-{}.flac", std::process::id()));
+    let err = kept_input_error("wav-rate-0-panic-a33b7f50");
+    assert!(err.contains("TimeBase cannot have 0") && err.contains("symphonia failed on it"), "{err}");
+    assert!(err.contains("0 Hz"), "the plain reader's word on it: {err}");
+}
+
+/// `read_audio`'s error on a kept `audio_file` input, written as its harness writes it (the
+/// first byte picks the extension).
+fn kept_input_error(name: &str) -> String {
+    let found = std::fs::read(common::root().join("fixtures/fuzz-regressions/audio_file").join(name)).unwrap();
+    let ext = ["wav", "flac", "ogg", "mp3"][found[0] as usize % 4];
+    let path = std::env::temp_dir().join(format!("haidef-audio-kept-{}-{name}.{ext}", std::process::id()));
     std::fs::write(&path, &found[1..]).unwrap();
     let err = read_audio(&path, 60.0).unwrap_err().to_string();
     std::fs::remove_file(&path).unwrap();
-    assert!(err.contains("TimeBase cannot have 0") && err.contains("symphonia failed on it"), "{err}");
+    err
 }
 
 fn fixtures() -> PathBuf {
