@@ -3,6 +3,7 @@
 //! the dataset read back as one table by pyarrow and DuckDB (`tests/read_cohort.py`), patch
 //! positions checked against the grid from each slide's DICOM header (dicom-rs, not our reader).
 
+mod common;
 #[path = "../benches/support/tiled_slide.rs"]
 mod tiled_slide;
 #[path = "../wsi/tests/orthanc/mod.rs"]
@@ -10,7 +11,6 @@ mod orthanc;
 #[path = "support/slurm.rs"]
 mod slurm;
 
-use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch, UInt32Array};
 use dicom_dictionary_std::tags;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
@@ -69,18 +69,7 @@ fn read_cohort(dir: &Path) -> Value {
 
 /// (x, y, embedding) of every row of one Parquet file.
 fn rows(file: &Path) -> Vec<(u32, u32, Vec<f32>)> {
-    let f = std::fs::File::open(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap().map(Result::unwrap).collect();
-    let mut out = Vec::new();
-    for b in &batches {
-        let x = b.column_by_name("x").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
-        let y = b.column_by_name("y").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
-        let e = b.column_by_name("embedding").unwrap().as_any().downcast_ref::<FixedSizeListArray>().unwrap().clone();
-        for i in 0..b.num_rows() {
-            let v = e.value(i);
-            out.push((x.value(i), y.value(i), v.as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec()));
-        }
-    }
+    let mut out = common::read_embeddings_file(file);
     out.sort_by_key(|r| (r.1, r.0));
     out
 }

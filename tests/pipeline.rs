@@ -300,28 +300,17 @@ fn both_models_give_timms_embeddings_through_the_slide_pipeline() {
         let opts = PipelineOptions { level: LevelChoice::Index(0), all_patches: true, batch_size: 4, k: 2, ..Default::default() };
         let s = SlideJob::new(&slide, model.as_ref(), &dir).options(opts).run().unwrap();
         assert_eq!(s.patches_embedded, 6, "{name}");
-        let file = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
-        let mut checked = 0;
-        for b in ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap() {
-            let b = b.unwrap();
-            let xs = b.column_by_name("x").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
-            let ys = b.column_by_name("y").unwrap().as_any().downcast_ref::<UInt32Array>().unwrap().clone();
-            let emb = b.column_by_name("embedding").unwrap().as_any().downcast_ref::<FixedSizeListArray>().unwrap().clone();
-            for i in 0..b.num_rows() {
-                let (x, y) = (xs.value(i), ys.value(i));
-                // Reference patch k has origin (224 (k mod 3), 224 (k div 3)) for k < 6.
-                let k = (y / 224 * 3 + x / 224) as usize;
-                let ours = emb.value(i);
-                let ours = ours.as_any().downcast_ref::<Float32Array>().unwrap().values().to_vec();
-                let reference: Vec<f32> = want[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-                let num: f64 = ours.iter().zip(&reference).map(|(a, b)| f64::from(a - b).powi(2)).sum();
-                let den: f64 = reference.iter().map(|b| f64::from(*b).powi(2)).sum();
-                let e = (num / den).sqrt();
-                assert!(e <= 1e-4, "{name}: patch at ({x}, {y}): relative error {e:.2e} vs timm");
-                checked += 1;
-            }
+        let rows = read_embeddings(&dir);
+        assert_eq!(rows.len(), 6, "{name}");
+        for (x, y, ours) in rows {
+            // Reference patch k has origin (224 (k mod 3), 224 (k div 3)) for k < 6.
+            let k = (y / 224 * 3 + x / 224) as usize;
+            let reference: Vec<f32> = want[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let num: f64 = ours.iter().zip(&reference).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+            let den: f64 = reference.iter().map(|b| f64::from(*b).powi(2)).sum();
+            let e = (num / den).sqrt();
+            assert!(e <= 1e-4, "{name}: patch at ({x}, {y}): relative error {e:.2e} vs timm");
         }
-        assert_eq!(checked, 6, "{name}");
     }
 }
 

@@ -33,7 +33,12 @@ pub fn key_value_metadata<T: parquet::file::reader::ChunkReader>(builder: &Parqu
 /// (x, y, embedding) of every row of a run's Parquet file (`dir/embeddings.parquet`), in file
 /// order.
 pub fn read_embeddings(dir: &Path) -> Vec<(u32, u32, Vec<f32>)> {
-    let f = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
+    read_embeddings_file(&dir.join("embeddings.parquet"))
+}
+
+/// (x, y, embedding) of every row of one Parquet file of embeddings, in file order.
+pub fn read_embeddings_file(file: &Path) -> Vec<(u32, u32, Vec<f32>)> {
+    let f = std::fs::File::open(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let mut rows = Vec::new();
     for b in ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap() {
         let b = b.unwrap();
