@@ -18,8 +18,10 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
-/// symphonia's own limit on an Ogg packet is 8 MiB; comment headers are read from at most this
-/// much of an Ogg file's start.
+/// symphonia 0.5 refuses an Ogg packet over 16 MiB (`LogicalStream::MAX_PACKET_LEN`); comment
+/// headers are looked for in this much of an Ogg file's start (a whole 16 MiB packet and its
+/// page headers). A comment header further on (a second logical stream's, after the first's
+/// audio) is not checked.
 const OGG_HEADER_BYTES: u64 = 17 << 20;
 
 /// How far symphonia's probe looks for a stream's first marker (its PROBE_SEARCH_LIMIT).
