@@ -40,7 +40,7 @@ fn main() {
     let csv: String = std::iter::once("path,slide_id\n".to_string()).chain(dirs.iter().enumerate().map(|(i, d)| format!("{},s{i}\n", d.display()))).collect();
     std::fs::write(work.join("manifest.csv"), csv).unwrap();
     let manifest = Manifest::open(&work.join("manifest.csv")).unwrap();
-    let opts = PipelineOptions { level: LevelChoice::Index(0), all_patches: true, batch_size: batch, ..Default::default() };
+    let opts = PipelineOptions::default().level(LevelChoice::Index(0)).all_patches(true);
     eprintln!("{slides} slides of {frames}x{frames} frames, device {} {dtype:?}, batch {batch}", device_name(&device));
 
     let pipeline = |round: usize| {
@@ -48,14 +48,14 @@ fn main() {
         let mut rows = 0;
         for (i, d) in dirs.iter().enumerate() {
             let slide = Slide::open(d).unwrap();
-            rows += SlideJob::new(&slide, model.as_ref(), work.join(format!("single-{round}-{i}"))).options(opts.clone()).run().unwrap().patches_embedded;
+            rows += SlideJob::new(&slide, model.as_ref(), work.join(format!("single-{round}-{i}"))).options(opts.clone()).batch_size(batch).run().unwrap().embedded;
         }
         rows as f64 * 3600.0 / start.elapsed().as_secs_f64()
     };
     let cohort = |round: usize| {
         let out = work.join(format!("cohort-{round}"));
         let start = Instant::now();
-        let report = CohortJob::new(&manifest, model.as_ref(), &out, Shard::new(0, 1).unwrap()).options(opts.clone()).run().unwrap();
+        let report = CohortJob::new(&manifest, model.as_ref(), &out, Shard::new(0, 1).unwrap()).options(opts.clone()).batch_size(batch).run().unwrap();
         assert!(report.complete(), "{report:?}");
         report.rows as f64 * 3600.0 / start.elapsed().as_secs_f64()
     };

@@ -54,14 +54,14 @@ fn main() {
     let slide = Slide::open(&slide_dir).unwrap();
     let before = peak_rss_mib();
     let out = std::env::temp_dir().join("haidef-bench-memory");
-    let opts = PipelineOptions { level: LevelChoice::Index(0), all_patches: true, batch_size: 32, ..Default::default() };
-    let s = SlideJob::new(&slide, &model, &out).options(opts).run().unwrap();
+    let opts = PipelineOptions::default().level(LevelChoice::Index(0)).all_patches(true);
+    let s = SlideJob::new(&slide, &model, &out).options(opts).batch_size(32).run().unwrap();
     let after = peak_rss_mib();
-    let kept_mib = (s.patches_embedded * (model.embedding_dim() * 4 + 20)) as f64 / (1 << 20) as f64;
+    let kept_mib = (s.embedded * (model.embedding_dim() * 4 + 20)) as f64 / (1 << 20) as f64;
     println!(
         "memory: {} patches of level 0 ({}x{} px) in {:.1} s; peak RSS {before:.0} MiB before the job, {after:.0} MiB after; \
          k-means kept {kept_mib:.1} MiB of embeddings and positions (dim {})",
-        s.patches_embedded,
+        s.embedded,
         slide.levels()[0].width(),
         slide.levels()[0].height(),
         s.seconds,

@@ -26,16 +26,16 @@ fn bench(c: &mut Criterion, slide: &Path, device: Device, dtype: DType, batch: u
     let model = path_foundation::untrained(&device, dtype).unwrap();
     let out = std::env::temp_dir().join(format!("haidef-bench-pipeline-{label}"));
     // Level 0, every patch (on the fixture: the same 88 patches as the Python peer).
-    let opts = PipelineOptions { level: LevelChoice::Index(0), all_patches: true, batch_size: batch, ..Default::default() };
-    let job = || SlideJob::new(&slide, &model, &out).options(opts.clone());
-    let n = job().run().unwrap().patches_embedded;
+    let opts = PipelineOptions::default().level(LevelChoice::Index(0)).all_patches(true);
+    let job = || SlideJob::new(&slide, &model, &out).options(opts.clone()).batch_size(batch);
+    let n = job().run().unwrap().embedded;
     let mut group = c.benchmark_group("embeddings_per_hour");
     group.sample_size(10);
     group.throughput(Throughput::Elements(n as u64));
     group.bench_function(format!("{label}_level0_{n}_patches_batch{batch}"), |b| {
         b.iter(|| {
             let s = job().run().unwrap();
-            assert_eq!(s.patches_embedded, n);
+            assert_eq!(s.embedded, n);
             s
         })
     });
@@ -43,7 +43,7 @@ fn bench(c: &mut Criterion, slide: &Path, device: Device, dtype: DType, batch: u
     let s = job().run().unwrap();
     eprintln!(
         "{label}: {:.0} embeddings/hour; busy: read {:.2} s, encode {:.2} s (waited {:.2} s), write {:.3} s of {:.2} s",
-        s.patches_per_second() * 3600.0,
+        s.per_second() * 3600.0,
         s.stages.read.as_secs_f64(),
         s.stages.encode.as_secs_f64(),
         s.stages.encode_waited.as_secs_f64(),

@@ -7,8 +7,8 @@
 //! `cargo run --release --example embed_audio -- <files or folders>... --out audio.parquet [--weights DIR] [--hop S] [--device D] [--picture P.png]`
 
 use clap::Parser;
-use haidef_wsi::audio::{find_audio, DEFAULT_MAX_SECONDS};
-use haidef_wsi::audio_job::{AudioJob, AudioJobOptions};
+use haidef_wsi::{find_audio, DEFAULT_MAX_SECONDS};
+use haidef_wsi::{AudioJob, AudioOptions};
 use haidef_wsi::encoders::candle::DType;
 use haidef_wsi::encoders::{device_name, parse_device, registry, UNTRAINED_WARNING};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -83,9 +83,9 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
         bar.set_length(expected.max(done) as u64);
         bar.set_position(done as u64);
     };
-    let on_skip = |s: &haidef_wsi::files::Skipped| bar.suspend(|| eprintln!("skipped: {}", s.error));
-    let opts = AudioJobOptions { batch_size: cli.batch, hop_seconds: cli.hop, max_seconds: cli.max_seconds, ..Default::default() };
-    let mut job = AudioJob::new(files, model.as_ref(), &cli.out).model_name(entry.name).options(opts).cancel(&cancel).progress(&progress).on_skip(&on_skip);
+    let on_skip = |s: &haidef_wsi::Skipped| bar.suspend(|| eprintln!("skipped: {}", s.error));
+    let opts = AudioOptions::default().hop_seconds(cli.hop).max_seconds(cli.max_seconds);
+    let mut job = AudioJob::new(files, model.as_ref(), &cli.out).model_name(entry.name).options(opts).batch_size(cli.batch).cancel(&cancel).progress(&progress).on_skip(&on_skip);
     if let Some(p) = &cli.picture {
         job = job.picture(p);
     }
@@ -96,7 +96,7 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
         "{} windows embedded, {} files skipped; wrote {} in {:.2} s (busy: read {:.2} s, encode {:.2} s, write {:.3} s)",
         s.embedded,
         s.skipped.len(),
-        s.output.display(),
+        s.output().display(),
         s.seconds,
         s.stages.read.as_secs_f64(),
         s.stages.encode.as_secs_f64(),

@@ -61,7 +61,8 @@ fn run(cli: &Cli) -> Result<i32, Box<dyn std::error::Error>> {
     let manifest = Manifest::open(&cli.manifest)?;
     let (shard, origin) = Shard::resolve(cli.shard, cli.shards, cli.shard_offset, |k| std::env::var(k).ok())?;
     let model_args::Loaded { entry, model, device, dtype } = cli.model.load(None)?;
-    let opts = cli.pipeline.options(&device);
+    let opts = cli.pipeline.options();
+    let batch = cli.pipeline.batch_size(&device);
     let origin = match origin {
         ShardOrigin::Argument => "--shard".to_string(),
         ShardOrigin::Slurm(job) => format!("Slurm array job {job}"),
@@ -79,7 +80,7 @@ fn run(cli: &Cli) -> Result<i32, Box<dyn std::error::Error>> {
         if model.is_trained() { model.weights_id() } else { "UNTRAINED" },
         device_name(&device),
         dtype,
-        opts.batch_size
+        batch
     );
 
     // SIGTERM (scancel, Kubernetes) and Ctrl-C stop the slide in progress cleanly.
@@ -114,7 +115,7 @@ fn run(cli: &Cli) -> Result<i32, Box<dyn std::error::Error>> {
         )),
         Event::Failed { row, error, attempts } => say(format!("  line {} FAILED (attempt {attempts}): {error}", row.line)),
     };
-    let mut job = CohortJob::new(&manifest, model.as_ref(), &cli.out, shard).options(opts).cancel(&cancel).events(&events);
+    let mut job = CohortJob::new(&manifest, model.as_ref(), &cli.out, shard).options(opts).batch_size(batch).cancel(&cancel).events(&events);
     if manifest.rows.iter().any(|r| r.is_url()) {
         job = job.dicomweb(args::dicomweb_options(&cli.dicomweb)?);
     }
@@ -154,7 +155,7 @@ fn main() {
     match run(&Cli::parse()) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", args::with_flags(&e.to_string()));
             std::process::exit(NOT_STARTED)
         }
     }

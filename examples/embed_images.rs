@@ -10,8 +10,8 @@ mod model_args;
 
 use clap::Parser;
 use haidef_wsi::encoders::{device_name, registry, UNTRAINED_WARNING};
-use haidef_wsi::image_job::{ImageJob, ImageJobOptions};
-use haidef_wsi::images::{find_images, DEFAULT_MAX_PIXELS};
+use haidef_wsi::{ImageJob, ImageOptions};
+use haidef_wsi::{find_images, DEFAULT_MAX_PIXELS};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -72,11 +72,11 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))?;
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} images  {per_sec}  ETA {eta}").expect("template"));
-    let opts = ImageJobOptions { batch_size: batch, max_pixels: cli.max_pixels, ..Default::default() };
+    let opts = ImageOptions::default().max_pixels(cli.max_pixels);
     // The bar counts files done: rows written plus files skipped.
     let skipped = AtomicUsize::new(0);
     let progress = |done: usize, _: usize| bar.set_position((done + skipped.load(Ordering::Relaxed)) as u64);
-    let on_skip = |s: &haidef_wsi::images::Skipped| {
+    let on_skip = |s: &haidef_wsi::Skipped| {
         skipped.fetch_add(1, Ordering::Relaxed);
         bar.suspend(|| eprintln!("skipped: {}", s.error));
     };
@@ -84,6 +84,7 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
         .model_name(entry.name)
         .prompts(cli.prompts.clone())
         .options(opts)
+        .batch_size(batch)
         .cancel(&cancel)
         .progress(&progress)
         .on_skip(&on_skip)
@@ -94,7 +95,7 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
         "{} images embedded, {} skipped; wrote {} in {:.2} s (busy: read {:.2} s, encode {:.2} s, write {:.3} s)",
         s.embedded,
         s.skipped.len(),
-        s.output.display(),
+        s.output().display(),
         s.seconds,
         s.stages.read.as_secs_f64(),
         s.stages.encode.as_secs_f64(),

@@ -10,7 +10,7 @@ mod model_args;
 use arrow_array::{ArrayRef, StringArray};
 use arrow_schema::{DataType, Field};
 use clap::Parser;
-use haidef_wsi::sink::{provenance, ParquetSink};
+use haidef_wsi::{provenance, ParquetSink};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -38,8 +38,8 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let values = embeddings.flatten_all()?.to_vec1::<f32>()?;
     let mut meta = provenance(model.as_ref());
     meta.insert("content".to_string(), "text embeddings".to_string());
-    let mut sink = ParquetSink::create_with(&cli.out, vec![Field::new("text", DataType::Utf8, false)], &[dim], meta)?;
-    sink.write_columns(vec![Arc::new(StringArray::from(cli.texts.clone())) as ArrayRef], &values)?;
+    let mut sink = ParquetSink::create(&cli.out, vec![Field::new("text", DataType::Utf8, false)], &[dim], meta)?;
+    sink.write(vec![Arc::new(StringArray::from(cli.texts.clone())) as ArrayRef], &values)?;
     let path = sink.finish()?;
     println!("{n} texts embedded ({dim}-d); wrote {}", path.display());
     if !model.is_trained() {

@@ -37,7 +37,8 @@ struct Cli {
 
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let model_args::Loaded { entry, model, device, dtype } = cli.model.load(None)?;
-    let opts = cli.pipeline.options(&device);
+    let opts = cli.pipeline.options();
+    let batch = cli.pipeline.batch_size(&device);
     let out = &cli.out;
     let slide = args::open_slide(&cli.slide)?;
     let chosen = haidef_wsi::choose_level(&slide, opts.level)?;
@@ -52,7 +53,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         if model.is_trained() { model.weights_id() } else { "UNTRAINED" },
         device_name(&device),
         dtype,
-        opts.batch_size
+        batch
     );
 
     let cancel = Arc::new(AtomicBool::new(false));
@@ -67,13 +68,13 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let result = haidef_wsi::SlideJob::new(&slide, model.as_ref(), out).options(opts.clone()).cancel(&cancel).progress(&progress).run();
+    let result = haidef_wsi::SlideJob::new(&slide, model.as_ref(), out).options(opts.clone()).batch_size(batch).cancel(&cancel).progress(&progress).run();
     bar.finish_and_clear();
     let s = result?;
-    let per_s = s.patches_per_second();
+    let per_s = s.per_second();
     println!(
         "patches: {} embedded, {} skipped (< {:.0}% tissue) of {}; tissue covers {:.1}% of the slide",
-        s.patches_embedded,
+        s.embedded,
         s.patches_skipped,
         opts.min_tissue * 100.0,
         s.patches_total,

@@ -8,6 +8,7 @@
 //! promptly; the first error in pipeline order is the one reported.
 
 use crate::error::{PipelineError, Result};
+use crate::files::Skipped;
 use haidef_wsi_encoders::batch::Batcher;
 use haidef_wsi_encoders::{Encoder, EncoderError, ImageRef};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,9 +34,10 @@ pub trait Source: Send {
         self.len() == 0
     }
     /// Yields every input in order through `emit`, which returns false once downstream has
-    /// stopped (then return `Ok`: downstream reports its own error). Check `cancel` between
-    /// inputs.
-    fn run(&mut self, emit: &mut dyn FnMut(Self::Key, Self::Input) -> bool, cancel: &AtomicBool) -> Result<()>;
+    /// stopped (then return `Ok`: downstream reports its own error), and each input that cannot
+    /// be used through `skip` (the job reports and lists it, and goes on). Check `cancel`
+    /// between inputs.
+    fn run(&mut self, emit: &mut dyn FnMut(Self::Key, Self::Input) -> bool, skip: &mut dyn FnMut(Skipped), cancel: &AtomicBool) -> Result<()>;
 }
 
 /// Where embeddings go, on the calling thread.
@@ -46,7 +48,7 @@ pub trait Sink<K> {
 
 /// Batch size and channel depth.
 #[derive(Debug, Clone, Copy)]
-pub struct EngineOptions {
+pub(crate) struct EngineOptions {
     /// Inputs per encoder batch.
     pub batch_size: usize,
     /// Batches in flight between two stages.
@@ -55,6 +57,7 @@ pub struct EngineOptions {
 
 /// Busy time of each stage (time spent working, not waiting on a channel).
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct StageTimes {
     /// Reading and decoding inputs.
     pub read: Duration,
@@ -67,24 +70,28 @@ pub struct StageTimes {
 }
 
 /// What the engine did.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EngineReport {
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EngineReport {
     /// Rows written.
     pub rows: usize,
+    /// Inputs the source could not use, in order.
+    pub skipped: Vec<Skipped>,
     /// Busy time per stage.
     pub stages: StageTimes,
 }
 
-/// Runs `source` through `encoder` into `sink`. `progress(rows written, expected)` is called
-/// after each batch is written.
-pub fn run<S: Source>(
-    source: &mut S,
-    encoder: &dyn Encoder,
-    sink: &mut dyn Sink<S::Key>,
-    opts: EngineOptions,
-    cancel: &AtomicBool,
-    progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<EngineReport> {
+/// The callbacks a run reports to: `progress(rows written, expected)` after each batch is
+/// written, `on_skip` with each input the source cannot use, as it happens.
+#[derive(Clone, Copy)]
+pub(crate) struct Reporting<'r> {
+    pub cancel: &'r AtomicBool,
+    pub progress: &'r (dyn Fn(usize, usize) + Sync),
+    pub on_skip: &'r (dyn Fn(&Skipped) + Sync),
+}
+
+/// Runs `source` through `encoder` into `sink`.
+pub(crate) fn run<S: Source>(source: &mut S, encoder: &dyn Encoder, sink: &mut dyn Sink<S::Key>, opts: EngineOptions, report_to: &Reporting<'_>) -> Result<EngineReport> {
+    let Reporting { cancel, progress, on_skip } = *report_to;
     if opts.batch_size == 0 || opts.queue_depth == 0 {
         return Err(PipelineError::Options("batch size and queue depth must be at least 1".into()));
     }
@@ -94,11 +101,12 @@ pub fn run<S: Source>(
     let (to_writer, from_encoder) = sync_channel::<(Vec<S::Key>, Vec<f32>)>(opts.queue_depth);
     let mut report = EngineReport::default();
     std::thread::scope(|s| {
-        let reader = s.spawn(move || -> Result<Duration> {
+        let reader = s.spawn(move || -> Result<(Duration, Vec<Skipped>)> {
             let mut busy = Duration::ZERO;
             let mut t = Instant::now();
             let (mut keys, mut inputs) = (Vec::with_capacity(opts.batch_size), Vec::with_capacity(opts.batch_size));
             let mut stopped = false;
+            let mut skipped = Vec::new();
             source.run(
                 &mut |key, input| {
                     keys.push(key);
@@ -110,13 +118,17 @@ pub fn run<S: Source>(
                     }
                     !stopped
                 },
+                &mut |s| {
+                    on_skip(&s);
+                    skipped.push(s);
+                },
                 cancel,
             )?;
             busy += t.elapsed();
             if !inputs.is_empty() && !stopped {
                 let _ = to_encoder.send((keys, inputs));
             }
-            Ok(busy)
+            Ok((busy, skipped))
         });
         let encode = s.spawn(move || -> Result<(Duration, Duration)> {
             let (mut busy, mut waited) = (Duration::ZERO, Duration::ZERO);
@@ -159,10 +171,11 @@ pub fn run<S: Source>(
         }
         drop(from_encoder);
         // Report the first error in pipeline order.
-        let read = reader.join().map_err(|_| PipelineError::Options("internal: the reader stage panicked".into()))??;
+        let (read, skipped) = reader.join().map_err(|_| PipelineError::Options("internal: the reader stage panicked".into()))??;
         let (enc, waited) = encode.join().map_err(|_| PipelineError::Options("internal: the encoder stage panicked".into()))??;
         written?;
         report.stages.read = read;
+        report.skipped = skipped;
         report.stages.encode = enc;
         report.stages.encode_waited = waited;
         Ok::<(), PipelineError>(())

@@ -1,4 +1,5 @@
-//! Errors of the slide → embeddings pipeline.
+//! Errors of every job: what stopped it, in library terms (the examples translate options into
+//! their command-line flags).
 
 /// What can stop a pipeline run; each says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -9,7 +10,7 @@ pub enum PipelineError {
     Slide(#[from] haidef_wsi_dicom::WsiError),
     /// A frame under a patch is broken: it does not decode, or the file ends inside it (the
     /// error names the file and frame).
-    #[error("{0}; to embed the rest of the slide and list the patches over this frame in the output's metadata, rerun with --skip-unreadable-frames (PipelineOptions::skip_unreadable_frames)")]
+    #[error("{0}; to embed the rest of the slide and list the patches over this frame in the output's metadata, set PipelineOptions::skip_unreadable_frames")]
     UnreadableFrame(#[source] haidef_wsi_dicom::WsiError),
     /// The encoder failed.
     #[error(transparent)]

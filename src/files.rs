@@ -16,7 +16,7 @@ pub struct Skipped {
 /// `paths` as files: files as given, folders searched recursively for files whose extension
 /// (case-insensitive) is one of `extensions`, each folder's finds sorted by path. A path that
 /// does not exist is an error.
-pub fn find_files(paths: &[PathBuf], extensions: &[&str]) -> Result<Vec<PathBuf>> {
+pub(crate) fn find_files(paths: &[PathBuf], extensions: &[&str]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -49,3 +49,9 @@ fn walk(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+
+/// The skipped files as JSON (the `failed_files` metadata of the image and audio jobs).
+pub(crate) fn failed_files(skipped: &[Skipped]) -> String {
+    let failed: Vec<serde_json::Value> = skipped.iter().map(|s| serde_json::json!({"path": s.path, "error": s.error})).collect();
+    serde_json::Value::Array(failed).to_string()
+}

@@ -7,45 +7,41 @@ pub use haidef_wsi_dicom as wsi;
 /// Tensor batching and foundation-model encoders.
 pub use haidef_wsi_encoders as encoders;
 
-mod atomic;
+// The layers, upstream first (docs/ARCHITECTURE.md): errors and input files; the engine and
+// the outputs; the job runner; pictures; one folder per modality; cohorts and the server on
+// top. A module imports only from modules above it in this list.
+mod error;
+mod files;
+mod engine;
+mod output;
+mod zero_shot;
+mod job;
 #[cfg(feature = "heatmaps")]
-pub mod cluster_maps;
-#[cfg(feature = "heatmaps")]
-mod clusters;
-#[cfg(feature = "icc")]
-pub mod color;
+mod maps;
+mod slide;
+#[cfg(feature = "image-files")]
+mod image;
+#[cfg(feature = "audio-files")]
+mod audio;
 #[cfg(feature = "cohorts")]
 pub mod cohort;
-#[cfg(feature = "audio-files")]
-pub mod audio;
-#[cfg(feature = "audio-files")]
-mod audio_guard;
-#[cfg(feature = "audio-files")]
-pub mod audio_job;
-#[cfg(all(feature = "audio-files", feature = "heatmaps"))]
-pub mod audio_picture;
-pub mod engine;
-pub mod error;
-pub mod files;
-#[cfg(feature = "heatmaps")]
-mod heatmap;
-#[cfg(feature = "image-files")]
-pub mod image_job;
-#[cfg(feature = "image-files")]
-pub mod images;
-pub mod pipeline;
-#[cfg(feature = "audio-files")]
-pub mod resample;
 #[cfg(feature = "serve")]
 pub mod serve;
-pub mod sink;
-pub mod slide_source;
-pub mod tissue;
-#[cfg(feature = "audio-files")]
-pub mod wav;
-pub mod zero_shot;
-#[cfg(feature = "heatmaps")]
-mod score_maps;
 
+pub use engine::{Input, Source, StageTimes};
 pub use error::{PipelineError, Result};
-pub use pipeline::{choose_level, LevelChoice, PipelineOptions, RunSummary, SlideJob, StageTimes};
+pub use files::Skipped;
+pub use job::{Finishing, Job, JobSummary, KeyOf, Modality, Opened, Opening, OutputLayout};
+pub use output::parquet::{provenance, ParquetSink};
+#[cfg(feature = "icc")]
+pub use slide::{adobe_rgb, romm_rgb, ToSrgb};
+pub use slide::{choose_level, LevelChoice, PipelineOptions, RunSummary, SlideJob, SlideReport, Slides, UnreadablePatch};
+
+#[cfg(feature = "image-files")]
+pub use image::{find_images, read_image, ImageFile, ImageJob, ImageJobSummary, ImageOptions, Images, StoredSamples, DEFAULT_MAX_PIXELS};
+
+#[cfg(feature = "audio-files")]
+pub use audio::{
+    decode_wav, find_audio, probe_seconds, read_audio, resample, resampled_len, Audio, AudioJob, AudioJobSummary, AudioOptions, AudioReport, Clip, Recording, WindowKey, Wav,
+    DEFAULT_MAX_SECONDS,
+};

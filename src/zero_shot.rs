@@ -7,7 +7,7 @@ use haidef_wsi_encoders::Encoder;
 
 /// Prompts embedded once, ready to score image embeddings.
 #[derive(Debug, Clone)]
-pub struct Prompts {
+pub(crate) struct Prompts {
     texts: Vec<String>,
     /// Unit-length text embeddings, one per prompt.
     unit: Vec<Vec<f32>>,
@@ -22,7 +22,7 @@ impl Prompts {
     pub fn new(encoder: &dyn Encoder, prompts: &[String], taken: &[&str]) -> Result<Self> {
         let Some(text) = encoder.text_encoder() else {
             return Err(PipelineError::Options(format!(
-                "{} has no text side, so it cannot score prompts; use --model medsiglip (or leave out --prompt)",
+                "{} has no text side, so it cannot score prompts; choose a model with one (the registry's medsiglip: --model medsiglip in the examples), or give no prompts",
                 encoder.model_id()
             )));
         };
@@ -45,16 +45,6 @@ impl Prompts {
     pub fn describe_in(&self, meta: &mut std::collections::HashMap<String, String>) {
         meta.insert("prompts".to_string(), serde_json::Value::from(self.texts.clone()).to_string());
         meta.insert("score".to_string(), "sigmoid(exp(logit_scale) * cos(image, prompt) + logit_bias), one column per prompt".to_string());
-    }
-
-    /// The prompts, in order: also the score columns' names.
-    pub fn texts(&self) -> &[String] {
-        &self.texts
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.texts.is_empty()
     }
 
     /// Scores of `embeddings` (rows of `dim` floats): one vector per prompt, one value per row.

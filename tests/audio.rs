@@ -7,11 +7,11 @@
 mod common;
 
 use arrow_array::{Array, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, StringArray};
-use haidef_wsi::audio::read_audio;
-use haidef_wsi::audio_job::{AudioJob, AudioJobOptions};
+use haidef_wsi::read_audio;
+use haidef_wsi::{AudioJob, AudioOptions};
 use haidef_wsi::encoders::candle::{DType, Device, Tensor};
 use haidef_wsi::encoders::hear::{self, FrontEnd, FrontEndConfig, HearEncoder};
-use haidef_wsi::resample::{resample, resampled_len};
+use haidef_wsi::{resample, resampled_len};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -214,8 +214,7 @@ fn the_job_writes_every_window_with_transformers_embeddings() {
     let dir = tempdir();
     let out = dir.join("audio.parquet");
     let png = dir.join("audio.png");
-    let opts = AudioJobOptions { batch_size: 4, ..Default::default() };
-    let summary = AudioJob::new(files.clone(), &model, &out).model_name("hear").options(opts).picture(&png).run().unwrap();
+    let summary = AudioJob::new(files.clone(), &model, &out).model_name("hear").batch_size(4).picture(&png).run().unwrap();
     assert!(summary.skipped.is_empty(), "{:?}", summary.skipped);
     let rows = read_rows(&out);
     let mut i = 0;
@@ -321,7 +320,7 @@ fn bad_files_are_errors_naming_the_file_and_the_problem() {
 #[test]
 fn scipys_own_test_wavs_read_as_scipy_reads_them() {
     // Big- and little-endian, RF64, WAVE_FORMAT_EXTENSIBLE, 8/12/24/32-bit integer, 32/64-bit
-    // float, 1 to 4 channels: symphonia reads some, the plain reader (src/wav.rs) the rest.
+    // float, 1 to 4 channels: symphonia reads some, the plain reader (src/audio/wav.rs) the rest.
     let r = reference("scipy_reference.json");
     let mut read = 0;
     for (file, want) in r["files"].as_object().unwrap() {
@@ -368,7 +367,7 @@ fn a_job_skips_bad_files_lists_them_and_keeps_the_rest() {
     let out = dir.join("mixed.parquet");
     let files: Vec<PathBuf> = ["bad/empty.wav", "short_0.1s_16k.wav", "bad/nan.wav", "bad/eight_channels.wav"].iter().map(|f| fixtures().join(f)).collect();
     let skipped = std::sync::Mutex::new(Vec::new());
-    let on_skip = |s: &haidef_wsi::files::Skipped| skipped.lock().unwrap().push(s.path.clone());
+    let on_skip = |s: &haidef_wsi::Skipped| skipped.lock().unwrap().push(s.path.clone());
     let s = AudioJob::new(files, &model, &out).on_skip(&on_skip).run().unwrap();
     assert_eq!((s.embedded, s.skipped.len()), (2, 2));
     assert_eq!(skipped.lock().unwrap().len(), 2);
@@ -396,7 +395,7 @@ fn a_job_skips_bad_files_lists_them_and_keeps_the_rest() {
     let image_model = haidef_wsi::encoders::registry::find("path-foundation").unwrap().untrained(&Device::Cpu, DType::F32).unwrap();
     let err = AudioJob::new(vec![], image_model.as_ref(), dir.join("x.parquet")).run().unwrap_err().to_string();
     assert!(err.contains("not an audio model"), "{err}");
-    let err = AudioJob::new(vec![], &model, dir.join("y.parquet")).options(AudioJobOptions { hop_seconds: 0.0, ..Default::default() }).run().unwrap_err().to_string();
+    let err = AudioJob::new(vec![], &model, dir.join("y.parquet")).options(AudioOptions::default().hop_seconds(0.0)).run().unwrap_err().to_string();
     assert!(err.contains("hop must be at least one sample"), "{err}");
 }
 

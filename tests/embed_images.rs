@@ -5,7 +5,7 @@
 mod common;
 
 use arrow_array::{Array, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
-use haidef_wsi::images::{read_image, StoredSamples, DEFAULT_MAX_PIXELS};
+use haidef_wsi::{read_image, StoredSamples, DEFAULT_MAX_PIXELS};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use std::collections::HashMap;

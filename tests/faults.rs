@@ -363,7 +363,7 @@ fn peak_rss_on_a_100000_patch_slide_stays_under_the_bound() {
     let model = VitEncoder::untrained("haidef-test/one-block-384", InputSpec::rgb_unit(224), cfg, 1, &Device::Cpu, DType::F32).unwrap();
     let opened = peak_rss_mib();
     let out = temp("peak-rss");
-    let opts = haidef_wsi::PipelineOptions { level: haidef_wsi::LevelChoice::Index(0), all_patches: true, ..Default::default() };
+    let opts = haidef_wsi::PipelineOptions::default().level(haidef_wsi::LevelChoice::Index(0)).all_patches(true);
     let step = std::sync::atomic::AtomicUsize::new(0);
     let progress = |done: usize, total: usize| {
         let tenth = done * 10 / total.max(1);
@@ -377,16 +377,16 @@ fn peak_rss_on_a_100000_patch_slide_stays_under_the_bound() {
         "patches: {} embedded of {} in {:.0} s ({:.0}/s); stages busy: read {:.0} s, encode {:.0} s, write {:.1} s\n\
          peak RSS: {peak:.0} MiB (after opening the slide and the model: {opened:.0} MiB)\n\
          embeddings.parquet: {} MB",
-        s.patches_embedded,
+        s.embedded,
         s.patches_total,
         s.seconds,
-        s.patches_per_second(),
+        s.per_second(),
         s.stages.read.as_secs_f64(),
         s.stages.encode.as_secs_f64(),
         s.stages.write.as_secs_f64(),
         std::fs::metadata(out.join("embeddings.parquet")).unwrap().len() / 1_000_000,
     );
-    assert!(s.patches_embedded >= 100_000, "{} patches embedded", s.patches_embedded);
+    assert!(s.embedded >= 100_000, "{} patches embedded", s.embedded);
     // The bound (docs/FAULTS.md): the embeddings kept for k-means (4 B a value) and k-means's
     // f64 copy (8 B a value), a Parquet row group (64 MiB), the decoded band of frames under a
     // patch row (a 71,008-px level is 278 frames across) and the batches in flight, with room

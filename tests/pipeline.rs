@@ -33,21 +33,23 @@ fn out_dir(name: &str) -> PathBuf {
 }
 
 fn opts() -> PipelineOptions {
-    // Level 1 (1 µm/px, 1250×900): a 5×4 grid, all patches, 3 clusters, small batches so the
-    // last one is partial.
-    PipelineOptions { level: LevelChoice::Mpp(1.0), all_patches: true, batch_size: 6, k: 3, seed: 11, ..Default::default() }
+    // Level 1 (1 µm/px, 1250×900): a 5×4 grid, all patches, 3 clusters.
+    PipelineOptions::default().level(LevelChoice::Mpp(1.0)).all_patches(true).k(3).seed(11)
 }
+
+/// Small batches, so the last one is partial.
+const BATCH: usize = 6;
 
 fn run_into(dir: &Path, opts: &PipelineOptions) -> Result<RunSummary, PipelineError> {
     let slide = Slide::open(fixture()).unwrap();
-    SlideJob::new(&slide, model(), dir).options(opts.clone()).run()
+    SlideJob::new(&slide, model(), dir).options(opts.clone()).batch_size(BATCH).run()
 }
 
 #[test]
 fn embeddings_file_holds_what_the_encoder_gives_for_each_patch() {
     let dir = out_dir("main");
     let s = run_into(&dir, &opts()).unwrap();
-    assert_eq!((s.level, s.patches_total, s.patches_embedded, s.patches_skipped), (1, 20, 20, 0));
+    assert_eq!((s.level, s.patches_total, s.embedded, s.patches_skipped), (1, 20, 20, 0));
     assert!(!s.trained);
 
     // Read back with the parquet crate.
@@ -143,10 +145,10 @@ fn clusters_are_deterministic_for_a_seed() {
 #[test]
 fn tissue_filter_keeps_tissue_patches() {
     let dir = out_dir("tissue");
-    let o = PipelineOptions { all_patches: false, min_tissue: 0.5, k: 2, ..opts() };
+    let o = opts().all_patches(false).min_tissue(0.5).k(2);
     let s = run_into(&dir, &o).unwrap();
-    assert_eq!(s.patches_embedded + s.patches_skipped, 20);
-    assert!(s.patches_embedded > 0 && s.patches_skipped > 0, "{} kept", s.patches_embedded);
+    assert_eq!(s.embedded + s.patches_skipped, 20);
+    assert!(s.embedded > 0 && s.patches_skipped > 0, "{} kept", s.embedded);
     let file = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
     for b in reader {
@@ -167,10 +169,10 @@ fn bad_options_are_clear_and_leave_nothing() {
             assert!(files.is_empty(), "{name}: left {files:?}");
         }
     };
-    check("level", PipelineOptions { level: LevelChoice::Index(9), ..opts() }, "level 9 does not exist");
-    check("mpp", PipelineOptions { level: LevelChoice::Mpp(40.0), ..opts() }, "beyond this pyramid");
-    check("k", PipelineOptions { k: 21, ..opts() }, "only 20 patches");
-    check("tissue", PipelineOptions { all_patches: false, min_tissue: 1.01, ..opts() }, "no tissue found");
+    check("level", opts().level(LevelChoice::Index(9)), "level 9 does not exist");
+    check("mpp", opts().level(LevelChoice::Mpp(40.0)), "beyond this pyramid");
+    check("k", opts().k(21), "only 20 patches");
+    check("tissue", opts().all_patches(false).min_tissue(1.01), "no tissue found");
 
     // An output directory that cannot be created (a file is in the way).
     let blocker = out_dir("blocked");
@@ -185,7 +187,7 @@ fn bad_options_are_clear_and_leave_nothing() {
     // Cancelled before it starts: an error, and no file that looks finished.
     let dir = out_dir("cancel");
     let slide = Slide::open(fixture()).unwrap();
-    let err = SlideJob::new(&slide, model(), &dir).options(opts()).cancel(&AtomicBool::new(true)).run().unwrap_err();
+    let err = SlideJob::new(&slide, model(), &dir).options(opts()).batch_size(BATCH).cancel(&AtomicBool::new(true)).run().unwrap_err();
     assert!(matches!(err, PipelineError::Cancelled), "{err}");
     assert!(!dir.join("embeddings.parquet").exists() && !dir.join("embeddings.parquet.partial").exists());
 }
@@ -198,7 +200,7 @@ fn icc_conversion_is_applied_and_recorded() {
     let plain = run_into(&out_dir("icc-off"), &opts()).unwrap();
     assert_eq!(plain.color_transform, "none");
     let dir = out_dir("icc-on");
-    let s = run_into(&dir, &PipelineOptions { icc_to_srgb: true, ..opts() }).unwrap();
+    let s = run_into(&dir, &opts().icc_to_srgb(true)).unwrap();
     assert!(s.color_transform.starts_with("ICC ") && s.color_transform.ends_with("-> sRGB (lcms2, perceptual)"), "{}", s.color_transform);
     let file = std::fs::File::open(dir.join("embeddings.parquet")).unwrap();
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
@@ -250,14 +252,14 @@ fn icc_conversion_gives_what_an_independent_colour_manager_gives() {
     // The transform alone, on the whole level.
     let icc = level.info().icc_profile.clone().expect("the fixture carries a profile");
     let mut ours = raw.clone();
-    haidef_wsi::color::ToSrgb::from_icc(&icc).unwrap().apply(&mut ours);
+    haidef_wsi::ToSrgb::from_icc(&icc).unwrap().apply(&mut ours);
     assert!(max_diff(&ours, &reference) <= 1, "lcms2 vs Pillow ImageCms: {} levels", max_diff(&ours, &reference));
 
     // The pipeline with and without it.
     let run = |icc_to_srgb: bool| {
         let dir = out_dir(&format!("prophoto-{icc_to_srgb}"));
-        let opts = PipelineOptions { level: LevelChoice::Index(0), all_patches: true, icc_to_srgb, batch_size: 4, k: 2, ..Default::default() };
-        let s = SlideJob::new(&slide, model(), &dir).options(opts).run().unwrap();
+        let opts = PipelineOptions::default().level(LevelChoice::Index(0)).all_patches(true).icc_to_srgb(icc_to_srgb).k(2);
+        let s = SlideJob::new(&slide, model(), &dir).options(opts).batch_size(4).run().unwrap();
         (s, read_embeddings(&dir))
     };
     let (on, rows) = run(true);
@@ -297,9 +299,9 @@ fn both_models_give_timms_embeddings_through_the_slide_pipeline() {
     for (name, want) in cases {
         let model = registry::find(name).unwrap().untrained(&Device::Cpu, DType::F32).unwrap();
         let dir = out_dir(&format!("timm-{name}"));
-        let opts = PipelineOptions { level: LevelChoice::Index(0), all_patches: true, batch_size: 4, k: 2, ..Default::default() };
-        let s = SlideJob::new(&slide, model.as_ref(), &dir).options(opts).run().unwrap();
-        assert_eq!(s.patches_embedded, 6, "{name}");
+        let opts = PipelineOptions::default().level(LevelChoice::Index(0)).all_patches(true).k(2);
+        let s = SlideJob::new(&slide, model.as_ref(), &dir).options(opts).batch_size(4).run().unwrap();
+        assert_eq!(s.embedded, 6, "{name}");
         let rows = read_embeddings(&dir);
         assert_eq!(rows.len(), 6, "{name}");
         for (x, y, ours) in rows {
@@ -332,9 +334,9 @@ fn prompts_add_score_columns_and_pictures() {
     let slide = Slide::open(fixture()).unwrap();
     let prompts = vec!["tumor".to_string(), "normal tissue".to_string()];
     let dir = out_dir("prompts");
-    let opts = PipelineOptions { level: LevelChoice::Mpp(1.0), all_patches: true, batch_size: 3, k: 2, prompts: prompts.clone(), ..Default::default() };
-    let s = SlideJob::new(&slide, &model, &dir).options(opts.clone()).run().unwrap();
-    assert_eq!(s.patches_embedded, 4, "1250x900 in 448x448 patches");
+    let opts = PipelineOptions::default().level(LevelChoice::Mpp(1.0)).all_patches(true).k(2).prompts(prompts.clone());
+    let s = SlideJob::new(&slide, &model, &dir).options(opts.clone()).batch_size(3).run().unwrap();
+    assert_eq!(s.embedded, 4, "1250x900 in 448x448 patches");
     for name in ["score-1-tumor.png", "score-2-normal-tissue.png"] {
         assert!(s.outputs.contains(&dir.join(name)), "{name} not in {:?}", s.outputs);
         let f = std::fs::File::open(dir.join(name)).unwrap();
@@ -366,7 +368,7 @@ fn prompts_add_score_columns_and_pictures() {
 
     // Clear errors.
     let bad = |prompts: Vec<String>, enc: &dyn haidef_wsi::encoders::Encoder| {
-        SlideJob::new(&slide, enc, out_dir("bad-prompts")).options(PipelineOptions { prompts, ..opts.clone() }).run().unwrap_err().to_string()
+        SlideJob::new(&slide, enc, out_dir("bad-prompts")).options(opts.clone().prompts(prompts)).run().unwrap_err().to_string()
     };
     let err = bad(vec!["tumor".into()], model_for_prompts_without_text());
     assert!(err.contains("no text side") && err.contains("--model medsiglip"), "{err}");

@@ -11,7 +11,7 @@ mod server;
 #[path = "support/store_gate.rs"]
 mod store_gate;
 
-use haidef_wsi::color::ToSrgb;
+use haidef_wsi::ToSrgb;
 use haidef_wsi::serve::{DicomStores, ServeOptions};
 use haidef_wsi::wsi::{DicomWebOptions, Slide};
 use orthanc::{Orthanc, Setup};
@@ -157,7 +157,7 @@ fn icc_transforms_start_from_the_levels_profile() {
     let mut srgb = crop(&rgb, w, h, 10, 20);
     ToSrgb::from_icc(&profile).unwrap().apply(&mut srgb);
     let mut romm = crop(&rgb, w, h, 10, 20);
-    ToSrgb::to_profile(&profile, &haidef_wsi::color::romm_rgb()).unwrap().apply(&mut romm);
+    ToSrgb::to_profile(&profile, &haidef_wsi::romm_rgb()).unwrap().apply(&mut romm);
     let want = offline(&[crop(&rgb, w, h, 10, 20), srgb, romm]);
     let coords = json!([{"x_origin": 10, "y_origin": 20}]);
     let body = json!({"instances": [

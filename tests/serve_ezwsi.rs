@@ -187,7 +187,7 @@ fn icc_transforms_match_googles_with_googles_target_profiles() {
         let reference = std::fs::read(dir.join(format!("{t}.rgb"))).unwrap();
         // LittleCMS through lcms2-rs against LittleCMS through Pillow, same profiles.
         let mut ours = crop(&rgb, w, h, x, y);
-        haidef_wsi::color::ToSrgb::between(&source, &std::fs::read(dir.join(format!("{t}.icc"))).unwrap()).unwrap().apply(&mut ours);
+        haidef_wsi::ToSrgb::between(&source, &std::fs::read(dir.join(format!("{t}.icc"))).unwrap()).unwrap().apply(&mut ours);
         let worst = ours.iter().zip(&reference).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
         assert_eq!(worst, 0, "{t}: our pixels differ from Pillow's by up to {worst}");
         want_pixels.push(reference);
@@ -239,7 +239,7 @@ fn image_dimensions_resize_inline_images_as_googles_server_does() {
     let (w, h, rgb) = png_rgb(image);
     for (dw, dh) in sizes {
         let reference = std::fs::read(dir.join(format!("{dw}x{dh}.rgb"))).unwrap();
-        let ours = haidef_wsi::serve::resize::resize_rgb8(&rgb, w, h, dw, dh);
+        let ours = haidef_wsi::serve::resize_rgb8(&rgb, w, h, dw, dh);
         let differ = ours.iter().zip(&reference).filter(|(a, b)| a != b).count();
         assert_eq!(differ, 0, "{dw}x{dh}: {differ} of {} values differ from EZ-WSI's (OpenCV's) resize", reference.len());
     }
@@ -296,7 +296,7 @@ fn against_opencv(interpolation: &str, extra: &[&str], cases: &[&str], ours: fn(
 fn inter_area_shrinks_match_opencv() {
     // 8× (Google's limit), 2×2, whole-number 3×2, fractional, barely, one axis, mixed.
     let cases = ["1792x1792-224x224", "448x448-224x224", "672x448-224x224", "300x250-224x224", "225x224-224x224", "224x500-224x224", "1000x700-224x224", "1791x1001-224x224"];
-    for (case, (differ, _)) in cases.iter().zip(against_opencv("area", &[], &cases, haidef_wsi::serve::resize::area_rgb8)) {
+    for (case, (differ, _)) in cases.iter().zip(against_opencv("area", &[], &cases, haidef_wsi::serve::area_rgb8)) {
         assert_eq!(differ, 0, "area {case}: {differ} values differ from OpenCV's");
     }
 }
@@ -306,7 +306,7 @@ fn inter_cubic_resizes_match_opencv_and_stay_within_one_grey_level_of_ipp() {
     // Enlarging by fractional and whole factors, on one axis, tiny sources, enlarging one axis
     // while shrinking the other, and row lengths that are and are not whole groups of 8 values.
     let cases = ["100x80-224x224", "112x112-224x224", "224x150-224x224", "3x3-226x226", "150x300-230x224", "75x75-227x229", "201x199-224x225", "57x133-224x224"];
-    let cubic = haidef_wsi::serve::resize::cubic_rgb8;
+    let cubic = haidef_wsi::serve::cubic_rgb8;
     for (case, (differ, _)) in cases.iter().zip(against_opencv("cubic", &["--no-ipp"], &cases, cubic)) {
         assert_eq!(differ, 0, "cubic {case}: {differ} values differ from OpenCV's own cubic");
     }

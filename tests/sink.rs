@@ -3,7 +3,7 @@
 
 use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, StringArray};
 use arrow_schema::{DataType, Field};
-use haidef_wsi::sink::ParquetSink;
+use haidef_wsi::ParquetSink;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::sync::Arc;
 
@@ -14,13 +14,13 @@ fn token_maps_keep_their_shape_and_keys_their_columns() {
     let path = dir.join("tokens.parquet");
     let shape = [2, 3, 4];
     let keys = vec![Field::new("uid", DataType::Utf8, false)];
-    let mut sink = ParquetSink::create_with(&path, keys, &shape, Default::default()).unwrap();
+    let mut sink = ParquetSink::create(&path, keys, &shape, Default::default()).unwrap();
     let values: Vec<f32> = (0..48).map(|v| v as f32 / 4.0).collect();
     let uids: ArrayRef = Arc::new(StringArray::from(vec!["1.2.3", "1.2.4"]));
     // A batch whose embedding buffer does not fit its rows is an error, not a panic.
-    let err = sink.write_columns(vec![uids.clone()], &values[..47]).unwrap_err().to_string();
+    let err = sink.write(vec![uids.clone()], &values[..47]).unwrap_err().to_string();
     assert!(err.contains("47 embedding values for 2 rows of dimension 24"), "{err}");
-    sink.write_columns(vec![uids], &values).unwrap();
+    sink.write(vec![uids], &values).unwrap();
     sink.append_metadata("note", "appended at close");
     assert!(!path.exists(), "written under a temporary name until finished");
     sink.finish().unwrap();

@@ -72,6 +72,19 @@ pub fn open_slide(args: &SlideArgs) -> Result<haidef_wsi::wsi::Slide, Box<dyn st
 
 /// Prints `error: …` and exits with status 1.
 pub fn exit_with(e: Box<dyn std::error::Error>) -> ! {
-    eprintln!("error: {e}");
+    eprintln!("error: {}", with_flags(&e.to_string()));
     std::process::exit(1)
+}
+
+/// A library error's advice in this command line's terms: the options it names become flags.
+pub fn with_flags(message: &str) -> String {
+    const FLAGS: [(&str, &str); 6] = [
+        ("set PipelineOptions::skip_unreadable_frames", "rerun with --skip-unreadable-frames"),
+        ("choose a level by index (LevelChoice::Index)", "choose a level with --level"),
+        ("or a level by index (LevelChoice::Index)", "or --level"),
+        ("lower the tissue threshold (min_tissue) or embed every patch (all_patches)", "lower --min-tissue or pass --all-patches"),
+        ("lower k or embed more patches", "lower --k or embed more patches"),
+        ("; lower k", "; lower --k"),
+    ];
+    FLAGS.iter().fold(message.to_string(), |m, (library, flag)| m.replace(library, flag))
 }

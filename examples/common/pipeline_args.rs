@@ -43,23 +43,25 @@ pub struct PipelineArgs {
 }
 
 impl PipelineArgs {
-    /// The options, with the batch size's default for `device`.
-    pub fn options(&self, device: &Device) -> PipelineOptions {
+    /// The options.
+    pub fn options(&self) -> PipelineOptions {
         let level = match self.level {
             Some(l) => LevelChoice::Index(l),
             None => LevelChoice::Mpp(self.mpp.unwrap_or(1.0)),
         };
-        PipelineOptions {
-            level,
-            min_tissue: self.min_tissue,
-            all_patches: self.all_patches,
-            batch_size: self.batch.unwrap_or(if device.is_cpu() { 32 } else { 256 }),
-            k: self.k,
-            seed: self.seed,
-            icc_to_srgb: self.icc_to_srgb,
-            prompts: self.prompts.clone(),
-            skip_unreadable_frames: self.skip_unreadable_frames,
-            ..PipelineOptions::default()
-        }
+        PipelineOptions::default()
+            .level(level)
+            .min_tissue(self.min_tissue)
+            .all_patches(self.all_patches)
+            .k(self.k)
+            .seed(self.seed)
+            .icc_to_srgb(self.icc_to_srgb)
+            .prompts(self.prompts.clone())
+            .skip_unreadable_frames(self.skip_unreadable_frames)
+    }
+
+    /// The batch size: `--batch`, or the default for `device`.
+    pub fn batch_size(&self, device: &Device) -> usize {
+        self.batch.unwrap_or(if device.is_cpu() { 32 } else { 256 })
     }
 }

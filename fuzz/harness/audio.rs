@@ -4,8 +4,8 @@
 //! it; users' files carry one).
 #![allow(dead_code)]
 
-use haidef_wsi::audio::{probe_seconds, read_audio, DEFAULT_MAX_SECONDS};
-use haidef_wsi::resample::{resample, resampled_len};
+use haidef_wsi::{probe_seconds, read_audio, DEFAULT_MAX_SECONDS};
+use haidef_wsi::{resample, resampled_len};
 
 /// HeAR's sample rate: every recording is brought to it before windowing.
 const MODEL_RATE: u32 = 16_000;
@@ -16,7 +16,7 @@ const MODEL_RATE: u32 = 16_000;
 pub fn audio_file(data: &[u8]) {
     symphonia_panics_are_errors();
     let Some((&pick, bytes)) = data.split_first() else { return };
-    let _ = haidef_wsi::wav::decode(bytes, DEFAULT_MAX_SECONDS);
+    let _ = haidef_wsi::decode_wav(bytes, DEFAULT_MAX_SECONDS);
     let ext = ["wav", "flac", "ogg", "mp3"][pick as usize % 4];
     let path = std::env::temp_dir().join(format!("haidef-fuzz-audio-{}.{ext}", std::process::id()));
     if std::fs::write(&path, bytes).is_err() {

@@ -10,6 +10,6 @@ pub fn image_file(data: &[u8]) {
     let ext = ["png", "jpg"][pick as usize % 2];
     let path = std::env::temp_dir().join(format!("haidef-fuzz-{}.{ext}", std::process::id()));
     if std::fs::write(&path, bytes).is_ok() {
-        let _ = haidef_wsi::images::read_image(&path, 16 << 20);
+        let _ = haidef_wsi::read_image(&path, 16 << 20);
     }
 }

@@ -7,9 +7,9 @@
 #![allow(dead_code)]
 
 use base64::Engine as _;
-use haidef_wsi::serve::api::parse_request;
-use haidef_wsi::serve::icc::IccTargets;
-use haidef_wsi::serve::pixels::{patches, PixelBudget};
+use haidef_wsi::serve::parse_request;
+use haidef_wsi::serve::IccTargets;
+use haidef_wsi::serve::{patches, PixelBudget};
 
 /// Path Foundation's patch side.
 const PATCH: i64 = 224;

@@ -356,7 +356,7 @@ fn read_jsons(dir: &Path) -> Vec<Value> {
 /// Writes `value` to `<file>.partial`, flushes it to disk and renames it to `file`.
 fn write_json(file: &Path, value: &Value) -> Result<()> {
     use std::io::Write;
-    let (atomic, mut f) = crate::atomic::AtomicFile::create(file)?;
+    let (atomic, mut f) = crate::output::atomic::AtomicFile::create(file)?;
     f.write_all(&serde_json::to_vec_pretty(value).expect("json")).map_err(|e| PipelineError::output(file, e))?;
     f.sync_all().map_err(|e| PipelineError::output(file, e))?;
     atomic.commit()?;

@@ -7,7 +7,7 @@ use super::layout::{by_path, now, sha256_file, CohortDir, DoneRecord};
 use super::manifest::{check_slide_id, Manifest, ManifestRow};
 use super::shard::Shard;
 use crate::error::{PipelineError, Result};
-use crate::pipeline::{LevelChoice, PipelineOptions, SlideJob};
+use crate::slide::{LevelChoice, PipelineOptions, SlideJob};
 use haidef_wsi_dicom::Slide;
 use haidef_wsi_encoders::Encoder;
 use serde_json::{json, Value};
@@ -122,6 +122,7 @@ pub struct CohortJob<'a> {
     dir: &'a Path,
     shard: Shard,
     options: PipelineOptions,
+    batch_size: Option<usize>,
     #[cfg(feature = "dicomweb")]
     dicomweb: haidef_wsi_dicom::DicomWebOptions,
     cancel: Option<&'a AtomicBool>,
@@ -137,6 +138,7 @@ impl<'a> CohortJob<'a> {
             dir,
             shard,
             options: PipelineOptions::default(),
+            batch_size: None,
             #[cfg(feature = "dicomweb")]
             dicomweb: Default::default(),
             cancel: None,
@@ -147,6 +149,12 @@ impl<'a> CohortJob<'a> {
     /// The slide job's options (the same for every slide).
     pub fn options(mut self, options: PipelineOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// Patches per encoder batch (default: the slide job's, 32).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = Some(n);
         self
     }
 
@@ -289,6 +297,9 @@ impl<'a> CohortJob<'a> {
         let staged = dir.stage(&id).map_err(fail)?;
         let progress = |done: usize, total: usize| emit(&Event::Patches { done, total });
         let mut job = SlideJob::new(&slide, self.encoder, &staged).options(self.options.clone()).slide_id(id.clone()).cancel(cancel).progress(&progress);
+        if let Some(n) = self.batch_size {
+            job = job.batch_size(n);
+        }
         if let Some(label) = &row.label {
             job = job.metadata("label", label.clone());
         }
@@ -301,7 +312,7 @@ impl<'a> CohortJob<'a> {
             slide_id: id.clone(),
             path: row.path.clone(),
             label: row.label.clone(),
-            rows: summary.patches_embedded,
+            rows: summary.embedded,
             unreadable: summary.unreadable.len(),
             bytes,
             sha256,

@@ -4,11 +4,11 @@
 //!
 //! Google's server reads its targets from ICC files bundled with EZ-WSI. By default this server
 //! uses profiles built from the published definitions (LittleCMS's sRGB, and
-//! [`crate::color::adobe_rgb`], [`crate::color::romm_rgb`]); `--icc-profile NAME=FILE` gives
+//! [`crate::adobe_rgb`], [`crate::romm_rgb`]); `--icc-profile NAME=FILE` gives
 //! a file instead, e.g. the very files Google's server uses, for bit-equal colours.
 
 use super::api::{ApiError, Code};
-use crate::color::{adobe_rgb, romm_rgb, ToSrgb};
+use crate::slide::{adobe_rgb, romm_rgb, ToSrgb};
 use lcms2::Profile;
 
 /// The three target profiles: a file's bytes, or None for the built-in one (SRGB then gives the

@@ -4,10 +4,10 @@
 use haidef_wsi_dicom::RgbImage;
 
 /// Longest side of the heatmap's thumbnail, whatever the slide size.
-pub const THUMBNAIL_MAX_SIDE: u32 = 1024;
+pub(crate) const THUMBNAIL_MAX_SIDE: u32 = 1024;
 
 /// Distinguishable colours (Kelly's 20 colours of maximum contrast, minus white and black).
-pub const PALETTE: [[u8; 3]; 20] = [
+pub(crate) const PALETTE: [[u8; 3]; 20] = [
     [230, 159, 0], [86, 180, 233], [0, 158, 115], [213, 94, 0], [204, 121, 167],
     [0, 114, 178], [240, 228, 66], [128, 62, 117], [255, 104, 0], [166, 189, 215],
     [193, 0, 32], [206, 162, 98], [129, 112, 102], [0, 125, 52], [246, 118, 142],
@@ -15,13 +15,13 @@ pub const PALETTE: [[u8; 3]; 20] = [
 ];
 
 /// Colour of cluster `c`.
-pub fn color(c: usize) -> [u8; 3] {
+pub(crate) fn color(c: usize) -> [u8; 3] {
     PALETTE[c % PALETTE.len()]
 }
 
 /// One embedded patch on the picture: its rectangle in the embedded level's pixels and cluster.
 #[derive(Debug, Clone, Copy)]
-pub struct Cell {
+pub(crate) struct Cell {
     /// Left edge (level pixels).
     pub x: u32,
     /// Top edge.
@@ -33,7 +33,7 @@ pub struct Cell {
 }
 
 /// Downsamples `img` by box averaging so that its longer side is at most `max_side`.
-pub fn shrink(img: &RgbImage, max_side: u32) -> RgbImage {
+pub(crate) fn shrink(img: &RgbImage, max_side: u32) -> RgbImage {
     let f = (img.width.max(img.height)).div_ceil(max_side).max(1);
     if f == 1 {
         return img.clone();
@@ -123,7 +123,7 @@ fn tint(out: &mut RgbImage, size: (u32, u32), (sx, sy): (f64, f64), cell: &Cell,
 /// The thumbnail (`thumb`, an image of the whole level-0 extent at any resolution) with each
 /// cell tinted by its cluster (alpha 0.45) and an outline-free legend on the right listing each
 /// cluster's colour, number and patch count. `level_size` is the embedded level's size.
-pub fn render_heatmap(thumb: &RgbImage, level_size: (u32, u32), cells: &[Cell], k: usize) -> RgbImage {
+pub(crate) fn render_heatmap(thumb: &RgbImage, level_size: (u32, u32), cells: &[Cell], k: usize) -> RgbImage {
     let thumb = shrink(thumb, THUMBNAIL_MAX_SIDE);
     let (sx, sy) = (f64::from(thumb.width) / f64::from(level_size.0), f64::from(thumb.height) / f64::from(level_size.1));
     let scale = (thumb.height / 60).clamp(2, 4);
@@ -149,7 +149,7 @@ pub fn render_heatmap(thumb: &RgbImage, level_size: (u32, u32), cells: &[Cell], 
 
 /// A colour scale from dark blue (low) through teal and green to yellow (high), by
 /// interpolating five stops (after matplotlib's viridis, read off its published endpoints).
-pub fn scale_color(t: f32) -> [u8; 3] {
+pub(crate) fn scale_color(t: f32) -> [u8; 3] {
     const STOPS: [[f32; 3]; 5] = [[68.0, 1.0, 84.0], [59.0, 82.0, 139.0], [33.0, 145.0, 140.0], [94.0, 201.0, 98.0], [253.0, 231.0, 37.0]];
     let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 } * 4.0;
     let i = (t.floor() as usize).min(3);
@@ -172,7 +172,7 @@ fn short_number(v: f32) -> String {
 /// the scale running from the lowest score on the slide to the highest, and a legend on the
 /// right: a colour bar with the highest value at its top and the lowest at its bottom.
 /// `cells` carry their rectangle (label unused); `scores` has one value per cell.
-pub fn render_score_map(thumb: &RgbImage, level_size: (u32, u32), cells: &[Cell], scores: &[f32]) -> RgbImage {
+pub(crate) fn render_score_map(thumb: &RgbImage, level_size: (u32, u32), cells: &[Cell], scores: &[f32]) -> RgbImage {
     let thumb = shrink(thumb, THUMBNAIL_MAX_SIDE);
     let (sx, sy) = (f64::from(thumb.width) / f64::from(level_size.0), f64::from(thumb.height) / f64::from(level_size.1));
     let scale = (thumb.height / 60).clamp(2, 4);
@@ -199,7 +199,7 @@ pub fn render_score_map(thumb: &RgbImage, level_size: (u32, u32), cells: &[Cell]
 
 /// The patch grid (`cols x rows`) with each embedded patch in its cluster's colour and the
 /// others light grey; each cell is drawn `cell` pixels wide.
-pub fn render_cluster_map(cols: u32, rows: u32, cells: &[(u32, u32, usize)], cell: u32) -> RgbImage {
+pub(crate) fn render_cluster_map(cols: u32, rows: u32, cells: &[(u32, u32, usize)], cell: u32) -> RgbImage {
     let mut out = RgbImage { width: cols * cell, height: rows * cell, data: Vec::new() };
     out.data = [235u8, 235, 235].repeat((out.width * out.height) as usize);
     for &(col, row, label) in cells {

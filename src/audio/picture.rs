@@ -3,15 +3,15 @@
 //! the cosine similarity of its windows' embeddings (window i's row, window j's column; the
 //! diagonal is 1). Repeated sounds show as bright off-diagonal cells at the times they recur.
 
-use crate::atomic::write_png;
+use crate::output::atomic::write_png;
 use crate::error::Result;
-use crate::heatmap::scale_color;
+use crate::maps::render::scale_color;
 use haidef_wsi_encoders::candle::{Device, Tensor};
 use haidef_wsi_encoders::hear::{FrontEnd, FrontEndConfig};
 use std::path::{Path, PathBuf};
 
 /// At most this many seconds of the recording are drawn.
-pub const MAX_SECONDS: f64 = 30.0;
+pub(crate) const MAX_SECONDS: f64 = 30.0;
 /// Pixels per mel band in height, and per STFT frame (10 ms) in width.
 const BAND_PX: u32 = 2;
 /// Side of the similarity matrix in pixels.
@@ -20,7 +20,7 @@ const GAP_PX: u32 = 16;
 
 /// The whole-recording mel-PCEN of up to [`MAX_SECONDS`] of `signal` (at the front end's
 /// rate): `(frames, mel_bins)` row-major, with the number of frames.
-pub fn recording_spectrogram(signal: &[f32], base: &FrontEndConfig) -> Result<(Vec<f32>, usize)> {
+pub(crate) fn recording_spectrogram(signal: &[f32], base: &FrontEndConfig) -> Result<(Vec<f32>, usize)> {
     let n = signal.len().min((MAX_SECONDS * f64::from(base.sample_rate)) as usize).max(1);
     let mut clip = signal[..n.min(signal.len())].to_vec();
     clip.resize(n, 0.0);
@@ -34,7 +34,7 @@ pub fn recording_spectrogram(signal: &[f32], base: &FrontEndConfig) -> Result<(V
 }
 
 /// Cosine similarities of `n` embeddings of `dim` floats, `(n, n)` row-major.
-pub fn cosine_matrix(embeddings: &[f32], dim: usize) -> Vec<f32> {
+pub(crate) fn cosine_matrix(embeddings: &[f32], dim: usize) -> Vec<f32> {
     let rows: Vec<&[f32]> = embeddings.chunks_exact(dim).collect();
     let norms: Vec<f32> = rows.iter().map(|r| r.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::MIN_POSITIVE)).collect();
     let n = rows.len();
@@ -49,7 +49,7 @@ pub fn cosine_matrix(embeddings: &[f32], dim: usize) -> Vec<f32> {
 
 /// Draws the spectrogram (`frames × mels`) beside the `n × n` similarity matrix and writes the
 /// PNG atomically. Each panel is scaled from its own lowest to highest value.
-pub fn draw(spectrogram: &[f32], frames: usize, mels: usize, similarity: &[f32], n: usize, out: &Path) -> Result<PathBuf> {
+pub(crate) fn draw(spectrogram: &[f32], frames: usize, mels: usize, similarity: &[f32], n: usize, out: &Path) -> Result<PathBuf> {
     let (spec_w, spec_h) = (frames as u32, mels as u32 * BAND_PX);
     let height = spec_h.max(MATRIX_PX);
     let width = spec_w + GAP_PX + MATRIX_PX;

@@ -18,8 +18,6 @@ pub struct TissueMask {
     scale: (f64, f64),
     /// Row-major, true where tissue.
     pub mask: Vec<bool>,
-    /// The Otsu threshold chosen on saturation (0..=255).
-    pub threshold: u8,
 }
 
 /// The level the mask is computed on: the largest whose longer side is ≤ [`MASK_MAX_SIDE`]
@@ -91,7 +89,6 @@ impl TissueMask {
             height: img.height,
             scale: (f64::from(img.width) / f64::from(level0_size.0), f64::from(img.height) / f64::from(level0_size.1)),
             mask,
-            threshold,
         }
     }
 

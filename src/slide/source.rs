@@ -11,7 +11,7 @@
 
 use crate::engine::{Input, Source};
 use crate::error::{PipelineError, Result};
-use crate::sink::PatchRecord;
+use crate::files::Skipped;
 use haidef_wsi_dicom::{Level, Patch, PatchGrid, WsiError};
 use haidef_wsi_encoders::ImageRef;
 use rayon::prelude::*;
@@ -23,9 +23,24 @@ impl Input for Patch {
     }
 }
 
-/// A transform of RGB8 pixels in place, applied to every patch before it is embedded (e.g.
-/// `|rgb| to_srgb.apply(rgb)` with [`crate::color::ToSrgb`]).
-pub type PixelTransform<'a> = &'a (dyn Fn(&mut [u8]) + Sync);
+/// A transform of RGB8 pixels in place, applied to every patch before it is embedded (the
+/// slide's ICC profile → sRGB).
+pub(crate) type PixelTransform = Box<dyn Fn(&mut [u8]) + Send + Sync>;
+
+/// Where one patch lies: a slide row's own key columns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PatchRecord {
+    /// Left edge in level pixels.
+    pub x: u32,
+    /// Top edge in level pixels.
+    pub y: u32,
+    /// Width in level pixels.
+    pub width: u32,
+    /// Height in level pixels.
+    pub height: u32,
+    /// Tissue fraction of the patch (1.0 when tissue detection is off).
+    pub tissue_fraction: f32,
+}
 
 /// Whether `e` says a frame's data is broken: it does not decode, or the file ends inside it.
 /// Other read errors (a failing disk, a lost network mount, a server) may pass, and are not
@@ -51,11 +66,11 @@ pub struct UnreadablePatch {
 
 /// The kept patches of a patch grid.
 pub struct SlidePatches<'a> {
-    grid: &'a PatchGrid,
+    grid: PatchGrid,
     level: Option<&'a Level>,
     keep: Vec<bool>,
-    fractions: &'a [f32],
-    transform: Option<PixelTransform<'a>>,
+    fractions: Vec<f32>,
+    transform: Option<PixelTransform>,
     kept: usize,
     unreadable: Vec<UnreadablePatch>,
 }
@@ -63,27 +78,27 @@ pub struct SlidePatches<'a> {
 impl<'a> SlidePatches<'a> {
     /// The patches of `grid` where `keep` (one flag per grid position, row-major) is set, each
     /// keyed with its tissue fraction from `fractions`, its pixels passed through `transform`.
-    pub fn new(grid: &'a PatchGrid, keep: Vec<bool>, fractions: &'a [f32], transform: Option<PixelTransform<'a>>) -> Self {
+    pub(crate) fn new(grid: PatchGrid, keep: Vec<bool>, fractions: Vec<f32>, transform: Option<PixelTransform>) -> Self {
         let kept = keep.iter().filter(|k| **k).count();
         SlidePatches { grid, level: None, keep, fractions, transform, kept, unreadable: Vec::new() }
     }
 
     /// Leaves out the patches over broken frames instead of failing;
     /// `level` is the grid's level, read patch by patch in the rows where a frame fails.
-    pub fn skip_unreadable(mut self, level: &'a Level) -> Self {
+    pub(crate) fn skip_unreadable(mut self, level: &'a Level) -> Self {
         self.level = Some(level);
         self
     }
 
     /// The patches left out so far, in grid order.
-    pub fn unreadable(&self) -> &[UnreadablePatch] {
+    pub(crate) fn unreadable(&self) -> &[UnreadablePatch] {
         &self.unreadable
     }
 
     /// Transforms and emits a row of patches; false once downstream has stopped.
     fn emit_row(&self, mut row: Vec<Patch>, emit: &mut dyn FnMut(PatchRecord, Patch) -> bool) -> bool {
         let cols = self.grid.cols();
-        if let Some(transform) = self.transform {
+        if let Some(transform) = &self.transform {
             row.par_iter_mut().for_each(|p| transform(&mut p.rgb));
         }
         for p in row {
@@ -128,7 +143,7 @@ impl Source for SlidePatches<'_> {
         self.kept
     }
 
-    fn run(&mut self, emit: &mut dyn FnMut(PatchRecord, Patch) -> bool, cancel: &AtomicBool) -> Result<()> {
+    fn run(&mut self, emit: &mut dyn FnMut(PatchRecord, Patch) -> bool, _skip: &mut dyn FnMut(Skipped), cancel: &AtomicBool) -> Result<()> {
         let cols = self.grid.cols() as usize;
         // Patch rows from `start` on are still to be read. The streaming grid stops at its first
         // error; when skipping, the failed row is read patch by patch and the grid restarted

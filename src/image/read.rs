@@ -5,7 +5,8 @@
 
 use crate::engine::{Input, Source};
 use crate::error::{PipelineError, Result};
-use haidef_wsi_encoders::ImageRef;
+use crate::files::Skipped;
+use haidef_wsi_encoders::{ImageRef, InputSpec};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
@@ -62,35 +63,25 @@ pub struct ImageKey {
     pub height: u32,
 }
 
-pub use crate::files::Skipped;
-
 /// The image files source: decodes `files` a batch at a time in parallel, checks each against
-/// the model's input with `check`, and yields the good ones in order.
-pub struct ImageFiles<'a> {
+/// the model's input on its own (so that one bad file costs only itself; the batcher would
+/// refuse the whole batch), and yields the good ones in order.
+pub struct ImageFiles {
     files: Vec<PathBuf>,
     max_pixels: u64,
     chunk: usize,
-    check: &'a (dyn Fn(&ImageRef<'_>) -> std::result::Result<(), String> + Sync),
-    on_skip: &'a (dyn Fn(&Skipped) + Sync),
-    /// The files skipped so far.
-    pub skipped: Vec<Skipped>,
+    spec: InputSpec,
 }
 
-impl<'a> ImageFiles<'a> {
+impl ImageFiles {
     /// A source over `files`, decoding `chunk` at a time, refusing images above `max_pixels`
-    /// and those `check` rejects; `on_skip` hears of each skipped file as it happens.
-    pub fn new(
-        files: Vec<PathBuf>,
-        max_pixels: u64,
-        chunk: usize,
-        check: &'a (dyn Fn(&ImageRef<'_>) -> std::result::Result<(), String> + Sync),
-        on_skip: &'a (dyn Fn(&Skipped) + Sync),
-    ) -> Self {
-        ImageFiles { files, max_pixels, chunk: chunk.max(1), check, on_skip, skipped: Vec::new() }
+    /// and those the model's input `spec` cannot take.
+    pub(crate) fn new(files: Vec<PathBuf>, max_pixels: u64, chunk: usize, spec: InputSpec) -> Self {
+        ImageFiles { files, max_pixels, chunk: chunk.max(1), spec }
     }
 }
 
-impl Source for ImageFiles<'_> {
+impl Source for ImageFiles {
     type Key = ImageKey;
     type Input = ImageFile;
 
@@ -98,8 +89,8 @@ impl Source for ImageFiles<'_> {
         self.files.len()
     }
 
-    fn run(&mut self, emit: &mut dyn FnMut(ImageKey, ImageFile) -> bool, cancel: &AtomicBool) -> Result<()> {
-        let (max_pixels, check) = (self.max_pixels, self.check);
+    fn run(&mut self, emit: &mut dyn FnMut(ImageKey, ImageFile) -> bool, skip: &mut dyn FnMut(Skipped), cancel: &AtomicBool) -> Result<()> {
+        let (max_pixels, spec) = (self.max_pixels, &self.spec);
         for chunk in self.files.chunks(self.chunk) {
             if cancel.load(Ordering::Relaxed) {
                 return Err(PipelineError::Cancelled);
@@ -109,7 +100,7 @@ impl Source for ImageFiles<'_> {
                 .map(|p| {
                     let skipped = |error: String| Skipped { path: p.display().to_string(), error };
                     let img = read_image(p, max_pixels).map_err(|e| skipped(e.to_string()))?;
-                    check(&img.image()).map_err(|e| skipped(format!("{}: {e}", p.display())))?;
+                    spec.check(&img.image()).map_err(|e| skipped(format!("{}: {e}", p.display())))?;
                     Ok(img)
                 })
                 .collect();
@@ -121,10 +112,7 @@ impl Source for ImageFiles<'_> {
                             return Ok(());
                         }
                     }
-                    Err(s) => {
-                        (self.on_skip)(&s);
-                        self.skipped.push(s);
-                    }
+                    Err(s) => skip(s),
                 }
             }
         }
@@ -158,7 +146,7 @@ pub fn read_image(path: &Path, max_pixels: u64) -> Result<ImageFile> {
     let pixels = u64::from(w) * u64::from(h);
     if pixels > max_pixels {
         return Err(fail(format!(
-            "{w}x{h} = {pixels} pixels exceeds the limit of {max_pixels} (a decompression bomb?); raise it with --max-pixels if the image is real"
+            "{w}x{h} = {pixels} pixels exceeds the limit of {max_pixels} (a decompression bomb?); raise the pixel limit (ImageOptions::max_pixels; --max-pixels in embed_images) if the image is real"
         )));
     }
     let orientation = decoder.orientation().map_err(|e| fail(format!("cannot read its orientation: {e}")))?;

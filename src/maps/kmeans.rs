@@ -10,14 +10,14 @@ use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
 
 /// Cluster label of each row of `embeddings` (`n x dim`, row-major), with `k` clusters.
-pub fn kmeans(embeddings: &[f32], dim: usize, k: usize, seed: u64) -> Result<Vec<usize>> {
+pub(crate) fn kmeans(embeddings: &[f32], dim: usize, k: usize, seed: u64) -> Result<Vec<usize>> {
     let n = embeddings.len() / dim.max(1);
     if k == 0 {
         return Err(PipelineError::Options("k must be at least 1".into()));
     }
     if k > n {
         return Err(PipelineError::Options(format!(
-            "k = {k} clusters but only {n} patches were embedded; lower --k or embed more patches"
+            "k = {k} clusters but only {n} patches were embedded; lower k or embed more patches"
         )));
     }
     let data = Array2::from_shape_vec((n, dim), embeddings.iter().map(|v| f64::from(*v)).collect())

@@ -1,7 +1,7 @@
 //! Audio files as inputs: WAV (integer PCM of 8 to 32 bits, 32/64-bit float, A-law, µ-law,
 //! ADPCM, also WAVE_FORMAT_EXTENSIBLE), FLAC, Ogg Vorbis and MP3, decoded with symphonia and
 //! mixed down to one channel; the WAV files symphonia refuses (big-endian RIFX, RF64, PCM of
-//! 12, 20 or 40 bits, inconsistent RIFF sizes) through [`crate::wav`].
+//! 12, 20 or 40 bits, inconsistent RIFF sizes) through [`crate::audio::wav`].
 //!
 //! Samples become floats as Google's HeAR serving scales them (`int16 / 2^15`, `int32 / 2^31`;
 //! symphonia scales 8-bit by 2^7 around 128 and 24-bit by 2^23, the same full scale), and
@@ -64,13 +64,13 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
         return from_plain_wav(path, 0, max_seconds).map_err(fail);
     }
     // The tags' declared lengths, checked before symphonia allocates them; ID3v2 tags skipped.
-    let start = crate::audio_guard::check(&file, len).map_err(fail)?;
+    let start = crate::audio::guard::check(&file, len).map_err(fail)?;
     if start > 0 {
         std::io::Seek::seek(&mut &file, std::io::SeekFrom::Start(start)).map_err(|e| fail(format!("cannot read: {e}")))?;
         magic = [0u8; 4];
         let _ = std::io::Read::read(&mut &file, &mut magic);
     }
-    let window = crate::audio_guard::AudioWindow::new(file, start, len).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let window = crate::audio::guard::AudioWindow::new(file, start, len).map_err(|e| fail(format!("cannot read: {e}")))?;
     let mss = MediaSourceStream::new(Box::new(window), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -82,7 +82,7 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
     let probed = match unpanicked(probe).and_then(|r| r.map_err(|e| e.to_string())) {
         Ok(p) => p,
         // A WAV symphonia refuses (odd bit depths, sizes that disagree): the plain reader.
-        Err(e) if crate::wav::is_wav_magic(&magic) => {
+        Err(e) if crate::audio::wav::is_wav_magic(&magic) => {
             return from_plain_wav(path, start, max_seconds).map_err(|plain| fail(format!("not a readable WAV file ({plain}; symphonia: {e})")));
         }
         Err(e) => {
@@ -174,11 +174,11 @@ fn unpanicked<T>(call: impl FnOnce() -> T) -> std::result::Result<T, String> {
     })
 }
 
-/// A WAV file (from byte `start`, where the stream was found) through [`crate::wav`], mixed
+/// A WAV file (from byte `start`, where the stream was found) through [`crate::audio::wav`], mixed
 /// to mono.
 fn from_plain_wav(path: &Path, start: u64, max_seconds: f64) -> std::result::Result<Recording, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let wav = crate::wav::decode(bytes.get(start as usize..).unwrap_or_default(), max_seconds)?;
+    let wav = crate::audio::wav::decode(bytes.get(start as usize..).unwrap_or_default(), max_seconds)?;
     let mut mono = Vec::with_capacity(wav.samples.len() / wav.channels);
     mix_into(&mut mono, &wav.samples, wav.channels, wav.sample_rate)?;
     if mono.is_empty() {
@@ -209,8 +209,8 @@ fn mix_into(mono: &mut Vec<f32>, interleaved: &[f32], ch: usize, rate: u32) -> s
 pub fn probe_seconds(path: &Path) -> Option<f64> {
     let file = std::fs::File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
-    let start = crate::audio_guard::check(&file, len).ok()?;
-    let mss = MediaSourceStream::new(Box::new(crate::audio_guard::AudioWindow::new(file, start, len).ok()?), Default::default());
+    let start = crate::audio::guard::check(&file, len).ok()?;
+    let mss = MediaSourceStream::new(Box::new(crate::audio::guard::AudioWindow::new(file, start, len).ok()?), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);

@@ -1,17 +1,16 @@
 //! The slide job's after-step for prompts: one picture per prompt, `score-<n>-<prompt>.png`,
 //! the thumbnail with each embedded patch coloured by that prompt's score (see
-//! [`crate::zero_shot`]).
+//! the job's zero-shot scores).
 
-use crate::atomic::write_png;
-use crate::cluster_maps::Layout;
 use crate::error::Result;
-use crate::heatmap::{render_score_map, Cell};
-use crate::sink::PatchRecord;
+use crate::maps::clusters::Layout;
+use crate::maps::render::{render_score_map, Cell};
+use crate::output::atomic::write_png;
 use std::path::{Path, PathBuf};
 
 /// A file name for prompt number `n` (1-based): lower-case letters and digits of the prompt,
 /// other characters as `-`, at most 40 of them.
-pub fn file_name(n: usize, prompt: &str) -> String {
+pub(crate) fn file_name(n: usize, prompt: &str) -> String {
     let mut slug: String = prompt.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { '-' }).collect();
     slug = slug.split('-').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("-");
     let slug: String = slug.chars().take(40).collect();
@@ -19,8 +18,9 @@ pub fn file_name(n: usize, prompt: &str) -> String {
 }
 
 /// Draws each prompt's score map into `out_dir` (written atomically); returns the files.
-pub fn draw_score_maps(prompts: &[String], scores: &[Vec<f32>], records: &[PatchRecord], layout: &Layout<'_>, out_dir: &Path) -> Result<Vec<PathBuf>> {
-    let cells: Vec<Cell> = records.iter().map(|r| Cell { x: r.x, y: r.y, size: layout.patch, label: 0 }).collect();
+/// `positions` are the patches' top-left corners in level pixels.
+pub(crate) fn draw_score_maps(prompts: &[String], scores: &[Vec<f32>], positions: &[(u32, u32)], layout: &Layout<'_>, out_dir: &Path) -> Result<Vec<PathBuf>> {
+    let cells: Vec<Cell> = positions.iter().map(|&(x, y)| Cell { x, y, size: layout.patch, label: 0 }).collect();
     prompts
         .iter()
         .zip(scores)

@@ -1,0 +1,194 @@
+//! Audio recordings as model inputs: each recording is decoded and mixed to mono
+//! ([`crate::audio::read`]), resampled as a whole to the model's rate (as HeAR's serving does
+//! with `scipy.signal.resample`), and cut into windows of the model's clip length every `hop`
+//! seconds: windows start at 0, hop, 2·hop, … and stop at the first that reaches the end, so
+//! with a hop no longer than the clip every sample is in at least one window; a recording
+//! shorter than one clip is one padded window.
+
+use crate::audio::read::{probe_seconds, read_audio};
+use crate::audio::resample::{resample, resampled_len};
+use crate::engine::{Input, Source};
+use crate::error::{PipelineError, Result};
+use crate::files::Skipped;
+use haidef_wsi_encoders::{AudioSpec, ImageRef};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How recordings are cut: seconds between window starts, and the length limit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cutting {
+    pub hop_seconds: f64,
+    pub max_seconds: f64,
+}
+
+/// What identifies a window in the output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowKey {
+    /// The file.
+    pub path: String,
+    /// Seconds from the start of the recording to the window's start.
+    pub start_s: f64,
+    /// Seconds from the start of the recording to the end of its audio in the window.
+    pub end_s: f64,
+    /// Whether the window ran past the end of the recording and was zero-padded.
+    pub padded: bool,
+}
+
+/// One window's samples at the model's rate.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    samples: Vec<f32>,
+}
+
+impl Input for Clip {
+    fn image(&self) -> ImageRef<'_> {
+        ImageRef::f32(self.samples.len(), 1, 1, &self.samples)
+    }
+}
+
+/// Window starts (in samples) over `len` samples for clips of `clip` samples every `hop`:
+/// `(start, padded)`, stopping at the first window that reaches the end, or before a start
+/// past the end (a hop longer than the clip leaves gaps).
+pub(crate) fn window_starts(len: usize, clip: usize, hop: usize) -> Vec<(usize, bool)> {
+    let mut out = Vec::with_capacity(window_count(len, clip, hop));
+    let mut start = 0usize;
+    loop {
+        let end = start.saturating_add(clip);
+        out.push((start, end > len));
+        match start.checked_add(hop) {
+            Some(next) if end < len && hop > 0 && next < len => start = next,
+            _ => return out,
+        }
+    }
+}
+
+/// How many windows [`window_starts`] gives, counted without listing them.
+pub(crate) fn window_count(len: usize, clip: usize, hop: usize) -> usize {
+    if len <= clip || hop == 0 {
+        return 1;
+    }
+    // Starts 0, hop, 2·hop, … below len, up to the first whose window reaches the end.
+    ((len - clip).div_ceil(hop) + 1).min((len - 1) / hop + 1)
+}
+
+/// The recording at `path`, mono at `rate` Hz.
+pub(crate) fn signal_at(path: &Path, rate: u32, max_seconds: f64) -> Result<Vec<f32>> {
+    let rec = read_audio(path, max_seconds)?;
+    if rec.sample_rate == rate {
+        return Ok(rec.samples);
+    }
+    let n = resampled_len(rec.samples.len(), rec.sample_rate, rate);
+    if n == 0 {
+        return Err(PipelineError::Input {
+            path: path.display().to_string(),
+            problem: format!("{} samples at {} Hz are less than one sample at {rate} Hz", rec.samples.len(), rec.sample_rate),
+        });
+    }
+    resample(&rec.samples, n).map_err(|problem| PipelineError::Input { path: path.display().to_string(), problem })
+}
+
+/// A recording's windows at the model's rate: keys and samples.
+fn recording_windows(path: &Path, audio: &AudioSpec, opts: &Cutting) -> Result<Vec<(WindowKey, Clip)>> {
+    let rate = audio.sample_rate;
+    let signal = signal_at(path, rate, opts.max_seconds)?;
+    let hop = hop_samples(opts, audio);
+    let (clip, len, rate) = (audio.clip_samples, signal.len(), f64::from(rate));
+    Ok(window_starts(len, clip, hop)
+        .into_iter()
+        .map(|(start, padded)| {
+            let end = (start + clip).min(len);
+            let mut samples = signal[start..end].to_vec();
+            samples.resize(clip, 0.0);
+            let key = WindowKey { path: path.display().to_string(), start_s: start as f64 / rate, end_s: end as f64 / rate, padded };
+            (key, Clip { samples })
+        })
+        .collect())
+}
+
+/// Windows a file's header announces (1 where it does not say; the length capped at the
+/// limit): for progress only.
+fn expected_windows(path: &Path, audio: &AudioSpec, opts: &Cutting) -> usize {
+    probe_seconds(path)
+        .map(|s| {
+            let len = (s.min(opts.max_seconds) * f64::from(audio.sample_rate)) as usize;
+            window_count(len, audio.clip_samples, hop_samples(opts, audio))
+        })
+        .unwrap_or(1)
+}
+
+fn hop_samples(opts: &Cutting, audio: &AudioSpec) -> usize {
+    (opts.hop_seconds * f64::from(audio.sample_rate)).round() as usize
+}
+
+/// The audio source: decodes files a few at a time in parallel and yields their windows in
+/// order.
+pub struct AudioWindows {
+    files: Vec<PathBuf>,
+    audio: AudioSpec,
+    opts: Cutting,
+    expected: usize,
+}
+
+impl AudioWindows {
+    /// A source over `files` for a model taking `audio`.
+    pub(crate) fn new(files: Vec<PathBuf>, audio: AudioSpec, opts: Cutting) -> Self {
+        let expected = files.iter().map(|f| expected_windows(f, &audio, &opts)).sum();
+        AudioWindows { files, audio, opts, expected }
+    }
+}
+
+impl Source for AudioWindows {
+    type Key = WindowKey;
+    type Input = Clip;
+
+    fn len(&self) -> usize {
+        self.expected
+    }
+
+    fn run(&mut self, emit: &mut dyn FnMut(WindowKey, Clip) -> bool, skip: &mut dyn FnMut(Skipped), cancel: &AtomicBool) -> Result<()> {
+        let (audio, opts) = (self.audio, self.opts);
+        for chunk in self.files.chunks(rayon::current_num_threads().max(1)) {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(PipelineError::Cancelled);
+            }
+            let decoded: Vec<std::result::Result<Vec<(WindowKey, Clip)>, Skipped>> = chunk
+                .par_iter()
+                .map(|p| recording_windows(p, &audio, &opts).map_err(|e| Skipped { path: p.display().to_string(), error: e.to_string() }))
+                .collect();
+            for d in decoded {
+                match d {
+                    Ok(windows) => {
+                        for (key, clip) in windows {
+                            if !emit(key, clip) {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    Err(s) => skip(s),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_every_sample_and_pad_only_the_last() {
+        assert_eq!(window_starts(32_000, 32_000, 16_000), vec![(0, false)]);
+        assert_eq!(window_starts(40_000, 32_000, 16_000), vec![(0, false), (16_000, true)]);
+        assert_eq!(window_starts(48_000, 32_000, 16_000), vec![(0, false), (16_000, false)]);
+        assert_eq!(window_starts(1_600, 32_000, 16_000), vec![(0, true)]);
+        // Hop longer than the clip: gaps, as asked, and no start past the end.
+        assert_eq!(window_starts(100_000, 32_000, 48_000), vec![(0, false), (48_000, false), (96_000, true)]);
+        assert_eq!(window_starts(40_000, 32_000, 48_000), vec![(0, false)]);
+        assert_eq!(window_starts(40_000, 32_000, usize::MAX), vec![(0, false)]);
+        for (len, clip, hop) in [(1, 32, 16), (32, 32, 16), (40, 32, 16), (48, 32, 16), (100, 32, 48), (40, 32, 48), (1000, 32, 7), (5, 32, 0)] {
+            assert_eq!(window_count(len, clip, hop), window_starts(len, clip, hop).len(), "{len} {clip} {hop}");
+        }
+    }
+}
