@@ -374,7 +374,7 @@ impl<'a> AudioJob<'a> {
 #[cfg(feature = "heatmaps")]
 fn draw_picture(path: &Path, embeddings: &[f32], dim: usize, audio: &AudioSpec, opts: &AudioJobOptions, png: &Path) -> Result<PathBuf> {
     use crate::audio_picture::{cosine_matrix, draw, recording_spectrogram};
-    use haidef_wsi_encoders::hear::FrontEndConfig;
+    use haidef_wsi_encoders::FrontEndConfig;
     let signal = signal_at(path, audio.sample_rate, opts.max_seconds)?;
     let base = FrontEndConfig { sample_rate: audio.sample_rate, ..FrontEndConfig::hear() };
     let (spectrogram, frames) = recording_spectrogram(&signal, &base)?;

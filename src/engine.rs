@@ -8,7 +8,7 @@
 //! promptly; the first error in pipeline order is the one reported.
 
 use crate::error::{PipelineError, Result};
-use haidef_wsi_encoders::batch::Batcher;
+use haidef_wsi_encoders::Batcher;
 use haidef_wsi_encoders::{Encoder, EncoderError, ImageRef};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
