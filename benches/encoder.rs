@@ -5,7 +5,7 @@
 //! `cargo bench --bench encoder`; the peer is `benches/peers/torch_vit_cpu.py`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use haidef_wsi::encoders::batch::{Batcher, ImageRef};
+use haidef_wsi::encoders::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::{DType, Device};
 use haidef_wsi::encoders::{path_foundation, Encoder};
 

@@ -11,7 +11,7 @@
 mod tiled_slide;
 
 use haidef_wsi::encoders::candle::{DType, Device};
-use haidef_wsi::encoders::vit::VitConfig;
+use haidef_wsi::encoders::VitConfig;
 use haidef_wsi::encoders::{Encoder, InputSpec, VitEncoder};
 use haidef_wsi::wsi::Slide;
 use haidef_wsi::{LevelChoice, PipelineOptions, SlideJob};

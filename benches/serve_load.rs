@@ -20,7 +20,7 @@
 #[path = "../wsi/tests/orthanc/mod.rs"]
 mod orthanc;
 
-use haidef_wsi::encoders::batch::Batcher;
+use haidef_wsi::encoders::Batcher;
 use haidef_wsi::encoders::candle::{DType, Device};
 use haidef_wsi::encoders::{device_name, registry, Encoder, ImageRef};
 use haidef_wsi::serve::{serve, DicomStores, EncodeQueue, ServeOptions};

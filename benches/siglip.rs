@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use haidef_wsi::encoders::candle::{DType, Device, Tensor};
-use haidef_wsi::encoders::siglip::{seeded_weights, Siglip, SiglipConfig};
+use haidef_wsi::encoders::{siglip::seeded_weights, Siglip, SiglipConfig};
 
 fn towers(c: &mut Criterion) {
     haidef_wsi::encoders::tune_cpu_inference();

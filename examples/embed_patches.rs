@@ -11,7 +11,7 @@ mod args;
 mod model_args;
 
 use clap::Parser;
-use haidef_wsi::encoders::batch::{Batcher, ImageRef};
+use haidef_wsi::encoders::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::DType;
 use haidef_wsi::encoders::{device_name, UNTRAINED_WARNING};
 use haidef_wsi::wsi::PatchGridOptions;

@@ -9,7 +9,7 @@
 
 use crate::error::{PipelineError, Result};
 use crate::files::Skipped;
-use haidef_wsi_encoders::batch::Batcher;
+use haidef_wsi_encoders::Batcher;
 use haidef_wsi_encoders::{Encoder, EncoderError, ImageRef};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;

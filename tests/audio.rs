@@ -10,7 +10,7 @@ use arrow_array::{Array, BooleanArray, FixedSizeListArray, Float32Array, Float64
 use haidef_wsi::read_audio;
 use haidef_wsi::{AudioJob, AudioOptions};
 use haidef_wsi::encoders::candle::{DType, Device, Tensor};
-use haidef_wsi::encoders::hear::{self, FrontEnd, FrontEndConfig, HearEncoder};
+use haidef_wsi::encoders::{hear, FrontEnd, FrontEndConfig, HearEncoder};
 use haidef_wsi::{resample, resampled_len};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
@@ -172,7 +172,7 @@ fn the_front_end_matches_the_pytorch_reference() {
 }
 
 fn depth_two() -> HearEncoder {
-    let cfg = haidef_wsi::encoders::vit::VitConfig { depth: 2, ..hear::vit_config() };
+    let cfg = haidef_wsi::encoders::VitConfig { depth: 2, ..hear::vit_config() };
     HearEncoder::untrained(hear::MODEL_ID, &cfg, hear::UNTRAINED_SEED, &Device::Cpu, DType::F32).unwrap()
 }
 
@@ -408,7 +408,7 @@ fn cuda_matches_the_reference() {
     let r = reference("reference.json");
     let device = Device::new_cuda(0).expect("CUDA device 0");
     let fe = FrontEnd::new(FrontEndConfig::hear(), &device).unwrap();
-    let cfg = haidef_wsi::encoders::vit::VitConfig { depth: 2, ..hear::vit_config() };
+    let cfg = haidef_wsi::encoders::VitConfig { depth: 2, ..hear::vit_config() };
     for f in files(&r) {
         let name = f["path"].as_str().unwrap();
         let mut clip = raw_f32(f["signal"]["file"].as_str().unwrap());

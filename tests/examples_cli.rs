@@ -123,7 +123,7 @@ fn slide_info_describes_the_fixture_as_pydicom_does() {
 #[test]
 fn medsiglip_folder_embeds_texts_and_scores_a_slide() {
     use arrow_array::{Array, FixedSizeListArray, Float32Array, StringArray};
-    use haidef_wsi::encoders::siglip::{seeded_tensors, SiglipConfig};
+    use haidef_wsi::encoders::{siglip::seeded_tensors, SiglipConfig};
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/medsiglip/reference.json")).unwrap()).unwrap();
     let m = &r["model"];
     let dir = temp("medsiglip");

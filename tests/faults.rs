@@ -353,7 +353,7 @@ fn peak_rss_mib() -> f64 {
 fn peak_rss_on_a_100000_patch_slide_stays_under_the_bound() {
     let _serial = one_at_a_time();
     use haidef_wsi::encoders::candle::{DType, Device};
-    use haidef_wsi::encoders::vit::VitConfig;
+    use haidef_wsi::encoders::VitConfig;
     use haidef_wsi::encoders::{InputSpec, VitEncoder};
     // As the examples do: glibc's allocator tuned for inference (see tune_cpu_inference).
     haidef_wsi::encoders::tune_cpu_inference();

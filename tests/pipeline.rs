@@ -7,7 +7,7 @@ mod common;
 use common::read_embeddings;
 
 use arrow_array::{Array, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
-use haidef_wsi::encoders::batch::{Batcher, ImageRef};
+use haidef_wsi::encoders::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::{DType, Device};
 use haidef_wsi::encoders::{path_foundation, Encoder, VitEncoder};
 use haidef_wsi::wsi::Slide;
@@ -323,8 +323,8 @@ fn both_models_give_timms_embeddings_through_the_slide_pipeline() {
 #[test]
 fn prompts_add_score_columns_and_pictures() {
     use haidef_wsi::encoders::registry;
-    use haidef_wsi::encoders::siglip::{SiglipConfig, SiglipEncoder};
-    use haidef_wsi::encoders::text::SiglipTokenizer;
+    use haidef_wsi::encoders::{SiglipConfig, SiglipEncoder};
+    use haidef_wsi::encoders::SiglipTokenizer;
     use haidef_wsi::encoders::candle::Tensor;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tokenizer = SiglipTokenizer::open(&root.join("fixtures/medsiglip/spiece.model"), 64).unwrap();

@@ -12,7 +12,7 @@
 //! and mean/std run there as tensor ops, the same ops on CPU and CUDA.
 
 use crate::error::{EncoderError, Result};
-pub use crate::image::{ImageRef, Samples};
+use crate::image::{ImageRef, Samples};
 use crate::input::{InputSpec, Range, Resize};
 use crate::resize::{antialiased, interpolate, Sample};
 use candle_core::{DType, Device, Tensor};

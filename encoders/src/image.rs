@@ -3,6 +3,7 @@
 
 /// The samples of an image, in its stored type.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum Samples<'a> {
     /// 8-bit samples.
     U8(&'a [u8]),
@@ -33,7 +34,7 @@ impl Samples<'_> {
         self.len() == 0
     }
 
-    /// The largest value the samples can hold (the divisor of [`crate::input::Range::Full`]):
+    /// The largest value the samples can hold (the divisor of [`crate::Range::Full`]):
     /// 255, 2^bits_stored − 1, or 1 for f32.
     pub fn full_scale(&self) -> f32 {
         match self {

@@ -1,6 +1,6 @@
 //! What a model takes, declared as data: [`InputSpec`] for images (size, channels, resizing,
 //! padding, normalisation) and [`AudioSpec`] for sound. One preprocessing path
-//! ([`crate::batch::Batcher`]) executes any image declaration, so a new model declares its
+//! ([`crate::Batcher`]) executes any image declaration, so a new model declares its
 //! input and writes no preprocessing code.
 //!
 //! The order is fixed: channels (grey tiled to RGB where the model takes 3, alpha dropped) →
@@ -11,6 +11,7 @@ use crate::image::{ImageRef, Samples};
 
 /// How an image of another size is brought to the model's height × width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Resize {
     /// No resizing: an image of another size is an error that says so (Path Foundation: its
     /// serving embeds 224×224 patches cut from the image, never a resized image).
@@ -33,6 +34,7 @@ pub enum Resize {
 
 /// Filters of antialiased resizing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Filter {
     /// Triangle filter (Pillow `BILINEAR`).
     Bilinear,
@@ -44,6 +46,7 @@ pub enum Filter {
 
 /// Kernels of non-antialiased interpolation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Kernel {
     /// Linear in each axis.
     Bilinear,
@@ -53,6 +56,7 @@ pub enum Kernel {
 
 /// How output coordinates map to source coordinates in non-antialiased interpolation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Coordinates {
     /// `src = (dst + 0.5) · scale − 0.5`: PyTorch `align_corners=False`, TensorFlow 2
     /// `tf.image.resize`, TF1 with `half_pixel_centers=True`.
@@ -64,6 +68,7 @@ pub enum Coordinates {
 
 /// How samples become values in a known range before mean/std.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Range {
     /// Divide by the largest value the samples can hold: 255 for 8-bit, 2^bits_stored − 1 for
     /// 16-bit; f32 samples are taken as they are. (torchvision `ToTensor` for 8-bit.)
@@ -257,6 +262,7 @@ impl InputSpec {
 
 /// A model's audio input: mono clips of a fixed length at a fixed rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct AudioSpec {
     /// Samples per second.
     pub sample_rate: u32,

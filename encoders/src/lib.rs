@@ -1,14 +1,18 @@
 //! # haidef-wsi-encoders
 //!
 //! The tensor-batching core shared by every modality: a model declares its input
-//! ([`InputSpec`]: size, channels, resizing, padding, normalisation) and [`batch::Batcher`]
+//! ([`InputSpec`]: size, channels, resizing, padding, normalisation) and [`Batcher`]
 //! executes it (8-bit, 16-bit or f32 images → normalised NCHW tensors on CPU or CUDA, in
 //! f32/f16/bf16); the [`Encoder`] trait every model implements; and the models, on candle with
-//! candle-nn layers, by name ([`registry`]): Google's Path Foundation (ViT-S/16, the default)
-//! and timm's `vit_base_patch16_224`, with the ViT as configuration ([`vit::VitConfig`]).
+//! candle-nn layers, by name ([`registry`]): Google's Path Foundation (ViT-S/16, the default),
+//! timm's `vit_base_patch16_224` and the pathology foundation models, all configuration of one
+//! ViT ([`VitConfig`]); MedSigLIP ([`SiglipEncoder`]) and HeAR ([`HearEncoder`]).
+//!
+//! Every public type is at the crate root. The public modules are namespaces for functions and
+//! constants: [`registry`] (models by name), [`path_foundation`], [`hear`] and [`siglip`].
 //!
 //! ```
-//! use haidef_wsi_encoders::{batch::{Batcher, ImageRef}, path_foundation, Encoder};
+//! use haidef_wsi_encoders::{path_foundation, Batcher, Encoder, ImageRef};
 //! use candle_core::{DType, Device};
 //! // Untrained stand-in (no weights needed); load real ones with path_foundation::load.
 //! let model = path_foundation::untrained(&Device::Cpu, DType::F32)?;
@@ -21,39 +25,58 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod batch;
+// The batching core shared by every modality.
+mod batch;
 mod cpu_ops;
-pub mod dense;
-pub mod device;
-pub mod error;
-pub mod hear;
-pub mod image;
-pub mod input;
-pub mod path_foundation;
-pub mod pathology;
-pub mod registry;
+mod dense;
+mod device;
+mod error;
+mod image;
+mod input;
 mod resize;
+mod spec;
+mod weights_source;
+
+// Models by name: each family declares its entries, the registry gathers them.
+mod model_entry;
+pub mod registry;
+
+// The model families.
+pub mod hear;
+pub mod siglip;
+mod text;
+mod vit;
+
 /// Not part of the API: the deterministic test-weight generator (haidef-seeded-v1) behind the
 /// untrained stand-ins, public only so that parity tests can regenerate weights.
 #[doc(hidden)]
 pub mod seeded;
-pub mod siglip;
-pub mod spec;
-pub mod text;
-pub mod vit;
-pub mod vit_encoder;
 
 /// candle, re-exported so that users name `Device` and `DType` without adding it themselves.
 pub use candle_core as candle;
+
+pub use batch::Batcher;
 pub use device::{device_name, parse_device};
 pub use error::{EncoderError, Result};
 pub use image::{ImageRef, Samples};
 pub use input::{AudioSpec, Coordinates, Filter, InputSpec, Kernel, Range, Resize};
+pub use model_entry::{Architecture, ModelEntry};
 pub use spec::{Encoder, OutputSpec, TextEncoder};
-pub use vit_encoder::{VitEncoder, WeightsSource};
+pub use weights_source::WeightsSource;
+
+pub use hear::encoder::HearEncoder;
+pub use hear::frontend::FrontEnd;
+pub use hear::frontend_config::FrontEndConfig;
+pub use siglip::config::{SiglipConfig, TowerConfig};
+pub use siglip::encoder::SiglipEncoder;
+pub use siglip::model::{Siglip, SiglipText, SiglipVision};
+pub use text::{NormalizerSettings, Piece, PieceKind, SiglipTokenizer, SpmModel, Unigram};
+pub use vit::path_foundation;
+pub use vit::{Activation, MlpKind, Naming, Pooling, Vit, VitConfig, VitEncoder, VitWeights};
 
 /// What [`tune_cpu_inference`] changed in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CpuTuning {
     /// `CANDLE_NUM_THREADS` was set to 1 (false: the user had set it; left alone).
     pub candle_threads_set: bool,

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 
 /// The shape of what a model gives per input.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OutputSpec {
     /// One vector of this length (Path Foundation: 384).
     Embedding(usize),
@@ -60,7 +61,7 @@ pub trait Encoder: Send + Sync {
         self.dtype()
     }
     /// Embeds a batch `(N, C, H, W)` built to [`Encoder::input_spec`] (see
-    /// [`crate::batch::Batcher`]) and returns `(N, embedding_dim)` in f32.
+    /// [`crate::Batcher`]) and returns `(N, embedding_dim)` in f32.
     fn embed(&self, batch: &Tensor) -> Result<Tensor>;
     /// Whether the weights are a real checkpoint (false for the seeded, untrained model).
     fn is_trained(&self) -> bool;

@@ -3,9 +3,9 @@
 
 use candle_core::{DType, Device, Tensor};
 use haidef_wsi_dicom::Slide;
-use haidef_wsi_encoders::batch::{Batcher, ImageRef};
+use haidef_wsi_encoders::{Batcher, ImageRef};
 use haidef_wsi_encoders::seeded::seeded_tensor;
-use haidef_wsi_encoders::vit::{Naming, VitConfig, VitWeights};
+use haidef_wsi_encoders::{Naming, VitConfig, VitWeights};
 use haidef_wsi_encoders::{path_foundation, Encoder, EncoderError, InputSpec, VitEncoder};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -289,7 +289,7 @@ fn full_depth_presets_match_their_references() {
 /// One preset of a presets.json-shaped reference: same tensors, same mean/std, embeddings
 /// within 1e-4.
 fn check_preset(r: &Value, p: &Value, name: &str) {
-    use haidef_wsi_encoders::registry::{self, Architecture};
+    use haidef_wsi_encoders::{registry, Architecture};
     let inputs = preset_patches(r, p);
     let seed = p["generator"]["seed"].as_u64().unwrap();
     let want = &p["presets"][name];

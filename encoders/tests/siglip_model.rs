@@ -4,9 +4,9 @@
 //! through our preprocessing (Pillow bicubic to 448, [-1, 1]), text features from the
 //! reference's token ids, and the logits between them.
 
-use haidef_wsi_encoders::batch::{Batcher, ImageRef};
+use haidef_wsi_encoders::{Batcher, ImageRef};
 use haidef_wsi_encoders::candle::{DType, Device, Tensor};
-use haidef_wsi_encoders::siglip::{seeded_weights, Siglip, SiglipConfig};
+use haidef_wsi_encoders::{siglip::seeded_weights, Siglip, SiglipConfig};
 use haidef_wsi_encoders::{Filter, InputSpec, Resize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -122,7 +122,7 @@ fn check_towers(r: &serde_json::Value, m: &serde_json::Value) {
 #[test]
 fn a_checkpoint_folder_loads_through_the_registry_and_bad_inputs_are_clear() {
     use haidef_wsi_encoders::registry;
-    use haidef_wsi_encoders::siglip::{seeded_tensors, SiglipEncoder};
+    use haidef_wsi_encoders::{siglip::seeded_tensors, SiglipEncoder};
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/medsiglip/reference.json")).unwrap()).unwrap();
     let m = &r["model"];
     let dir = std::env::temp_dir().join(format!("haidef-medsiglip-{}", std::process::id()));

@@ -6,7 +6,7 @@
 //! Normalised text and plain SentencePiece ids are checked too (against sentencepiece 0.2.3,
 //! where it agrees with 0.2.1).
 
-use haidef_wsi_encoders::text::{SiglipTokenizer, SpmModel, Unigram};
+use haidef_wsi_encoders::{SiglipTokenizer, SpmModel, Unigram};
 use std::path::PathBuf;
 
 fn fixtures() -> PathBuf {

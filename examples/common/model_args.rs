@@ -2,7 +2,7 @@
 
 use clap::Args;
 use haidef_wsi::encoders::candle::{DType, Device};
-use haidef_wsi::encoders::registry::{self, ModelEntry};
+use haidef_wsi::encoders::{registry, ModelEntry};
 use haidef_wsi::encoders::{parse_device, Encoder, UNTRAINED_WARNING};
 use std::path::PathBuf;
 

@@ -176,7 +176,7 @@ impl Modality for Audio {
 fn draw_picture(path: &Path, embeddings: &[f32], dim: usize, audio: &AudioSpec, opts: &Cutting, png: &Path) -> Result<PathBuf> {
     use crate::audio::picture::{cosine_matrix, draw, recording_spectrogram};
     use crate::audio::windows::signal_at;
-    use haidef_wsi_encoders::hear::FrontEndConfig;
+    use haidef_wsi_encoders::FrontEndConfig;
     let signal = signal_at(path, audio.sample_rate, opts.max_seconds)?;
     let base = FrontEndConfig { sample_rate: audio.sample_rate, ..FrontEndConfig::hear() };
     let (spectrogram, frames) = recording_spectrogram(&signal, &base)?;

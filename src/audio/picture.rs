@@ -7,7 +7,7 @@ use crate::output::atomic::write_png;
 use crate::error::Result;
 use crate::maps::render::scale_color;
 use haidef_wsi_encoders::candle::{Device, Tensor};
-use haidef_wsi_encoders::hear::{FrontEnd, FrontEndConfig};
+use haidef_wsi_encoders::{FrontEnd, FrontEndConfig};
 use std::path::{Path, PathBuf};
 
 /// At most this many seconds of the recording are drawn.

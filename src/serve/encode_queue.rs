@@ -5,7 +5,7 @@
 //! fit is refused at once (the server answers 503 with `Retry-After`) rather than held in
 //! memory.
 
-use haidef_wsi_encoders::batch::Batcher;
+use haidef_wsi_encoders::Batcher;
 use haidef_wsi_encoders::{Encoder, ImageRef};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};

@@ -2,7 +2,7 @@
 //! embeddings to compare with.
 #![allow(dead_code)]
 
-use haidef_wsi::encoders::batch::Batcher;
+use haidef_wsi::encoders::Batcher;
 use haidef_wsi::encoders::candle::{DType, Device};
 use haidef_wsi::encoders::{registry, Encoder, ImageRef};
 use haidef_wsi::serve::{serve, serve_tls, tls_config, EncodeQueue, ServeOptions};

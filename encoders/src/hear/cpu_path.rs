@@ -1,10 +1,10 @@
 //! The front end's CPU path: per clip, on rayon, with a real FFT (realfft), each mel triangle as
 //! the few bins it covers, PCEN's moving average as its recursion, and the resize as two taps
 //! per row, all in f64 (cast to f32 at the end). Same steps and order as the tensor path in
-//! [`super::frontend`] and the reference; most of the tensor path's matrices are zeros, which
+//! `frontend.rs` and the reference; most of the tensor path's matrices are zeros, which
 //! is why this is faster on a CPU.
 
-use super::frontend::FrontEndConfig;
+use super::frontend_config::FrontEndConfig;
 use crate::cpu_ops::multiversion;
 use realfft::{RealFftPlanner, RealToComplex};
 use std::sync::Arc;

@@ -2,13 +2,15 @@
 //! Loads `google/hear-pytorch` as transformers saves it (a folder with `config.json` and
 //! `model.safetensors`, or the `.safetensors` file), or runs the seeded stand-in.
 
-use super::frontend::{FrontEnd, FrontEndConfig};
+use super::frontend::FrontEnd;
+use super::frontend_config::FrontEndConfig;
+use super::presets::input_spec;
 use crate::cpu_ops::forward_in_slices;
 use crate::error::{EncoderError, Result};
 use crate::input::{AudioSpec, InputSpec};
 use crate::spec::{Encoder, OutputSpec};
 use crate::vit::{Activation, Vit, VitConfig, VitWeights};
-use crate::vit_encoder::{sha256_file, WeightsSource};
+use crate::weights_source::WeightsSource;
 use candle_core::{DType, Device, Tensor};
 use std::path::{Path, PathBuf};
 
@@ -43,9 +45,7 @@ impl HearEncoder {
             });
         }
         let w = VitWeights::load(&weights, &cfg)?;
-        let sha256 = sha256_file(&weights)?;
-        let source = WeightsSource::File { path: weights.display().to_string(), sha256 };
-        Self::build(model_id, cfg, &w, device, dtype, source)
+        Self::build(model_id, cfg, &w, device, dtype, WeightsSource::file(&weights)?)
     }
 
     /// The seeded stand-in (haidef-seeded-v1) of `cfg`'s shape: its embeddings mean nothing
@@ -64,13 +64,10 @@ impl HearEncoder {
             )));
         }
         let audio = AudioSpec { sample_rate: fe.sample_rate, clip_samples: fe.clip_samples };
-        let weights_id = match &source {
-            WeightsSource::File { sha256, .. } => sha256.clone(),
-            WeightsSource::Untrained { .. } => "untrained".to_string(),
-        };
+        let weights_id = source.id();
         Ok(HearEncoder {
             model_id: model_id.into(),
-            spec: super::input_spec(),
+            spec: input_spec(),
             audio,
             output: OutputSpec::Embedding(cfg.output_dim()),
             front_end: FrontEnd::new(fe, device)?,
@@ -119,7 +116,7 @@ fn find_files(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
 
 /// Reads a transformers `ViTConfig` (`config.json`) for HeAR: fields not given keep `base`'s;
 /// an activation or pooler this implementation does not compute is an error naming it.
-pub fn config_from_json(path: &Path, base: &VitConfig) -> Result<VitConfig> {
+pub(crate) fn config_from_json(path: &Path, base: &VitConfig) -> Result<VitConfig> {
     let fail = |message: String| EncoderError::WeightsFile { file: path.display().to_string(), message };
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
@@ -185,7 +182,7 @@ impl Encoder for HearEncoder {
     fn input_dtype(&self) -> DType {
         DType::F32
     }
-    /// `batch`: `(N, 1, 1, clip_samples)` as [`crate::batch::Batcher`] packs the clips.
+    /// `batch`: `(N, 1, 1, clip_samples)` as [`crate::Batcher`] packs the clips.
     fn embed(&self, batch: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = batch.dims4()?;
         if (c, h, w) != (1, 1, self.audio.clip_samples) {

@@ -5,6 +5,7 @@ use crate::error::{EncoderError, Result};
 
 /// One tower's transformer.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TowerConfig {
     /// Token width.
     pub width: usize,
@@ -20,6 +21,7 @@ pub struct TowerConfig {
 
 /// A SigLIP model's architecture.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SiglipConfig {
     /// The vision tower.
     pub vision: TowerConfig,

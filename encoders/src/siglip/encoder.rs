@@ -5,11 +5,12 @@
 
 use super::config::SiglipConfig;
 use super::model::Siglip;
+use super::seeded::seeded_weights;
 use crate::error::{EncoderError, Result};
 use crate::input::InputSpec;
 use crate::spec::{Encoder, OutputSpec, TextEncoder};
 use crate::text::SiglipTokenizer;
-use crate::vit_encoder::{sha256_file, WeightsSource};
+use crate::weights_source::WeightsSource;
 use candle_core::{DType, Device, Tensor};
 use std::path::{Path, PathBuf};
 
@@ -61,7 +62,7 @@ fn find_files(path: &Path) -> Result<Checkpoint> {
 }
 
 /// Reads the architecture from a transformers `config.json` (fields not given keep `base`'s).
-pub fn config_from_json(path: &Path, base: &SiglipConfig) -> Result<SiglipConfig> {
+pub(crate) fn config_from_json(path: &Path, base: &SiglipConfig) -> Result<SiglipConfig> {
     let fail = |message: String| EncoderError::WeightsFile { file: path.display().to_string(), message };
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
@@ -112,24 +113,22 @@ impl SiglipEncoder {
             reason: format!("{e} (expected transformers SiglipModel tensors: vision_model.*, text_model.*, logit_scale, logit_bias)"),
         })?;
         let tokenizer = files.spiece.as_deref().map(|p| SiglipTokenizer::open(p, cfg.max_text_len)).transpose()?;
-        let sha256 = sha256_file(&files.weights)?;
-        let source = WeightsSource::File { path: file, sha256: sha256.clone() };
-        SiglipEncoder::build(model_id, spec, cfg, model, tokenizer, source, sha256, dtype)
+        SiglipEncoder::build(model_id, spec, cfg, model, tokenizer, WeightsSource::file(&files.weights)?, dtype)
     }
 
     /// The seeded stand-in (haidef-seeded-v1) of `cfg`'s shape; `tokenizer` for texts (a
     /// trained `spiece.model`, since a vocabulary cannot be seeded).
     pub fn untrained(model_id: &str, spec: InputSpec, cfg: &SiglipConfig, seed: u64, tokenizer: Option<SiglipTokenizer>, device: &Device, dtype: DType) -> Result<Self> {
         cfg.validate()?;
-        let model = Siglip::new(cfg, super::seeded_weights(cfg, seed, device, dtype)?)?;
-        SiglipEncoder::build(model_id, spec, cfg.clone(), model, tokenizer, WeightsSource::Untrained { seed }, "untrained".into(), dtype)
+        let model = Siglip::new(cfg, seeded_weights(cfg, seed, device, dtype)?)?;
+        SiglipEncoder::build(model_id, spec, cfg.clone(), model, tokenizer, WeightsSource::Untrained { seed }, dtype)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn build(model_id: &str, spec: InputSpec, cfg: SiglipConfig, model: Siglip, tokenizer: Option<SiglipTokenizer>, source: WeightsSource, weights_id: String, dtype: DType) -> Result<Self> {
+    fn build(model_id: &str, spec: InputSpec, cfg: SiglipConfig, model: Siglip, tokenizer: Option<SiglipTokenizer>, source: WeightsSource, dtype: DType) -> Result<Self> {
         if (spec.height, spec.width, spec.channels) != (cfg.image_size, cfg.image_size, 3) {
             return Err(EncoderError::Config(format!("input spec {}x{}x{} does not match SigLIP's {s}x{s}x3", spec.height, spec.width, spec.channels, s = cfg.image_size)));
         }
+        let weights_id = source.id();
         Ok(SiglipEncoder { model_id: model_id.into(), spec, output: OutputSpec::Embedding(cfg.vision.width), model, cfg, tokenizer, source, weights_id, dtype })
     }
 

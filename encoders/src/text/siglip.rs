@@ -10,9 +10,9 @@ use crate::error::{EncoderError, Result};
 use std::path::Path;
 
 /// The end-of-text token, also used for padding.
-pub const EOS: &str = "</s>";
+const EOS: &str = "</s>";
 /// The unknown token.
-pub const UNK: &str = "<unk>";
+const UNK: &str = "<unk>";
 /// SentencePiece's word-boundary mark.
 const SPACE_MARK: char = '\u{2581}';
 
@@ -37,7 +37,7 @@ fn py_space(c: char) -> bool {
 
 /// big_vision's `canonicalize_text`, as transformers has it: ASCII punctuation removed, runs
 /// of whitespace made one space, the ends stripped.
-pub fn canonicalize_text(text: &str) -> String {
+fn canonicalize_text(text: &str) -> String {
     let kept = text.chars().filter(|c| !c.is_ascii_punctuation());
     let mut out = String::with_capacity(text.len());
     let mut in_space = false;

@@ -55,6 +55,7 @@ struct NormalizerSpec {
 
 /// What a piece is (`ModelProto.SentencePiece.Type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PieceKind {
     /// An ordinary piece, matched in text.
     Normal,
@@ -72,6 +73,7 @@ pub enum PieceKind {
 
 /// One piece of the vocabulary.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Piece {
     /// Its text (`▁` for a space).
     pub text: String,
@@ -83,6 +85,7 @@ pub struct Piece {
 
 /// The normaliser settings of a model.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct NormalizerSettings {
     /// Rule name, e.g. `nmt_nfkc`.
     pub name: String,
@@ -98,6 +101,7 @@ pub struct NormalizerSettings {
 
 /// A SentencePiece unigram model as read from its file.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SpmModel {
     /// The pieces; a piece's id is its index.
     pub pieces: Vec<Piece>,

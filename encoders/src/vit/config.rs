@@ -7,6 +7,7 @@ use crate::error::{EncoderError, Result};
 
 /// How the image embedding is taken from the final tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Pooling {
     /// The class token (Path Foundation, timm `global_pool='token'`).
     ClassToken,
@@ -19,6 +20,7 @@ pub enum Pooling {
 
 /// The MLP of each block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MlpKind {
     /// `fc2(act(fc1(x)))` with [`VitConfig::activation`].
     Standard,
@@ -29,6 +31,7 @@ pub enum MlpKind {
 
 /// The MLP's activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Activation {
     /// GELU with erf (timm, Hugging Face `gelu`).
     Gelu,

@@ -1,9 +1,17 @@
-//! Vision Transformer: configuration, weights and forward pass.
+//! Vision Transformer: configuration ([`crate::VitConfig`]), weights ([`crate::VitWeights`]),
+//! the forward pass ([`crate::Vit`]) and the encoder ([`crate::VitEncoder`]); the presets
+//! built on it (Path Foundation, timm's ViT-B/16, the pathology models) and their registry
+//! entries in `presets.rs`.
 
-pub mod config;
-pub mod model;
-pub mod weights;
+mod config;
+mod encoder;
+mod model;
+pub mod path_foundation;
+mod presets;
+mod weights;
 
 pub use config::{Activation, MlpKind, Pooling, VitConfig};
+pub use encoder::VitEncoder;
 pub use model::Vit;
+pub(crate) use presets::{image_entries, pathology_entries};
 pub use weights::{Naming, VitWeights};

@@ -44,7 +44,7 @@ pub struct Vit {
 
 impl Vit {
     /// Builds the model from a `VarBuilder` over timm-named weights (see
-    /// [`super::VitWeights::var_builder`]); its device and dtype are the model's.
+    /// [`crate::VitWeights::var_builder`]); its device and dtype are the model's.
     pub fn new(cfg: VitConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
         let (d, m) = (cfg.width, cfg.mlp_dim);

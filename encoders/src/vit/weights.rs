@@ -14,6 +14,7 @@ use std::path::Path;
 
 /// Which naming scheme a checkpoint uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Naming {
     /// timm `VisionTransformer.state_dict()` (`blocks.0.attn.qkv.weight`, ...).
     Timm,
@@ -186,7 +187,7 @@ fn hf_qkv_part(timm: &str) -> Option<(usize, &str)> {
 
 /// Hugging Face `ViTModel` name of a timm ViT tensor (other than the fused qkv), or `None`
 /// for a name that is not one.
-pub fn hf_name(timm: &str) -> Option<String> {
+fn hf_name(timm: &str) -> Option<String> {
     let fixed = match timm {
         "cls_token" => Some("embeddings.cls_token"),
         "pos_embed" => Some("embeddings.position_embeddings"),
@@ -216,7 +217,7 @@ pub fn hf_name(timm: &str) -> Option<String> {
 
 /// Hugging Face `Dinov2Model` name of a timm ViT tensor (other than the fused qkv), or `None`
 /// for a name that is not one.
-pub fn hf_dinov2_name(timm: &str) -> Option<String> {
+fn hf_dinov2_name(timm: &str) -> Option<String> {
     if let Some((layer, tail)) = timm.strip_prefix("blocks.").and_then(|r| r.split_once('.')) {
         let hf = match tail {
             "ls1.gamma" => "layer_scale1.lambda1".to_string(),

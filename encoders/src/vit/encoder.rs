@@ -4,27 +4,12 @@ use crate::cpu_ops::forward_in_slices;
 use crate::error::{EncoderError, Result};
 use crate::input::InputSpec;
 use crate::spec::{Encoder, OutputSpec};
-use crate::vit::{Vit, VitConfig, VitWeights};
+use super::config::VitConfig;
+use super::model::Vit;
+use super::weights::VitWeights;
+use crate::weights_source::WeightsSource;
 use candle_core::{DType, Device, Tensor};
-use sha2::{Digest, Sha256};
 use std::path::Path;
-
-/// What the weights of an encoder are, for the metadata written next to embeddings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WeightsSource {
-    /// A checkpoint file, by path and SHA-256 (hex).
-    File {
-        /// Path as given.
-        path: String,
-        /// SHA-256 of the file's bytes.
-        sha256: String,
-    },
-    /// The seeded generator: not a trained model.
-    Untrained {
-        /// Seed of haidef-seeded-v1.
-        seed: u64,
-    },
-}
 
 /// A Vision Transformer encoder.
 #[derive(Debug, Clone)]
@@ -49,17 +34,12 @@ impl VitEncoder {
     ) -> Result<Self> {
         check_spec(&spec, &cfg)?;
         let weights = VitWeights::load(path, &cfg)?;
-        let sha256 = sha256_file(path)?;
-        let source = WeightsSource::File { path: path.display().to_string(), sha256 };
-        Self::build(model_id, spec, cfg, &weights, (device, dtype), source)
+        Self::build(model_id, spec, cfg, &weights, (device, dtype), WeightsSource::file(path)?)
     }
 
     fn build(model_id: &str, spec: InputSpec, cfg: VitConfig, weights: &VitWeights, (device, dtype): (&Device, DType), source: WeightsSource) -> Result<Self> {
         let output = OutputSpec::Embedding(cfg.output_dim());
-        let weights_id = match &source {
-            WeightsSource::File { sha256, .. } => sha256.clone(),
-            WeightsSource::Untrained { .. } => "untrained".to_string(),
-        };
+        let weights_id = source.id();
         let vit = Vit::new(cfg, weights.var_builder(device, dtype))?;
         Ok(VitEncoder { model_id: model_id.into(), spec, output, vit, source, weights_id })
     }
@@ -91,15 +71,6 @@ fn check_spec(spec: &InputSpec, cfg: &VitConfig) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// SHA-256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let fail = |e: std::io::Error| EncoderError::WeightsFile { file: path.display().to_string(), message: e.to_string() };
-    let mut f = std::fs::File::open(path).map_err(fail)?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).map_err(fail)?;
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl Encoder for VitEncoder {

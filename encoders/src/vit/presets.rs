@@ -1,13 +1,15 @@
-//! The open pathology foundation models, as configuration of [`crate::vit`]: each preset is the
-//! architecture its publisher builds (timm or transformers), its input (224×224, its mean and
-//! std) and the pooling of its published embedding. Sources for every number are in
+//! The ViT models by name, each a registry entry: Google's Path Foundation (the default), timm's
+//! `vit_base_patch16_224`, and the open pathology foundation models as configuration of the
+//! ViT. Each pathology preset is the architecture its publisher builds (timm or transformers),
+//! its input (224×224, its mean and std) and the pooling of its published embedding. Sources for every number are in
 //! docs/ENCODERS.md; `fixtures/encoders/make_presets.py` checks each against timm or
 //! transformers with seeded weights.
 
+use super::config::{MlpKind, Pooling, VitConfig};
+use super::path_foundation;
 use crate::input::{Filter, InputSpec, Resize};
-use crate::registry::{Architecture, ModelEntry};
+use crate::model_entry::{Architecture, ModelEntry};
 use crate::spec::OutputSpec;
-use crate::vit::{MlpKind, Pooling, VitConfig};
 
 /// ImageNet's mean and std (torchvision, timm `IMAGENET_DEFAULT_*`).
 const IMAGENET: ([f32; 3], [f32; 3]) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
@@ -20,19 +22,19 @@ fn input(mean_std: ([f32; 3], [f32; 3]), filter: Filter, crop_pct: f32) -> Input
 }
 
 /// UNI (Mahmood lab): timm `vit_large_patch16_224` with `init_values=1e-5` (LayerScale).
-pub fn uni() -> VitConfig {
+fn uni() -> VitConfig {
     VitConfig { layer_scale: true, ..VitConfig::vit_l16() }
 }
 
 /// UNI2-h: ViT-H/14-style giant (width 1536, depth 24, 24 heads), SwiGLU packed in 8192, 8
 /// register tokens, position embeddings for the patches only, LayerScale.
-pub fn uni2_h() -> VitConfig {
+fn uni2_h() -> VitConfig {
     VitConfig { depth: 24, reg_tokens: 8, no_embed_class: true, ..VitConfig::vit_g14() }
 }
 
 /// Virchow2 (Paige): timm `vit_huge_patch14_224`, `mlp_ratio=5.3375` SwiGLU packed (6832), 4
 /// register tokens, LayerScale; embedding = class token ⊕ mean of patch tokens (2560).
-pub fn virchow2() -> VitConfig {
+fn virchow2() -> VitConfig {
     VitConfig {
         mlp_dim: 6832,
         mlp: MlpKind::SwiGluPacked,
@@ -45,28 +47,61 @@ pub fn virchow2() -> VitConfig {
 
 /// H-optimus-0 (Bioptimus): timm `vit_giant_patch14_reg4_dinov2` at 224: ViT-g/14, 4 register
 /// tokens, position embeddings for the patches only.
-pub fn h_optimus_0() -> VitConfig {
+fn h_optimus_0() -> VitConfig {
     VitConfig { reg_tokens: 4, no_embed_class: true, ..VitConfig::vit_g14() }
 }
 
 /// Prov-GigaPath's tile encoder: timm `vit_giant_patch14_dinov2` built with 16-pixel patches
 /// at 224 (its hub configuration).
-pub fn prov_gigapath() -> VitConfig {
+fn prov_gigapath() -> VitConfig {
     VitConfig { patch_size: 16, ..VitConfig::vit_g14() }
 }
 
 /// Phikon (Owkin): transformers `ViTModel`, ViT-B/16, LayerNorm ε 1e-12.
-pub fn phikon() -> VitConfig {
+fn phikon() -> VitConfig {
     VitConfig { layer_norm_eps: 1e-12, ..VitConfig::vit_b16() }
 }
 
 /// Phikon-v2 (Owkin): transformers `Dinov2Model`, ViT-L/16 with LayerScale.
-pub fn phikon_v2() -> VitConfig {
+fn phikon_v2() -> VitConfig {
     VitConfig { layer_scale: true, ..VitConfig::vit_l16() }
 }
 
-/// The registry's entries for these models.
-pub fn entries() -> Vec<ModelEntry> {
+/// Path Foundation (the default) and timm's ViT-B/16, the registry's first entries.
+pub(crate) fn image_entries() -> Vec<ModelEntry> {
+    vec![
+        ModelEntry {
+            name: path_foundation::NAME,
+            model_id: path_foundation::MODEL_ID,
+            summary: "Google HAI-DEF Path Foundation: ViT-S/16, 224x224 H&E patches -> 384-d",
+            architecture: Architecture::Vit(path_foundation::config()),
+            input: path_foundation::input_spec(),
+            output: OutputSpec::Embedding(384),
+            weight_names: "timm vit_small_patch16_224 or Hugging Face ViTModel names",
+            weights_hint: "gated: convert Google's SavedModel with tools/convert_path_foundation.py (README)",
+            untrained_seed: path_foundation::UNTRAINED_SEED,
+        },
+        ModelEntry {
+            name: "vit_base_patch16_224",
+            model_id: "timm/vit_base_patch16_224",
+            summary: "timm ViT-B/16 at 224x224 -> 768-d class token after the final norm",
+            architecture: Architecture::Vit(VitConfig::vit_b16()),
+            // timm's default pretrained config for this model (augreg2_in21k_ft_in1k): mean = std
+            // = 0.5, bicubic, crop_pct 0.9 (shorter side to 248, centre 224x224).
+            input: InputSpec::rgb_unit(224)
+                .with_mean_std([0.5; 3], [0.5; 3])
+                .with_resize(Resize::Antialiased(Filter::Bicubic))
+                .with_center_crop(0.9),
+            output: OutputSpec::Embedding(768),
+            weight_names: "timm vit_base_patch16_224 or Hugging Face ViTModel names",
+            weights_hint: "save timm's state_dict with safetensors.torch.save_file (README)",
+            untrained_seed: 0xB16,
+        },
+    ]
+}
+
+/// The pathology foundation models' entries (after the other families' in the registry).
+pub(crate) fn pathology_entries() -> Vec<ModelEntry> {
     let timm = "timm names (as the checkpoint's state_dict), or Hugging Face names";
     let entry = |name, model_id, summary, cfg: VitConfig, input: InputSpec, weight_names, weights_hint, untrained_seed| ModelEntry {
         name,

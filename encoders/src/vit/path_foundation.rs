@@ -1,12 +1,15 @@
 //! Google's Path Foundation (HAI-DEF): ViT-S/16 on 224×224 H&E patches → 384-d embeddings,
 //! input RGB / 255 in [0, 1] without mean/std, as its serving code feeds the model.
 
+use super::config::VitConfig;
+use super::encoder::VitEncoder;
 use crate::error::Result;
 use crate::input::InputSpec;
-use crate::vit::VitConfig;
-use crate::vit_encoder::VitEncoder;
 use candle_core::{DType, Device};
 use std::path::Path;
+
+/// The name users type (`--model path-foundation`): the registry's default.
+pub(crate) const NAME: &str = "path-foundation";
 
 /// Model id written into outputs.
 pub const MODEL_ID: &str = "google/path-foundation";
@@ -15,12 +18,12 @@ pub const MODEL_ID: &str = "google/path-foundation";
 pub const UNTRAINED_SEED: u64 = 0x5EED;
 
 /// The architecture: ViT-S/16, 224×224, class-token pooling, LayerNorm eps 1e-6.
-pub fn config() -> VitConfig {
+pub(crate) fn config() -> VitConfig {
     VitConfig::vit_s16()
 }
 
 /// The input: 224×224 RGB scaled to [0, 1].
-pub fn input_spec() -> InputSpec {
+pub(crate) fn input_spec() -> InputSpec {
     InputSpec::rgb_unit(224)
 }
 
