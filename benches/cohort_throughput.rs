@@ -48,7 +48,8 @@ fn main() {
         let mut rows = 0;
         for (i, d) in dirs.iter().enumerate() {
             let slide = Slide::open(d).unwrap();
-            rows += SlideJob::new(&slide, model.as_ref(), work.join(format!("single-{round}-{i}"))).options(opts.clone()).batch_size(batch).run().unwrap().embedded;
+            rows +=
+                SlideJob::new(&slide, model.as_ref(), work.join(format!("single-{round}-{i}"))).options(opts.clone()).batch_size(batch).run().unwrap().embedded;
         }
         rows as f64 * 3600.0 / start.elapsed().as_secs_f64()
     };
@@ -62,7 +63,13 @@ fn main() {
     pipeline(0); // warm-up (page cache, allocator)
     let mut ratios = Vec::new();
     for round in 1..=rounds {
-        let (p, c) = if round % 2 == 1 { let p = pipeline(round); (p, cohort(round)) } else { let c = cohort(round); (pipeline(round), c) };
+        let (p, c) = if round % 2 == 1 {
+            let p = pipeline(round);
+            (p, cohort(round))
+        } else {
+            let c = cohort(round);
+            (pipeline(round), c)
+        };
         eprintln!("round {round}: single-slide pipeline {p:.0} embeddings/hour, cohort {c:.0} embeddings/hour, ratio {:.3}", c / p);
         ratios.push(c / p);
     }

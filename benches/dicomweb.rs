@@ -36,10 +36,8 @@ fn bench(c: &mut Criterion) {
     // On loopback, then behind a door that adds 20 ms before each answer (a same-region cloud
     // store's round trip), where requests in flight matter.
     let slow_url = url.replacen(&server.base(), &server.slow_door(Duration::from_millis(20)), 1);
-    let runs: [(&str, &str, &[Case]); 2] = [
-        (&url, "", &[(1, 1), (1, 4), (8, 1), (8, 4), (64, 1), (64, 4)]),
-        (&slow_url, "_20ms_latency", &[(8, 1), (8, 4), (64, 1), (64, 4)]),
-    ];
+    let runs: [(&str, &str, &[Case]); 2] =
+        [(&url, "", &[(1, 1), (1, 4), (8, 1), (8, 4), (64, 1), (64, 4)]), (&slow_url, "_20ms_latency", &[(8, 1), (8, 4), (64, 1), (64, 4)])];
     for (target, label, cases) in runs {
         for &(per_request, in_flight) in cases {
             let options = DicomWebOptions { frames_per_request: per_request, max_concurrent_requests: in_flight, ..Default::default() };

@@ -5,9 +5,9 @@
 //! `cargo bench --bench encoder`; the peer is `benches/peers/torch_vit_cpu.py`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use haidef_wsi::encoders::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::{DType, Device};
 use haidef_wsi::encoders::{path_foundation, Encoder};
+use haidef_wsi::encoders::{Batcher, ImageRef};
 
 fn patches(n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| (0..224 * 224 * 3).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()).collect()

@@ -6,8 +6,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use haidef_wsi::encoders::candle::{DType, Device, Tensor};
-use haidef_wsi::encoders::{hear, FrontEnd, FrontEndConfig, HearEncoder};
 use haidef_wsi::encoders::VitConfig;
+use haidef_wsi::encoders::{hear, FrontEnd, FrontEndConfig, HearEncoder};
 
 /// 32 clips of speech-like test audio: a few harmonics with vibrato plus noise.
 fn clips(n: usize, device: &Device) -> Tensor {

@@ -8,10 +8,10 @@
 //! (default 8), `HAIDEF_PRESET_SECONDS` (timed at least this long after a warm-up pass,
 //! default 10). Prints one line: `ours <preset> depth=D batch=B images_per_s=X`.
 
-use haidef_wsi::encoders::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::{DType, Device};
-use haidef_wsi::encoders::{registry, Architecture};
 use haidef_wsi::encoders::VitConfig;
+use haidef_wsi::encoders::{registry, Architecture};
+use haidef_wsi::encoders::{Batcher, ImageRef};
 use haidef_wsi::encoders::{Encoder, VitEncoder};
 use std::time::Instant;
 

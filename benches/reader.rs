@@ -41,14 +41,8 @@ fn patch_grid(c: &mut Criterion) {
 
     const REGIONS: u64 = 500;
     let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15);
-    let origins: Vec<(i64, i64)> = (0..REGIONS)
-        .map(|_| {
-            (
-                rng.below(u64::from(level.width() - 224)) as i64,
-                rng.below(u64::from(level.height() - 224)) as i64,
-            )
-        })
-        .collect();
+    let origins: Vec<(i64, i64)> =
+        (0..REGIONS).map(|_| (rng.below(u64::from(level.width() - 224)) as i64, rng.below(u64::from(level.height() - 224)) as i64)).collect();
     group.throughput(Throughput::Elements(REGIONS));
     // Each pass starts with an empty tile cache (as wsidicom_grid.py's "random" figure clears
     // its caches before each pass); regions within a pass share decoded frames.
@@ -71,8 +65,7 @@ fn patch_grid(c: &mut Criterion) {
         })
     });
     // No cache: every region decodes all frames it touches (wsidicom's "_nocache" figure).
-    let uncached = Slide::open_with(fixture("ihc-full"), &OpenOptions { cache_bytes: 0, ..Default::default() })
-        .expect("fixture slide");
+    let uncached = Slide::open_with(fixture("ihc-full"), &OpenOptions { cache_bytes: 0, ..Default::default() }).expect("fixture slide");
     let uncached_level = uncached.level(0).unwrap().clone();
     group.bench_function("random_regions_224_no_cache", |b| {
         b.iter(|| {

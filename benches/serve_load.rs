@@ -20,8 +20,8 @@
 #[path = "../wsi/tests/orthanc/mod.rs"]
 mod orthanc;
 
-use haidef_wsi::encoders::Batcher;
 use haidef_wsi::encoders::candle::{DType, Device};
+use haidef_wsi::encoders::Batcher;
 use haidef_wsi::encoders::{device_name, registry, Encoder, ImageRef};
 use haidef_wsi::serve::{serve, DicomStores, EncodeQueue, ServeOptions};
 use haidef_wsi::wsi::{DicomWebOptions, Slide};
@@ -74,7 +74,13 @@ fn png(rgb: &[u8], w: u32, h: u32) -> Vec<u8> {
 
 /// One scenario: every client's requests, timed; returns (wall seconds, latencies, answers
 /// as (origin index, embedding)).
-fn run(predict: &str, clients: usize, order: &[Vec<usize>], per_request: usize, body: &(dyn Fn(&[usize]) -> String + Sync)) -> (f64, Vec<f64>, Vec<(usize, Vec<f32>)>) {
+fn run(
+    predict: &str,
+    clients: usize,
+    order: &[Vec<usize>],
+    per_request: usize,
+    body: &(dyn Fn(&[usize]) -> String + Sync),
+) -> (f64, Vec<f64>, Vec<(usize, Vec<f32>)>) {
     let start = Instant::now();
     let results: Vec<(Vec<f64>, Vec<(usize, Vec<f32>)>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
@@ -187,8 +193,11 @@ fn main() {
         let m: Value = serde_json::from_str(&reqwest::blocking::get(format!("{base}/metrics")).unwrap().text().unwrap()).unwrap();
         (m["encoder_busy_seconds"].as_f64().unwrap(), m["patches_embedded"].as_f64().unwrap())
     };
-    let coords = |chunk: &[usize]| chunk.iter().map(|i| json!({"x_origin": origins[*i].0, "y_origin": origins[*i].1, "width": 224, "height": 224})).collect::<Vec<_>>();
-    let dicom_body = |chunk: &[usize]| json!({"instances": [{"dicom_path": {"series_path": series, "instance_uids": [uid]}, "patch_coordinates": coords(chunk)}]}).to_string();
+    let coords =
+        |chunk: &[usize]| chunk.iter().map(|i| json!({"x_origin": origins[*i].0, "y_origin": origins[*i].1, "width": 224, "height": 224})).collect::<Vec<_>>();
+    let dicom_body = |chunk: &[usize]| {
+        json!({"instances": [{"dicom_path": {"series_path": series, "instance_uids": [uid]}, "patch_coordinates": coords(chunk)}]}).to_string()
+    };
     let image = {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(png(&region.data, 1024, 1024))

@@ -34,7 +34,9 @@ fn run(cli: &Cli) -> Result<bool, Box<dyn std::error::Error>> {
         match state {
             SlideState::Done(r) if cli.all => println!("{:<6} {:<8} {:<40} {:>8} {:>16.0}  {}", row.line, "done", r.slide_id, r.rows, r.per_hour(), row.path),
             SlideState::Done(_) => {}
-            SlideState::Damaged(r, why) => println!("{:<6} {:<8} {:<40} {:>8} {:>16}  {} ({why}; the next run redoes it)", row.line, "damaged", r.slide_id, r.rows, "", row.path),
+            SlideState::Damaged(r, why) => {
+                println!("{:<6} {:<8} {:<40} {:>8} {:>16}  {} ({why}; the next run redoes it)", row.line, "damaged", r.slide_id, r.rows, "", row.path)
+            }
             SlideState::Failed(f) => println!(
                 "{:<6} {:<8} {:<40} {:>8} {:>16}  {}: {} (attempts: {}, shard {})",
                 row.line,

@@ -7,10 +7,10 @@
 //! `cargo run --release --example embed_audio -- <files or folders>... --out audio.parquet [--weights DIR] [--hop S] [--device D] [--picture P.png]`
 
 use clap::Parser;
-use haidef_wsi::{find_audio, DEFAULT_MAX_SECONDS};
-use haidef_wsi::{AudioJob, AudioOptions};
 use haidef_wsi::encoders::candle::DType;
 use haidef_wsi::encoders::{device_name, parse_device, registry, UNTRAINED_WARNING};
+use haidef_wsi::{find_audio, DEFAULT_MAX_SECONDS};
+use haidef_wsi::{AudioJob, AudioOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,7 +85,13 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
     };
     let on_skip = |s: &haidef_wsi::Skipped| bar.suspend(|| eprintln!("skipped: {}", s.error));
     let opts = AudioOptions::default().hop_seconds(cli.hop).max_seconds(cli.max_seconds);
-    let mut job = AudioJob::new(files, model.as_ref(), &cli.out).model_name(entry.name).options(opts).batch_size(cli.batch).cancel(&cancel).progress(&progress).on_skip(&on_skip);
+    let mut job = AudioJob::new(files, model.as_ref(), &cli.out)
+        .model_name(entry.name)
+        .options(opts)
+        .batch_size(cli.batch)
+        .cancel(&cancel)
+        .progress(&progress)
+        .on_skip(&on_skip);
     if let Some(p) = &cli.picture {
         job = job.picture(p);
     }

@@ -10,8 +10,8 @@ mod model_args;
 
 use clap::Parser;
 use haidef_wsi::encoders::{device_name, registry, UNTRAINED_WARNING};
-use haidef_wsi::{ImageJob, ImageOptions};
 use haidef_wsi::{find_images, DEFAULT_MAX_PIXELS};
+use haidef_wsi::{ImageJob, ImageOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

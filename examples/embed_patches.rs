@@ -11,9 +11,9 @@ mod args;
 mod model_args;
 
 use clap::Parser;
-use haidef_wsi::encoders::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::DType;
 use haidef_wsi::encoders::{device_name, UNTRAINED_WARNING};
+use haidef_wsi::encoders::{Batcher, ImageRef};
 use haidef_wsi::wsi::PatchGridOptions;
 use std::time::Instant;
 

@@ -60,10 +60,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let flag = cancel.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))?;
     let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} patches  {per_sec}  ETA {eta}")
-            .expect("valid template"),
-    );
+    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} patches  {per_sec}  ETA {eta}").expect("valid template"));
     let progress = |done: usize, total: usize| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);

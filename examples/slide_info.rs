@@ -65,10 +65,7 @@ fn main() {
     println!("study     {}", slide.study_instance_uid());
     println!("series    {}", slide.series_instance_uid());
     println!();
-    println!(
-        "{:>5} {:>13} {:>9} {:>7} {:>8}  {:<26} organisation",
-        "level", "size", "frame", "frames", "µm/px", "transfer syntax"
-    );
+    println!("{:>5} {:>13} {:>9} {:>7} {:>8}  {:<26} organisation", "level", "size", "frame", "frames", "µm/px", "transfer syntax");
     for level in slide.levels() {
         let info = level.info();
         let mpp = level.mpp().map(|m| format!("{m:.4}")).unwrap_or_else(|| "-".into());

@@ -90,7 +90,13 @@ pub(crate) struct Reporting<'r> {
 }
 
 /// Runs `source` through `encoder` into `sink`.
-pub(crate) fn run<S: Source>(source: &mut S, encoder: &dyn Encoder, sink: &mut dyn Sink<S::Key>, opts: EngineOptions, report_to: &Reporting<'_>) -> Result<EngineReport> {
+pub(crate) fn run<S: Source>(
+    source: &mut S,
+    encoder: &dyn Encoder,
+    sink: &mut dyn Sink<S::Key>,
+    opts: EngineOptions,
+    report_to: &Reporting<'_>,
+) -> Result<EngineReport> {
     let Reporting { cancel, progress, on_skip } = *report_to;
     if opts.batch_size == 0 || opts.queue_depth == 0 {
         return Err(PipelineError::Options("batch size and queue depth must be at least 1".into()));

@@ -88,13 +88,16 @@ impl PipelineError {
 /// A write that failed because the disk (or a quota, or the process's file-size limit) is full,
 /// with what to do about it.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}: the disk is full, or a quota or the process's file-size limit (ulimit -f) was reached; free some space, raise the limit, or write to another folder")]
+#[error(
+    "{0}: the disk is full, or a quota or the process's file-size limit (ulimit -f) was reached; free some space, raise the limit, or write to another folder"
+)]
 struct StorageFull(#[source] Box<dyn std::error::Error + Send + Sync>);
 
 /// Whether an I/O error in `e`'s chain is ENOSPC, EDQUOT or EFBIG. Parquet and PNG wrap the
 /// I/O error in their own, not always as a `source`, so their message is checked too.
 fn storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
-    let full = |io: &std::io::Error| matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded | std::io::ErrorKind::FileTooLarge);
+    let full =
+        |io: &std::io::Error| matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded | std::io::ErrorKind::FileTooLarge);
     let mut next = Some(e);
     while let Some(e) = next {
         if e.downcast_ref::<std::io::Error>().is_some_and(full) {

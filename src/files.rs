@@ -49,7 +49,6 @@ fn walk(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-
 /// The skipped files as JSON (the `failed_files` metadata of the image and audio jobs).
 pub(crate) fn failed_files(skipped: &[Skipped]) -> String {
     let failed: Vec<serde_json::Value> = skipped.iter().map(|s| serde_json::json!({"path": s.path, "error": s.error})).collect();

@@ -273,11 +273,8 @@ impl<'a, M: Modality> Job<'a, M> {
     fn run_into(mut self, staging: Option<Staging>, start: Instant, batch_size: usize) -> Result<JobSummary<M::Report>> {
         let encoder = self.encoder;
         let never = AtomicBool::new(false);
-        let reporting = Reporting {
-            cancel: self.cancel.unwrap_or(&never),
-            progress: self.progress.unwrap_or(&|_, _| {}),
-            on_skip: self.on_skip.unwrap_or(&|_| {}),
-        };
+        let reporting =
+            Reporting { cancel: self.cancel.unwrap_or(&never), progress: self.progress.unwrap_or(&|_, _| {}), on_skip: self.on_skip.unwrap_or(&|_| {}) };
         let mut meta = provenance(encoder);
         if let Some(name) = &self.model_name {
             meta.insert("model".to_string(), name.clone());

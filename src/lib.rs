@@ -10,23 +10,23 @@ pub use haidef_wsi_encoders as encoders;
 // The layers, upstream first (docs/ARCHITECTURE.md): errors and input files; the engine and
 // the outputs; the job runner; pictures; one folder per modality; cohorts and the server on
 // top. A module imports only from modules above it in this list.
-mod error;
-mod files;
-mod engine;
-mod output;
-mod zero_shot;
-mod job;
-#[cfg(feature = "heatmaps")]
-mod maps;
-mod slide;
-#[cfg(feature = "image-files")]
-mod image;
 #[cfg(feature = "audio-files")]
 mod audio;
 #[cfg(feature = "cohorts")]
 pub mod cohort;
+mod engine;
+mod error;
+mod files;
+#[cfg(feature = "image-files")]
+mod image;
+mod job;
+#[cfg(feature = "heatmaps")]
+mod maps;
+mod output;
 #[cfg(feature = "serve")]
 pub mod serve;
+mod slide;
+mod zero_shot;
 
 pub use engine::{Input, Source, StageTimes};
 pub use error::{PipelineError, Result};
@@ -42,6 +42,6 @@ pub use image::{find_images, read_image, ImageFile, ImageJob, ImageJobSummary, I
 
 #[cfg(feature = "audio-files")]
 pub use audio::{
-    decode_wav, find_audio, probe_seconds, read_audio, resample, resampled_len, Audio, AudioJob, AudioJobSummary, AudioOptions, AudioReport, Clip, Recording, WindowKey, Wav,
-    DEFAULT_MAX_SECONDS,
+    decode_wav, find_audio, probe_seconds, read_audio, resample, resampled_len, Audio, AudioJob, AudioJobSummary, AudioOptions, AudioReport, Clip, Recording,
+    Wav, WindowKey, DEFAULT_MAX_SECONDS,
 };

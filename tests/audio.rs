@@ -7,11 +7,11 @@
 mod common;
 
 use arrow_array::{Array, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, StringArray};
-use haidef_wsi::read_audio;
-use haidef_wsi::{AudioJob, AudioOptions};
 use haidef_wsi::encoders::candle::{DType, Device, Tensor};
 use haidef_wsi::encoders::{hear, FrontEnd, FrontEndConfig, HearEncoder};
+use haidef_wsi::read_audio;
 use haidef_wsi::{resample, resampled_len};
+use haidef_wsi::{AudioJob, AudioOptions};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -83,7 +83,11 @@ fn fixtures() -> PathBuf {
     // The build's path, or (a binary carried to another machine, tools/gpu_check.sh) the
     // repository root it runs in.
     let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hear");
-    if built.is_dir() { built } else { PathBuf::from("fixtures/hear") }
+    if built.is_dir() {
+        built
+    } else {
+        PathBuf::from("fixtures/hear")
+    }
 }
 
 fn reference(name: &str) -> Value {
@@ -165,7 +169,8 @@ fn the_front_end_matches_the_pytorch_reference() {
         let (e_pcen, e_image) = (scaled_err(&pcen, &pcen_ref), scaled_err(&image, &image_ref));
         let peak = |v: &[f32]| f64::from(v.iter().map(|x| x.abs()).fold(0.0, f32::max));
         let torch = &f["front_end_f32_vs_f64"];
-        let (t_pcen, t_image) = (torch["pcen_max_abs_diff"].as_f64().unwrap() / peak(&pcen_ref), torch["image_max_abs_diff"].as_f64().unwrap() / peak(&image_ref));
+        let (t_pcen, t_image) =
+            (torch["pcen_max_abs_diff"].as_f64().unwrap() / peak(&pcen_ref), torch["image_max_abs_diff"].as_f64().unwrap() / peak(&image_ref));
         println!("{name}: PCEN {e_pcen:.2e} (PyTorch f32 {t_pcen:.2e}), image {e_image:.2e} (PyTorch f32 {t_image:.2e})");
         assert!(e_pcen < t_pcen.max(1e-4) && e_image < t_image.max(1e-4), "{name}: PCEN {e_pcen}, image {e_image}");
     }
@@ -244,7 +249,11 @@ fn the_job_writes_every_window_with_transformers_embeddings() {
 }
 
 fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("haidef-audio-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+    let d = std::env::temp_dir().join(format!(
+        "haidef-audio-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -329,7 +338,11 @@ fn scipys_own_test_wavs_read_as_scipy_reads_them() {
         }
         let rec = read_audio(&fixtures().join("scipy").join(file), 60.0).unwrap_or_else(|e| panic!("{file}: {e}"));
         let ch = want["channels_scaled"].as_array().unwrap();
-        assert_eq!((rec.sample_rate as u64, rec.channels, rec.samples.len() as u64), (want["rate"].as_u64().unwrap(), ch.len(), want["frames"].as_u64().unwrap()), "{file}");
+        assert_eq!(
+            (rec.sample_rate as u64, rec.channels, rec.samples.len() as u64),
+            (want["rate"].as_u64().unwrap(), ch.len(), want["frames"].as_u64().unwrap()),
+            "{file}"
+        );
         let first: Vec<Vec<f32>> = ch.iter().map(|c| floats(&c["first8"])).collect();
         for (i, v) in rec.samples.iter().take(first[0].len()).enumerate() {
             let mean = first.iter().map(|c| f64::from(c[i])).sum::<f64>() / ch.len() as f64;

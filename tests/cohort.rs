@@ -4,12 +4,12 @@
 //! positions checked against the grid from each slide's DICOM header (dicom-rs, not our reader).
 
 mod common;
-#[path = "../benches/support/tiled_slide.rs"]
-mod tiled_slide;
 #[path = "../wsi/tests/orthanc/mod.rs"]
 mod orthanc;
 #[path = "support/slurm.rs"]
 mod slurm;
+#[path = "../benches/support/tiled_slide.rs"]
+mod tiled_slide;
 
 use dicom_dictionary_std::tags;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

@@ -116,14 +116,7 @@ fn both_models_give_timms_embeddings_through_embed_images() {
     // timm vit_base_patch16_224: the patches (224x224: used as they are) and a 300x200 image
     // through timm's eval transform (shorter side to 248, bicubic, centre crop).
     let out = temp("b16");
-    let (o, text) = embed_images(&[
-        "fixtures/images/patches",
-        "fixtures/images/rgb8.png",
-        "--model",
-        "vit_base_patch16_224",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (o, text) = embed_images(&["fixtures/images/patches", "fixtures/images/rgb8.png", "--model", "vit_base_patch16_224", "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{text}");
     let r = read_rows(&out);
     assert_eq!(r.meta["model_id"], "timm/vit_base_patch16_224");

@@ -75,7 +75,10 @@ fn slide_heatmap_and_embed_images_take_a_pathology_preset_by_name() {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let dir = temp("preset");
     let (slide_out, images_out) = (dir.join("slide"), dir.join("images.parquet"));
-    let (out, stdout, stderr) = run("slide_heatmap", &["fixtures/slides/ihc-raw", "--out", slide_out.to_str().unwrap(), "--model", "phikon", "--level", "0", "--all-patches", "--k", "2"]);
+    let (out, stdout, stderr) = run(
+        "slide_heatmap",
+        &["fixtures/slides/ihc-raw", "--out", slide_out.to_str().unwrap(), "--model", "phikon", "--level", "0", "--all-patches", "--k", "2"],
+    );
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("model phikon (UNTRAINED)"), "{stdout}");
     let (out, stdout, stderr) = run("embed_images", &["fixtures/images/patches/patch0.png", "--model", "phikon", "--out", images_out.to_str().unwrap()]);
@@ -156,7 +159,24 @@ fn medsiglip_folder_embeds_texts_and_scores_a_slide() {
     let so = slide_out.to_str().unwrap();
     let (o, stdout, stderr) = run(
         "slide_heatmap",
-        &["fixtures/slides/ihc-sparse", "--out", so, "--mpp", "1", "--all-patches", "--k", "2", "--model", "medsiglip", "--weights", weights, "--prompt", "tumor", "--prompt", "normal tissue"],
+        &[
+            "fixtures/slides/ihc-sparse",
+            "--out",
+            so,
+            "--mpp",
+            "1",
+            "--all-patches",
+            "--k",
+            "2",
+            "--model",
+            "medsiglip",
+            "--weights",
+            weights,
+            "--prompt",
+            "tumor",
+            "--prompt",
+            "normal tissue",
+        ],
     );
     assert!(o.status.success(), "{stdout}\n{stderr}");
     assert!(slide_out.join("score-1-tumor.png").exists() && slide_out.join("score-2-normal-tissue.png").exists(), "{stdout}");

@@ -168,7 +168,11 @@ struct SmallDisk(PathBuf);
 impl SmallDisk {
     fn mount(dir: &Path, bytes: u64) -> Option<SmallDisk> {
         std::fs::create_dir_all(dir).unwrap();
-        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs", dir.to_str().unwrap()]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs", dir.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
         ok.then(|| SmallDisk(dir.to_path_buf()))
     }
 }
@@ -325,7 +329,11 @@ fn orthanc_stopped_mid_run_is_retried_then_an_error_naming_the_frames() {
     let took = t0.elapsed();
     let out = child.wait_with_output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    eprintln!("{} frame requests, {} of them from the kill on; stopped after {took:?}:\n{text}", frames_seen.load(Ordering::SeqCst), after_kill.load(Ordering::SeqCst));
+    eprintln!(
+        "{} frame requests, {} of them from the kill on; stopped after {took:?}:\n{text}",
+        frames_seen.load(Ordering::SeqCst),
+        after_kill.load(Ordering::SeqCst)
+    );
     assert!(frames_seen.load(Ordering::SeqCst) >= KILL_AT, "Orthanc was never killed: the run read fewer frames than expected\n{text}");
     assert!(!out.status.success(), "{text}");
     assert!(!text.contains("panicked"), "{text}");

@@ -7,9 +7,9 @@ mod common;
 use common::read_embeddings;
 
 use arrow_array::{Array, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
-use haidef_wsi::encoders::{Batcher, ImageRef};
 use haidef_wsi::encoders::candle::{DType, Device};
 use haidef_wsi::encoders::{path_foundation, Encoder, VitEncoder};
+use haidef_wsi::encoders::{Batcher, ImageRef};
 use haidef_wsi::wsi::Slide;
 use haidef_wsi::{LevelChoice, PipelineError, PipelineOptions, RunSummary, SlideJob};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -291,7 +291,8 @@ fn out_dir_existing(name: &str) -> PathBuf {
 #[test]
 fn both_models_give_timms_embeddings_through_the_slide_pipeline() {
     use haidef_wsi::encoders::registry;
-    let read = |p: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(p)).unwrap()).unwrap() };
+    let read =
+        |p: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(p)).unwrap()).unwrap() };
     let encoders = read("fixtures/encoders/reference.json");
     let images = read("fixtures/images/reference.json");
     let cases = [("path-foundation", &encoders["vit_s16"]["embeddings"]), ("vit_base_patch16_224", &images["vit_b16"]["patch_embeddings"])];
@@ -322,10 +323,10 @@ fn both_models_give_timms_embeddings_through_the_slide_pipeline() {
 /// prompts on a model without a text side, repeated or empty prompts are clear errors.
 #[test]
 fn prompts_add_score_columns_and_pictures() {
-    use haidef_wsi::encoders::registry;
-    use haidef_wsi::encoders::{SiglipConfig, SiglipEncoder};
-    use haidef_wsi::encoders::SiglipTokenizer;
     use haidef_wsi::encoders::candle::Tensor;
+    use haidef_wsi::encoders::registry;
+    use haidef_wsi::encoders::SiglipTokenizer;
+    use haidef_wsi::encoders::{SiglipConfig, SiglipEncoder};
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tokenizer = SiglipTokenizer::open(&root.join("fixtures/medsiglip/spiece.model"), 64).unwrap();
     let entry = registry::find("medsiglip").unwrap();

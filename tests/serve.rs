@@ -8,10 +8,10 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
-#[path = "../fuzz/harness/serve.rs"]
-mod fuzz_harness;
 #[path = "support/bucket.rs"]
 mod bucket;
+#[path = "../fuzz/harness/serve.rs"]
+mod fuzz_harness;
 #[path = "support/server.rs"]
 mod server;
 use server::*;
@@ -143,7 +143,10 @@ fn a_full_queue_answers_503_with_retry_after() {
     let opts = ServeOptions { max_wait: Duration::from_secs(2), batch_size: 64, max_queued_patches: 3, ..ServeOptions::default() };
     let base = start(opts);
     let (bytes, ..) = png_file("fixtures/reference/ihc-full-l0-frame-corner.png");
-    let body = |n: usize| json!({"instances": [{"raw_image_bytes": b64(&bytes), "patch_coordinates": (0..n).map(|i| json!({"x_origin": i, "y_origin": 0})).collect::<Vec<_>>()}]}).to_string();
+    let body = |n: usize| {
+        json!({"instances": [{"raw_image_bytes": b64(&bytes), "patch_coordinates": (0..n).map(|i| json!({"x_origin": i, "y_origin": 0})).collect::<Vec<_>>()}]})
+            .to_string()
+    };
     let first = {
         let (base, b) = (base.clone(), body(3));
         std::thread::spawn(move || post(&format!("{base}/predict"), &b))
@@ -190,7 +193,8 @@ fn keys_guard_predict_and_metrics_but_not_health() {
 fn metrics_count_patches_and_a_slow_request_gets_504() {
     let base = start(ServeOptions::default());
     let (bytes, ..) = png_file("fixtures/reference/ihc-full-l0-frame-corner.png");
-    let body = json!({"instances": [{"raw_image_bytes": b64(&bytes), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}, {"x_origin": 10, "y_origin": 10}]}]});
+    let body =
+        json!({"instances": [{"raw_image_bytes": b64(&bytes), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}, {"x_origin": 10, "y_origin": 10}]}]});
     assert_eq!(post(&format!("{base}/predict"), &body.to_string()).0, 200);
     let m: Value = serde_json::from_str(&client().get(format!("{base}/metrics")).send().unwrap().text().unwrap()).unwrap();
     assert_eq!((&m["patches_embedded"], &m["patches_queued"]), (&json!(2), &json!(0)), "{m}");

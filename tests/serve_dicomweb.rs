@@ -11,9 +11,9 @@ mod server;
 #[path = "support/store_gate.rs"]
 mod store_gate;
 
-use haidef_wsi::ToSrgb;
 use haidef_wsi::serve::{DicomStores, ServeOptions};
 use haidef_wsi::wsi::{DicomWebOptions, Slide};
+use haidef_wsi::ToSrgb;
 use orthanc::{Orthanc, Setup};
 use serde_json::{json, Value};
 use server::{b64, crop, max_diff, offline, post, start};
@@ -61,7 +61,12 @@ fn gated(name: &str) -> Option<(Orthanc, Slide, String, Arc<store_gate::Seen>, S
 fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() {
     let Some((store, local, gate, seen, path)) = gated("ihc-sparse") else { return };
     let (study, series) = (local.study_instance_uid(), local.series_instance_uid());
-    let base = server(&[format!("{gate}/dicom-web"), format!("{gate}/moved/dicom-web"), format!("{gate}/garbled/dicom-web"), format!("{gate}/broken-frames/dicom-web")]);
+    let base = server(&[
+        format!("{gate}/dicom-web"),
+        format!("{gate}/moved/dicom-web"),
+        format!("{gate}/garbled/dicom-web"),
+        format!("{gate}/broken-frames/dicom-web"),
+    ]);
     let predict = format!("{base}/predict");
 
     // Level 1 (1250×900): patches inside, across frame borders, and one past the edge (black).

@@ -30,7 +30,11 @@ fn python() -> Option<PathBuf> {
     if python.exists() {
         return Some(python);
     }
-    assert!(std::env::var_os("CI").is_none(), "{} is missing: .ci/run makes it (python3 -m venv target/ezwsi-venv && target/ezwsi-venv/bin/pip install -r tests/ezwsi/requirements.txt)", python.display());
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: .ci/run makes it (python3 -m venv target/ezwsi-venv && target/ezwsi-venv/bin/pip install -r tests/ezwsi/requirements.txt)",
+        python.display()
+    );
     eprintln!("EZ-WSI's virtualenv is not there ({}): run .ci/run once, or make it as it does; EZ-WSI tests not run", python.display());
     None
 }
@@ -107,7 +111,11 @@ fn ezwsi_gets_the_offline_embeddings_of_dicom_patches_and_in_memory_images() {
     // EZ-WSI reads TILED_FULL slides only (it refuses ihc-sparse's per-frame positions).
     let Some((python, store, slide, relay, endpoint)) = stored("ihc-full", Setup::default()) else { return };
     let dicom = [(0usize, 0i64, 0i64), (0, 784, 532), (0, 2276, 1576), (1, 100, 50), (1, 1026, 676)];
-    let images = [("fixtures/images/pil_bicubic_400x260.png", 0i64, 0i64), ("fixtures/images/pil_bicubic_400x260.png", 176, 36), ("fixtures/images/timm_eval_224.png", 0, 0)];
+    let images = [
+        ("fixtures/images/pil_bicubic_400x260.png", 0i64, 0i64),
+        ("fixtures/images/pil_bicubic_400x260.png", 176, 36),
+        ("fixtures/images/timm_eval_224.png", 0, 0),
+    ];
     let patches = json!({
         "dicom": dicom.iter().map(|(l, x, y)| json!({"level": l, "x": x, "y": y})).collect::<Vec<_>>(),
         "images": images.iter().map(|(p, x, y)| json!({"path": root().join(p), "x": x, "y": y})).collect::<Vec<_>>(),
@@ -248,7 +256,8 @@ fn image_dimensions_resize_inline_images_as_googles_server_does() {
     let want = offline(&[crop(&reference, 611, 397, 300, 150)]);
     let base = start(ServeOptions::default());
     let b64 = server::b64(&std::fs::read(root().join(image)).unwrap());
-    let inst = |dims: Value| json!({"raw_image_bytes": b64, "patch_coordinates": [{"x_origin": 300, "y_origin": 150}], "extensions": {"image_dimensions": dims}});
+    let inst =
+        |dims: Value| json!({"raw_image_bytes": b64, "patch_coordinates": [{"x_origin": 300, "y_origin": 150}], "extensions": {"image_dimensions": dims}});
     let body = json!({"instances": [
         inst(json!({"width_px": 611, "height_px": 397})),
         inst(json!({"width_px": 10_001, "height_px": 397})),
@@ -261,7 +270,11 @@ fn image_dimensions_resize_inline_images_as_googles_server_does() {
     let d = max_diff(&floats(&p[0]["result"]["patch_embeddings"][0]["embedding_vector"]), &want[0]);
     assert!(d <= 1e-5, "the resized image's patch differs from the reference by {d}: {}", p[0]);
     let codes: Vec<&str> = p[1..].iter().map(|x| x["error"]["code"].as_str().unwrap_or("none")).collect();
-    assert_eq!(codes, ["IMAGE_DIMENSION_ERROR", "INVALID_REQUEST_FIELD_ERROR", "INVALID_REQUEST_FIELD_ERROR", "PATCH_OUTSIDE_OF_IMAGE_DIMENSIONS_ERROR"], "{answer}");
+    assert_eq!(
+        codes,
+        ["IMAGE_DIMENSION_ERROR", "INVALID_REQUEST_FIELD_ERROR", "INVALID_REQUEST_FIELD_ERROR", "PATCH_OUTSIDE_OF_IMAGE_DIMENSIONS_ERROR"],
+        "{answer}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -270,7 +283,15 @@ fn image_dimensions_resize_inline_images_as_googles_server_does() {
 fn against_opencv(interpolation: &str, extra: &[&str], cases: &[&str], ours: fn(&[u8], usize, usize, usize, usize) -> Vec<u8>) -> Vec<(usize, u8)> {
     let Some(python) = python() else { return Vec::new() };
     let dir = std::env::temp_dir().join(format!("haidef-cv2-{interpolation}-{}-{}", extra.len(), std::process::id()));
-    let status = Command::new(&python).arg(root().join("tests/ezwsi/cv2_reference.py")).args(["--interpolation", interpolation]).args(extra).arg("--out").arg(&dir).args(cases).status().unwrap();
+    let status = Command::new(&python)
+        .arg(root().join("tests/ezwsi/cv2_reference.py"))
+        .args(["--interpolation", interpolation])
+        .args(extra)
+        .arg("--out")
+        .arg(&dir)
+        .args(cases)
+        .status()
+        .unwrap();
     assert!(status.success(), "cv2_reference.py failed (its messages are above)");
     let mut out = Vec::new();
     for case in cases {
@@ -295,7 +316,16 @@ fn against_opencv(interpolation: &str, extra: &[&str], cases: &[&str], ours: fn(
 #[test]
 fn inter_area_shrinks_match_opencv() {
     // 8× (Google's limit), 2×2, whole-number 3×2, fractional, barely, one axis, mixed.
-    let cases = ["1792x1792-224x224", "448x448-224x224", "672x448-224x224", "300x250-224x224", "225x224-224x224", "224x500-224x224", "1000x700-224x224", "1791x1001-224x224"];
+    let cases = [
+        "1792x1792-224x224",
+        "448x448-224x224",
+        "672x448-224x224",
+        "300x250-224x224",
+        "225x224-224x224",
+        "224x500-224x224",
+        "1000x700-224x224",
+        "1791x1001-224x224",
+    ];
     for (case, (differ, _)) in cases.iter().zip(against_opencv("area", &[], &cases, haidef_wsi::serve::area_rgb8)) {
         assert_eq!(differ, 0, "area {case}: {differ} values differ from OpenCV's");
     }
@@ -305,7 +335,8 @@ fn inter_area_shrinks_match_opencv() {
 fn inter_cubic_resizes_match_opencv_and_stay_within_one_grey_level_of_ipp() {
     // Enlarging by fractional and whole factors, on one axis, tiny sources, enlarging one axis
     // while shrinking the other, and row lengths that are and are not whole groups of 8 values.
-    let cases = ["100x80-224x224", "112x112-224x224", "224x150-224x224", "3x3-226x226", "150x300-230x224", "75x75-227x229", "201x199-224x225", "57x133-224x224"];
+    let cases =
+        ["100x80-224x224", "112x112-224x224", "224x150-224x224", "3x3-226x226", "150x300-230x224", "75x75-227x229", "201x199-224x225", "57x133-224x224"];
     let cubic = haidef_wsi::serve::cubic_rgb8;
     for (case, (differ, _)) in cases.iter().zip(against_opencv("cubic", &["--no-ipp"], &cases, cubic)) {
         assert_eq!(differ, 0, "cubic {case}: {differ} values differ from OpenCV's own cubic");

@@ -70,9 +70,7 @@ impl Batcher {
             )));
         }
         match spec.range {
-            Range::Divide(d) if !(d.is_finite() && d != 0.0) => {
-                return Err(EncoderError::Config(format!("range divisor {d}: expected a non-zero number")))
-            }
+            Range::Divide(d) if !(d.is_finite() && d != 0.0) => return Err(EncoderError::Config(format!("range divisor {d}: expected a non-zero number"))),
             Range::Window { width, center } if !(width > 0.0 && center.is_finite()) => {
                 return Err(EncoderError::Config(format!("window width {width}: expected a positive width")))
             }
@@ -87,15 +85,7 @@ impl Batcher {
             }
         }
         let per_channel = |v: &[f32]| Tensor::from_slice(v, (1, spec.channels, 1, 1), &device);
-        Ok(Batcher {
-            mean: per_channel(&spec.mean)?,
-            std: per_channel(&spec.std)?,
-            spec,
-            device,
-            dtype,
-            max_batch,
-            host: HostBuffers::default(),
-        })
+        Ok(Batcher { mean: per_channel(&spec.mean)?, std: per_channel(&spec.std)?, spec, device, dtype, max_batch, host: HostBuffers::default() })
     }
 
     /// Largest batch this batcher makes.
@@ -159,10 +149,7 @@ impl Batcher {
             ($buf:expr, $t:ty, $conv:expr) => {{
                 let buf: &mut Vec<$t> = $buf;
                 buf.resize(self.max_batch * per_image, Default::default());
-                buf[..n * per_image]
-                    .par_chunks_mut(per_image)
-                    .zip(images.par_iter())
-                    .try_for_each(|(out, img)| prepare(spec, img, out, $conv))?;
+                buf[..n * per_image].par_chunks_mut(per_image).zip(images.par_iter()).try_for_each(|(out, img)| prepare(spec, img, out, $conv))?;
                 &buf[..n * per_image]
             }};
         }
@@ -172,7 +159,9 @@ impl Batcher {
                 let pairs = fill!(&mut self.host.u16_pairs, [u8; 2], Conv::<[u8; 2]> { u8: |v| [v, 0], u16: u16::to_le_bytes, f32: |_| [0; 2] });
                 Tensor::from_slice(pairs.as_flattened(), (n, c, h, w, 2), &Device::Cpu)?
             }
-            Transport::F32 => Tensor::from_slice(fill!(&mut self.host.f32, f32, Conv::<f32> { u8: f32::from, u16: f32::from, f32: |v| v }), shape, &Device::Cpu)?,
+            Transport::F32 => {
+                Tensor::from_slice(fill!(&mut self.host.f32, f32, Conv::<f32> { u8: f32::from, u16: f32::from, f32: |v| v }), shape, &Device::Cpu)?
+            }
         })
     }
 
@@ -270,7 +259,11 @@ fn prepare_typed<S: Sample, T: Copy>(spec: &InputSpec, img: &ImageRef<'_>, data:
         Some(pct) => {
             let short = (w.min(h) as f32 / pct).floor() as usize;
             let scaled = |long: usize, shortest: usize| (short as f64 * long as f64 / shortest as f64) as usize;
-            if pw <= ph { (short, scaled(ph, pw)) } else { (scaled(pw, ph), short) }
+            if pw <= ph {
+                (short, scaled(ph, pw))
+            } else {
+                (scaled(pw, ph), short)
+            }
         }
         None => (w, h),
     };

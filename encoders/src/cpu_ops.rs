@@ -200,9 +200,13 @@ impl CustomOp2 for BiasGelu {
         }
         let mut out = vec![0f32; x.len()];
         let rows_per_task = (CHUNK / n).max(1) * n;
-        out.par_chunks_mut(rows_per_task)
-            .zip(x.par_chunks(rows_per_task))
-            .for_each(|(o, x)| if self.tanh { bias_gelu_tanh_dispatch(o, x, b) } else { bias_gelu_dispatch(o, x, b) });
+        out.par_chunks_mut(rows_per_task).zip(x.par_chunks(rows_per_task)).for_each(|(o, x)| {
+            if self.tanh {
+                bias_gelu_tanh_dispatch(o, x, b)
+            } else {
+                bias_gelu_dispatch(o, x, b)
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

@@ -17,9 +17,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         },
     };
     if !cfg!(feature = "cuda") {
-        return Err(fail(
-            "this build has no CUDA support; rebuild with `--features cuda` (haidef-wsi-encoders/cuda) or use cpu".into(),
-        ));
+        return Err(fail("this build has no CUDA support; rebuild with `--features cuda` (haidef-wsi-encoders/cuda) or use cpu".into()));
     }
     Device::new_cuda(ordinal).map_err(|e| fail(format!("cannot open CUDA device {ordinal}: {e}")))
 }

@@ -181,13 +181,7 @@ impl InputSpec {
         }
         let expected = img.width * img.height * img.channels;
         if img.samples.len() != expected {
-            return Err(format!(
-                "{} samples for a {}x{}x{} image (expected {expected})",
-                img.samples.len(),
-                img.width,
-                img.height,
-                img.channels
-            ));
+            return Err(format!("{} samples for a {}x{}x{} image (expected {expected})", img.samples.len(), img.width, img.height, img.channels));
         }
         if img.width == 0 || img.height == 0 {
             return Err("empty image".into());

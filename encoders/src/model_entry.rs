@@ -53,9 +53,7 @@ impl ModelEntry {
     /// The model with weights from a `.safetensors` checkpoint.
     pub fn load(&self, weights: &Path, device: &Device, dtype: DType) -> Result<Box<dyn Encoder>> {
         match &self.architecture {
-            Architecture::Vit(cfg) => {
-                Ok(Box::new(VitEncoder::from_safetensors(self.model_id, self.input.clone(), cfg.clone(), weights, device, dtype)?))
-            }
+            Architecture::Vit(cfg) => Ok(Box::new(VitEncoder::from_safetensors(self.model_id, self.input.clone(), cfg.clone(), weights, device, dtype)?)),
             Architecture::Siglip(cfg) => Ok(Box::new(SiglipEncoder::load(self.model_id, self.input.clone(), cfg, weights, device, dtype)?)),
             Architecture::Hear(cfg) => Ok(Box::new(HearEncoder::load(self.model_id, cfg, weights, device, dtype)?)),
         }
@@ -65,14 +63,7 @@ impl ModelEntry {
     /// nothing; show [`crate::UNTRAINED_WARNING`] wherever they are used.
     pub fn untrained(&self, device: &Device, dtype: DType) -> Result<Box<dyn Encoder>> {
         match &self.architecture {
-            Architecture::Vit(cfg) => Ok(Box::new(VitEncoder::untrained(
-                self.model_id,
-                self.input.clone(),
-                cfg.clone(),
-                self.untrained_seed,
-                device,
-                dtype,
-            )?)),
+            Architecture::Vit(cfg) => Ok(Box::new(VitEncoder::untrained(self.model_id, self.input.clone(), cfg.clone(), self.untrained_seed, device, dtype)?)),
             Architecture::Siglip(cfg) => {
                 Ok(Box::new(SiglipEncoder::untrained(self.model_id, self.input.clone(), cfg, self.untrained_seed, None, device, dtype)?))
             }

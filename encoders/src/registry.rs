@@ -35,9 +35,7 @@ pub fn find(name: &str) -> Result<ModelEntry> {
     let all = models();
     let names: Vec<&str> = all.iter().map(|m| m.name).collect();
     let names = names.join(", ");
-    all.into_iter()
-        .find(|m| key(m.name) == key(name))
-        .ok_or_else(|| EncoderError::Config(format!("unknown model {name:?}; known models: {names}")))
+    all.into_iter().find(|m| key(m.name) == key(name)).ok_or_else(|| EncoderError::Config(format!("unknown model {name:?}; known models: {names}")))
 }
 
 #[cfg(test)]

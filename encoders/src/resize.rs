@@ -53,7 +53,11 @@ impl AxisTaps {
             }),
             Filter::Lanczos3 => (3.0, |x| {
                 let sinc = |x: f64| if x == 0.0 { 1.0 } else { (x * std::f64::consts::PI).sin() / (x * std::f64::consts::PI) };
-                if (-3.0..3.0).contains(&x) { sinc(x) * sinc(x / 3.0) } else { 0.0 }
+                if (-3.0..3.0).contains(&x) {
+                    sinc(x) * sinc(x / 3.0)
+                } else {
+                    0.0
+                }
             }),
         };
         let scale = input as f64 / output as f64;
@@ -93,7 +97,11 @@ impl Sample for u8 {
         let fixed: Vec<Vec<i32>> = taps
             .weights
             .iter()
-            .map(|w| w.iter().map(|&k| if k < 0.0 { (-0.5 + k * f64::from(1 << PRECISION_BITS)) as i32 } else { (0.5 + k * f64::from(1 << PRECISION_BITS)) as i32 }).collect())
+            .map(|w| {
+                w.iter()
+                    .map(|&k| if k < 0.0 { (-0.5 + k * f64::from(1 << PRECISION_BITS)) as i32 } else { (0.5 + k * f64::from(1 << PRECISION_BITS)) as i32 })
+                    .collect()
+            })
             .collect();
         for l in 0..lanes.count {
             for (o, (first, k)) in taps.first.iter().zip(&fixed).enumerate() {
@@ -195,10 +203,7 @@ fn taps(input: usize, output: usize, kernel: Kernel, coordinates: Coordinates) -
                     let a = -0.75f32;
                     let near = |x: f32| ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
                     let far = |x: f32| ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a;
-                    (
-                        [clamp(i0 - 1), clamp(i0), clamp(i0 + 1), clamp(i0 + 2)],
-                        [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)],
-                    )
+                    ([clamp(i0 - 1), clamp(i0), clamp(i0 + 1), clamp(i0 + 2)], [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)])
                 }
             }
         })
@@ -207,7 +212,14 @@ fn taps(input: usize, output: usize, kernel: Kernel, coordinates: Coordinates) -
 
 /// Non-antialiased resize of channel planes `(c, h, w)` (f32) to `(c, dh, dw)`: rows first,
 /// then columns, as separable kernels allow.
-pub(crate) fn interpolate(src: &[f32], (w, h): (usize, usize), channels: usize, (dw, dh): (usize, usize), kernel: Kernel, coordinates: Coordinates) -> Vec<f32> {
+pub(crate) fn interpolate(
+    src: &[f32],
+    (w, h): (usize, usize),
+    channels: usize,
+    (dw, dh): (usize, usize),
+    kernel: Kernel,
+    coordinates: Coordinates,
+) -> Vec<f32> {
     let xs = taps(w, dw, kernel, coordinates);
     let ys = taps(h, dh, kernel, coordinates);
     let n = if kernel == Kernel::Bilinear { 2 } else { 4 };

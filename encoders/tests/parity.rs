@@ -3,10 +3,10 @@
 
 use candle_core::{DType, Device, Tensor};
 use haidef_wsi_dicom::Slide;
-use haidef_wsi_encoders::{Batcher, ImageRef};
 use haidef_wsi_encoders::seeded::seeded_tensor;
-use haidef_wsi_encoders::{Naming, VitConfig, VitWeights};
 use haidef_wsi_encoders::{path_foundation, Encoder, EncoderError, InputSpec, VitEncoder};
+use haidef_wsi_encoders::{Batcher, ImageRef};
+use haidef_wsi_encoders::{Naming, VitConfig, VitWeights};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -110,8 +110,7 @@ fn timm_and_hugging_face_checkpoints_give_timms_embeddings() {
         ..VitConfig::vit_s16()
     };
     let load = |file: &str| {
-        VitEncoder::from_safetensors("tiny", InputSpec::rgb_unit(224), cfg.clone(), &fixtures().join("encoders").join(file), &Device::Cpu, DType::F32)
-            .unwrap()
+        VitEncoder::from_safetensors("tiny", InputSpec::rgb_unit(224), cfg.clone(), &fixtures().join("encoders").join(file), &Device::Cpu, DType::F32).unwrap()
     };
     let timm = load("tiny_vit_timm_f16.safetensors");
     let hf = load("tiny_vit_hf_f16.safetensors");
@@ -182,8 +181,11 @@ fn broken_checkpoints_are_named() {
 
     // The tiny checkpoint read as ViT-S: the first tensor of the wrong shape is named.
     let err = load(&fixtures().join("encoders/tiny_vit_timm_f16.safetensors"), &VitConfig::vit_s16());
-    assert!(matches!(&err, EncoderError::ShapeMismatch { name, expected, found, .. }
-        if name == "cls_token" && expected == &[1, 1, 384] && found == &[1, 1, 64]), "{err}");
+    assert!(
+        matches!(&err, EncoderError::ShapeMismatch { name, expected, found, .. }
+        if name == "cls_token" && expected == &[1, 1, 384] && found == &[1, 1, 64]),
+        "{err}"
+    );
 
     // Another model altogether.
     let mut other = std::collections::HashMap::new();
@@ -278,7 +280,8 @@ fn full_depth_presets_match_their_references() {
     let names = std::env::var("HAIDEF_PRESETS").unwrap_or_else(|_| "uni,uni2-h,virchow2,h-optimus-0,prov-gigapath,phikon,phikon-v2".into());
     for name in names.split(',') {
         let out = std::env::temp_dir().join(format!("haidef-full-depth-{name}.json"));
-        let status = std::process::Command::new(&python).arg(fixtures().join("encoders/make_presets.py")).args(["--full-depth", name]).arg(&out).status().unwrap();
+        let status =
+            std::process::Command::new(&python).arg(fixtures().join("encoders/make_presets.py")).args(["--full-depth", name]).arg(&out).status().unwrap();
         assert!(status.success(), "make_presets.py --full-depth {name}");
         let p: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
         check_preset(&r, &p, name);
@@ -349,7 +352,17 @@ fn a_checkpoint_made_at_another_size_has_its_position_embedding_resampled_as_tim
     let model = VitEncoder::from_safetensors("tiny-518", InputSpec::rgb_unit(224), cfg, &file, &Device::Cpu, DType::F32).unwrap();
     assert_match("resampled position embedding vs timm", &embed_all(&model, &inputs, 4), &expected(&t["embeddings"]), 1e-4);
     // A grid that is not square cannot be resampled: the error says so.
-    let bad = VitConfig { patch_size: 14, width: 64, depth: 2, heads: 2, mlp_dim: 256, reg_tokens: 4, no_embed_class: true, layer_scale: true, ..VitConfig::vit_s16() };
+    let bad = VitConfig {
+        patch_size: 14,
+        width: 64,
+        depth: 2,
+        heads: 2,
+        mlp_dim: 256,
+        reg_tokens: 4,
+        no_embed_class: true,
+        layer_scale: true,
+        ..VitConfig::vit_s16()
+    };
     let err = VitEncoder::from_safetensors("tiny-518", InputSpec::rgb_unit(224), bad, &file, &Device::Cpu, DType::F32).unwrap_err().to_string();
     assert!(err.contains("pos_embed") && err.contains("not a square grid"), "{err}");
 }

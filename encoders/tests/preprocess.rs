@@ -3,8 +3,8 @@
 //! formula in numpy, numpy's min–max and window of 16-bit samples, padding, RGBA.
 //! fixtures/images/make_images.py made the inputs and the expected tensors.
 
-use haidef_wsi_encoders::Batcher;
 use haidef_wsi_encoders::candle::{DType, Device};
+use haidef_wsi_encoders::Batcher;
 use haidef_wsi_encoders::{registry, Coordinates, Filter, ImageRef, InputSpec, Kernel, Range, Resize};
 use serde_json::Value;
 use std::path::PathBuf;

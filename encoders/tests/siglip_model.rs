@@ -4,9 +4,9 @@
 //! through our preprocessing (Pillow bicubic to 448, [-1, 1]), text features from the
 //! reference's token ids, and the logits between them.
 
-use haidef_wsi_encoders::{Batcher, ImageRef};
 use haidef_wsi_encoders::candle::{DType, Device, Tensor};
 use haidef_wsi_encoders::{siglip::seeded_weights, Siglip, SiglipConfig};
+use haidef_wsi_encoders::{Batcher, ImageRef};
 use haidef_wsi_encoders::{Filter, InputSpec, Resize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -81,7 +81,8 @@ fn check_towers(r: &serde_json::Value, m: &serde_json::Value) {
 
     // Text tower, from the reference's ids.
     let names: Vec<String> = m["text_order"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-    let ids: Vec<u32> = m["text_input_ids"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32)).collect();
+    let ids: Vec<u32> =
+        m["text_input_ids"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32)).collect();
     let ids = Tensor::from_vec(ids, (names.len(), cfg.max_text_len), &Device::Cpu).unwrap();
     let text = model.text.forward(&ids).unwrap();
     let text_rows = text.to_vec2::<f32>().unwrap();
@@ -276,7 +277,8 @@ fn cuda_matches_transformers() {
     let seed = r["generator"]["seed"].as_u64().unwrap();
     let device = Device::new_cuda(0).expect("CUDA device 0");
     let names: Vec<String> = m["text_order"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-    let ids: Vec<u32> = m["text_input_ids"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32)).collect();
+    let ids: Vec<u32> =
+        m["text_input_ids"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32)).collect();
     let ids = Tensor::from_vec(ids, (names.len(), cfg.max_text_len), &device).unwrap();
     let (w, h, rgb) = read_rgb8(&root().join("fixtures/images/patches/patch0.png"));
     for dtype in [DType::F32, DType::BF16] {
@@ -286,7 +288,8 @@ fn cuda_matches_transformers() {
         let mut batcher = Batcher::new(spec, 1, device.clone(), dtype).unwrap();
         let img = model.vision.forward(&batcher.pack(&[ImageRef::rgb(w, h, &rgb)]).unwrap()).unwrap();
         let img = img.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let mut pairs: Vec<(String, Vec<f32>, Vec<f32>)> = names.iter().zip(&text).map(|(n, row)| (n.clone(), row.clone(), floats(&m["text_features"][n]))).collect();
+        let mut pairs: Vec<(String, Vec<f32>, Vec<f32>)> =
+            names.iter().zip(&text).map(|(n, row)| (n.clone(), row.clone(), floats(&m["text_features"][n]))).collect();
         pairs.push(("patch0".into(), img, floats(&m["image_features"]["patch0/hf_pil"])));
         for (name, ours, want) in pairs {
             let dot: f64 = ours.iter().zip(&want).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();

@@ -2,8 +2,8 @@
 
 use clap::Args;
 use haidef_wsi::encoders::candle::{DType, Device};
-use haidef_wsi::encoders::{registry, ModelEntry};
 use haidef_wsi::encoders::{parse_device, Encoder, UNTRAINED_WARNING};
+use haidef_wsi::encoders::{registry, ModelEntry};
 use std::path::PathBuf;
 
 /// Which model to run, with which weights, where.

@@ -110,7 +110,10 @@ fn flac(file: &File, mut at: u64, len: u64) -> Result<(), String> {
         let size = u64::from(head[1]) << 16 | u64::from(head[2]) << 8 | u64::from(head[3]);
         let body = at + 4;
         if body + size > len {
-            return Err(format!("the file ends inside its header (truncated or corrupt): FLAC metadata block {n} (at byte {at}) claims {size} bytes, {} are left", len - body));
+            return Err(format!(
+                "the file ends inside its header (truncated or corrupt): FLAC metadata block {n} (at byte {at}) claims {size} bytes, {} are left",
+                len - body
+            ));
         }
         match kind {
             4 => comment(&read_at(file, body, size)?).map_err(|e| format!("FLAC metadata block {n} (at byte {at}), a Vorbis comment: {e}"))?,
@@ -237,7 +240,10 @@ fn riff(file: &File, start: u64, len: u64) -> Result<(), String> {
         }
         if at + 8 + size > len {
             let id = String::from_utf8_lossy(&head[..4]).into_owned();
-            return Err(format!("the file ends inside its header (truncated or corrupt): the WAV chunk {id:?} at byte {at} claims {size} bytes, {} are left", len - at - 8));
+            return Err(format!(
+                "the file ends inside its header (truncated or corrupt): the WAV chunk {id:?} at byte {at} claims {size} bytes, {} are left",
+                len - at - 8
+            ));
         }
         at += 8 + size + (size & 1);
     }

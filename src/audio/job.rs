@@ -112,9 +112,9 @@ impl Modality for Audio {
 
     fn open(&mut self, opening: Opening<'_>) -> Result<Opened<AudioWindows>> {
         let encoder = opening.encoder;
-        let audio = *encoder.audio_spec().ok_or_else(|| {
-            PipelineError::Options(format!("{} is not an audio model; choose one that takes audio (hear)", encoder.model_id()))
-        })?;
+        let audio = *encoder
+            .audio_spec()
+            .ok_or_else(|| PipelineError::Options(format!("{} is not an audio model; choose one that takes audio (hear)", encoder.model_id())))?;
         let opts = self.options;
         if !(opts.hop_seconds.is_finite() && opts.hop_seconds * f64::from(audio.sample_rate) >= 1.0) {
             return Err(PipelineError::Options(format!("hop must be at least one sample (1/{} s), got {} s", audio.sample_rate, opts.hop_seconds)));
@@ -188,4 +188,3 @@ fn draw_picture(path: &Path, embeddings: &[f32], dim: usize, audio: &AudioSpec, 
 fn draw_picture(_: &Path, _: &[f32], _: usize, _: &AudioSpec, _: &Cutting, _: &Path) -> Result<PathBuf> {
     Err(PipelineError::Options("pictures need the heatmaps feature".into()))
 }
-

@@ -3,9 +3,9 @@
 //! the cosine similarity of its windows' embeddings (window i's row, window j's column; the
 //! diagonal is 1). Repeated sounds show as bright off-diagonal cells at the times they recur.
 
-use crate::output::atomic::write_png;
 use crate::error::Result;
 use crate::maps::render::scale_color;
+use crate::output::atomic::write_png;
 use haidef_wsi_encoders::candle::{Device, Tensor};
 use haidef_wsi_encoders::{FrontEnd, FrontEndConfig};
 use std::path::{Path, PathBuf};

@@ -86,16 +86,16 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
             return from_plain_wav(path, start, max_seconds).map_err(|plain| fail(format!("not a readable WAV file ({plain}; symphonia: {e})")));
         }
         Err(e) => {
-            let advice = if e.contains("end of stream") { ": the file ends inside its header (truncated, or not audio)" } else { "; WAV, FLAC, Ogg Vorbis and MP3 are supported" };
+            let advice = if e.contains("end of stream") {
+                ": the file ends inside its header (truncated, or not audio)"
+            } else {
+                "; WAV, FLAC, Ogg Vorbis and MP3 are supported"
+            };
             return Err(fail(format!("not a readable audio file ({e}){advice}")));
         }
     };
     let mut format = probed.format;
-    let track = format
-        .tracks()
-        .iter()
-        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .ok_or_else(|| fail("no audio track".into()))?;
+    let track = format.tracks().iter().find(|t| t.codec_params.codec != CODEC_TYPE_NULL).ok_or_else(|| fail("no audio track".into()))?;
     let (track_id, params) = (track.id, track.codec_params.clone());
     let rate = params.sample_rate.filter(|r| *r > 0).ok_or_else(|| fail("no sample rate in the header".into()))?;
     let max_frames = (max_seconds * f64::from(rate)).ceil() as u64;
@@ -126,9 +126,7 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Recording> {
             continue;
         }
         let at = mono.len() as f64 / f64::from(rate);
-        let decoded = unpanicked(|| decoder.decode(&packet))
-            .map_err(fail)?
-            .map_err(|e| fail(format!("cannot decode the audio at {at:.3} s: {e}")))?;
+        let decoded = unpanicked(|| decoder.decode(&packet)).map_err(fail)?.map_err(|e| fail(format!("cannot decode the audio at {at:.3} s: {e}")))?;
         let spec = *decoded.spec();
         let ch = spec.channels.count();
         if ch == 0 {

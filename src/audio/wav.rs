@@ -30,10 +30,16 @@ pub fn decode(bytes: &[u8], max_seconds: f64) -> Result<Wav, String> {
         return Err("not a RIFF/RIFX/RF64 WAVE file".into());
     }
     let u16_at = |o: usize| bytes.get(o..o + 2).map(|b| if big { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) });
-    let u32_at = |o: usize| bytes.get(o..o + 4).map(|b| {
-        let a = [b[0], b[1], b[2], b[3]];
-        if big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
-    });
+    let u32_at = |o: usize| {
+        bytes.get(o..o + 4).map(|b| {
+            let a = [b[0], b[1], b[2], b[3]];
+            if big {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
+        })
+    };
     let (mut fmt, mut data, mut ds64_data) = (None, None, None);
     let mut at = 12;
     while bytes.len().saturating_sub(at) >= 8 {

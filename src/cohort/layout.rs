@@ -126,7 +126,10 @@ impl CohortDir {
     /// An existing cohort folder, for reading.
     pub fn open(root: &Path) -> Result<CohortDir> {
         if !root.join("cohort.json").is_file() {
-            return Err(PipelineError::Input { path: root.display().to_string(), problem: "not a cohort folder (no cohort.json): embed_cohort writes one on its first run".into() });
+            return Err(PipelineError::Input {
+                path: root.display().to_string(),
+                problem: "not a cohort folder (no cohort.json): embed_cohort writes one on its first run".into(),
+            });
         }
         Ok(CohortDir { root: root.to_path_buf() })
     }
@@ -290,7 +293,8 @@ impl CohortDir {
 
     /// Names of the folders in `staging/` (work in progress, or left by killed tasks).
     pub fn staging(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.root.join("staging")).into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str().map(str::to_string)).collect();
+        let mut v: Vec<String> =
+            std::fs::read_dir(self.root.join("staging")).into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str().map(str::to_string)).collect();
         v.sort();
         v
     }
@@ -429,8 +433,17 @@ mod tests {
         let pic = staged.join("heatmap.png");
         std::fs::write(&pic, b"png").unwrap();
         let record = DoneRecord {
-            slide_id: "S1".into(), path: "a".into(), label: None, rows: 1, unreadable: 2, bytes: 4, sha256: sha256_file(&parquet).unwrap(),
-            started: 1.0, finished: 2.0, attempts: 1, shard: 0,
+            slide_id: "S1".into(),
+            path: "a".into(),
+            label: None,
+            rows: 1,
+            unreadable: 2,
+            bytes: 4,
+            sha256: sha256_file(&parquet).unwrap(),
+            started: 1.0,
+            finished: 2.0,
+            attempts: 1,
+            shard: 0,
         };
         d.mark_failed("a", Some("S1"), "earlier", 0).unwrap();
         d.commit(&staged, &parquet, &[pic], &record).unwrap();

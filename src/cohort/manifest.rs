@@ -114,7 +114,10 @@ fn read_csv(file: &Path) -> Result<Vec<ManifestRow>> {
     let headers = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
     let column = |name: &str| headers.iter().position(|h| h.trim().trim_start_matches('\u{feff}') == name);
     let path_col = column("path").ok_or_else(|| {
-        bad(format!("no `path` column in the header ({}); the manifest's columns are path, slide_id (optional), label (optional)", headers.iter().collect::<Vec<_>>().join(", ")))
+        bad(format!(
+            "no `path` column in the header ({}); the manifest's columns are path, slide_id (optional), label (optional)",
+            headers.iter().collect::<Vec<_>>().join(", ")
+        ))
     })?;
     let (id_col, label_col) = (column("slide_id"), column("label"));
     let mut rows = Vec::new();
@@ -139,7 +142,8 @@ fn read_parquet(file: &Path) -> Result<Vec<ManifestRow>> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let bad = |problem: String| PipelineError::Input { path: file.display().to_string(), problem };
     let f = std::fs::File::open(file).map_err(|e| bad(e.to_string()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| bad(format!("not a readable Parquet file: {e}")))?.build().map_err(|e| bad(e.to_string()))?;
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| bad(format!("not a readable Parquet file: {e}")))?.build().map_err(|e| bad(e.to_string()))?;
     // A cell as text: string columns as they are, integer labels in decimal.
     fn text(col: &dyn Array, i: usize) -> std::result::Result<Option<String>, String> {
         if col.is_null(i) {
@@ -157,7 +161,9 @@ fn read_parquet(file: &Path) -> Result<Vec<ManifestRow>> {
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| bad(e.to_string()))?;
-        let path = batch.column_by_name("path").ok_or_else(|| bad("no `path` column; the manifest's columns are path, slide_id (optional), label (optional)".into()))?;
+        let path = batch
+            .column_by_name("path")
+            .ok_or_else(|| bad("no `path` column; the manifest's columns are path, slide_id (optional), label (optional)".into()))?;
         let (id, label) = (batch.column_by_name("slide_id"), batch.column_by_name("label"));
         for i in 0..batch.num_rows() {
             let line = rows.len() + 1;

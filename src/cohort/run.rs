@@ -280,7 +280,15 @@ impl<'a> CohortJob<'a> {
             Some(id) => id,
             None => {
                 let uid = slide.series_instance_uid().to_string();
-                check_slide_id(&uid).map_err(|p| (None, PipelineError::Input { path: row.path.clone(), problem: format!("its SeriesInstanceUID {uid:?} cannot be a slide id ({p}); give the row a slide_id") }))?;
+                check_slide_id(&uid).map_err(|p| {
+                    (
+                        None,
+                        PipelineError::Input {
+                            path: row.path.clone(),
+                            problem: format!("its SeriesInstanceUID {uid:?} cannot be a slide id ({p}); give the row a slide_id"),
+                        },
+                    )
+                })?;
                 if let Some(other) = dir.done(&uid).filter(|r| r.path != row.path) {
                     let problem = format!("its SeriesInstanceUID {uid} is already the id of {:?}; give this row its own slide_id", other.path);
                     return Err((None, PipelineError::Input { path: row.path.clone(), problem }));
@@ -331,10 +339,17 @@ impl<'a> CohortJob<'a> {
             #[cfg(feature = "dicomweb")]
             return Ok(Slide::open_dicomweb(&location, &self.dicomweb)?);
             #[cfg(not(feature = "dicomweb"))]
-            return Err(PipelineError::Input { path: location, problem: "a DICOMweb URL, but this build of haidef-wsi has no DICOMweb: enable its `dicomweb` feature".into() });
+            return Err(PipelineError::Input {
+                path: location,
+                problem: "a DICOMweb URL, but this build of haidef-wsi has no DICOMweb: enable its `dicomweb` feature".into(),
+            });
         }
         if !Path::new(&location).exists() {
-            let hint = if Path::new(&row.path).is_absolute() { String::new() } else { format!(" (a relative path is taken from the manifest's folder, {})", self.manifest.file.parent().unwrap_or(Path::new(".")).display()) };
+            let hint = if Path::new(&row.path).is_absolute() {
+                String::new()
+            } else {
+                format!(" (a relative path is taken from the manifest's folder, {})", self.manifest.file.parent().unwrap_or(Path::new(".")).display())
+            };
             return Err(PipelineError::Input { path: location, problem: format!("no such slide folder or file{hint}") });
         }
         Ok(Slide::open(Path::new(&location))?)

@@ -65,9 +65,7 @@ impl Shard {
         if let Some(v) = env("SLURM_ARRAY_TASK_ID") {
             let id = number("SLURM_ARRAY_TASK_ID", v)?;
             let job = env("SLURM_ARRAY_JOB_ID").unwrap_or_default();
-            let index = id.checked_sub(offset).ok_or_else(|| {
-                PipelineError::Options(format!("array task {id} is below --shard-offset {offset}"))
-            })?;
+            let index = id.checked_sub(offset).ok_or_else(|| PipelineError::Options(format!("array task {id} is below --shard-offset {offset}")))?;
             return Shard::new(index, count)
                 .map_err(|_| {
                     PipelineError::Options(format!(
@@ -81,7 +79,9 @@ impl Shard {
         if let Some(v) = env("JOB_COMPLETION_INDEX") {
             let index = number("JOB_COMPLETION_INDEX", v)?;
             return Shard::new(index, count)
-                .map_err(|_| PipelineError::Options(format!("Kubernetes completion index {index} is beyond --shards {count}: set the Job's completions to {count}")))
+                .map_err(|_| {
+                    PipelineError::Options(format!("Kubernetes completion index {index} is beyond --shards {count}: set the Job's completions to {count}"))
+                })
                 .map(|s| (s, ShardOrigin::Kubernetes));
         }
         if count == 1 {

@@ -7,10 +7,10 @@ use crate::engine::{Input, Source};
 use crate::error::{PipelineError, Result};
 use crate::files::Skipped;
 use haidef_wsi_encoders::{ImageRef, InputSpec};
-use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Pixels an image may have unless told otherwise: Pillow's own decompression-bomb limit
 /// (`2 × Image.MAX_IMAGE_PIXELS`, about 179 million).

@@ -40,7 +40,15 @@ pub(crate) struct Layout<'a> {
 /// Clusters `embeddings` (`positions.len() × dim`; `positions` are the patches' top-left
 /// corners in level pixels) into `k` groups with `seed` and draws both pictures into `out_dir`
 /// (written atomically).
-pub(crate) fn cluster_and_draw(embeddings: &[f32], dim: usize, positions: &[(u32, u32)], layout: &Layout<'_>, k: usize, seed: u64, out_dir: &Path) -> Result<ClusterMaps> {
+pub(crate) fn cluster_and_draw(
+    embeddings: &[f32],
+    dim: usize,
+    positions: &[(u32, u32)],
+    layout: &Layout<'_>,
+    k: usize,
+    seed: u64,
+    out_dir: &Path,
+) -> Result<ClusterMaps> {
     let labels = kmeans(embeddings, dim, k, seed)?;
     let size = layout.patch;
     let cells: Vec<Cell> = positions.iter().zip(&labels).map(|(&(x, y), &label)| Cell { x, y, size, label }).collect();

@@ -16,12 +16,10 @@ pub(crate) fn kmeans(embeddings: &[f32], dim: usize, k: usize, seed: u64) -> Res
         return Err(PipelineError::Options("k must be at least 1".into()));
     }
     if k > n {
-        return Err(PipelineError::Options(format!(
-            "k = {k} clusters but only {n} patches were embedded; lower k or embed more patches"
-        )));
+        return Err(PipelineError::Options(format!("k = {k} clusters but only {n} patches were embedded; lower k or embed more patches")));
     }
-    let data = Array2::from_shape_vec((n, dim), embeddings.iter().map(|v| f64::from(*v)).collect())
-        .map_err(|e| PipelineError::Clustering { source: Box::new(e) })?;
+    let data =
+        Array2::from_shape_vec((n, dim), embeddings.iter().map(|v| f64::from(*v)).collect()).map_err(|e| PipelineError::Clustering { source: Box::new(e) })?;
     // One f64 copy of the embeddings (8 × D bytes a patch), not two: the clusters are predicted
     // from the dataset's own records.
     let dataset = DatasetBase::from(data);

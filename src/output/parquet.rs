@@ -5,8 +5,8 @@
 //! [`provenance`] (`model_id`, `weights_sha256` or `untrained`, `library_version`,
 //! `input_scaling`, and `warning` when the model is untrained) and what the job adds.
 
-use crate::output::atomic::AtomicFile;
 use crate::error::{PipelineError, Result};
+use crate::output::atomic::AtomicFile;
 use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
@@ -74,14 +74,7 @@ impl ParquetSink {
             .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
             .build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| PipelineError::output(path, e))?;
-        Ok(ParquetSink {
-            path: path.to_path_buf(),
-            atomic: Some(atomic),
-            writer: Some(writer),
-            schema,
-            dim: shape.iter().product(),
-            rows: 0,
-        })
+        Ok(ParquetSink { path: path.to_path_buf(), atomic: Some(atomic), writer: Some(writer), schema, dim: shape.iter().product(), rows: 0 })
     }
 
     /// Appends rows given as key columns (in the schema's order, all of one length `n`) and
@@ -89,11 +82,7 @@ impl ParquetSink {
     pub fn write(&mut self, mut keys: Vec<ArrayRef>, embeddings: &[f32]) -> Result<()> {
         let n = keys.first().map_or(0, |k| k.len());
         if embeddings.len() != n * self.dim {
-            return Err(PipelineError::Options(format!(
-                "internal: {} embedding values for {n} rows of dimension {}",
-                embeddings.len(),
-                self.dim
-            )));
+            return Err(PipelineError::Options(format!("internal: {} embedding values for {n} rows of dimension {}", embeddings.len(), self.dim)));
         }
         let item = Arc::new(Field::new("item", DataType::Float32, false));
         keys.push(Arc::new(

@@ -218,7 +218,10 @@ fn patch_coordinates(obj: &Map<String, Value>, i: usize, size: i64) -> Result<Ve
             };
             let p = Patch { x: get("x_origin", None)?, y: get("y_origin", None)?, width: get("width", Some(size))?, height: get("height", Some(size))? };
             if (p.width, p.height) != (size, size) {
-                return Err(ApiError::new(Code::PatchDimensions, format!("instance {i}, patch {j} is {}x{}; the endpoint takes {size}x{size}", p.width, p.height)));
+                return Err(ApiError::new(
+                    Code::PatchDimensions,
+                    format!("instance {i}, patch {j} is {}x{}; the endpoint takes {size}x{size}", p.width, p.height),
+                ));
             }
             Ok(p)
         })
@@ -275,11 +278,13 @@ fn instance(obj: &Map<String, Value>, patches: Vec<Patch>) -> Result<Instance, A
         return Err(field("bearer_token is longer than 16 KiB"));
     }
     let ez_normalization = match (state, &source) {
-        (Some(state), Source::Image(_)) if obj.get("dicom_path").is_none() && obj.get("image_file_uri").is_some() => match state.get("icc_profile_metadata_normalization") {
-            None => Some("NONE".to_string()),
-            Some(Value::String(n)) => Some(n.to_ascii_uppercase()),
-            Some(_) => return Err(ApiError::new(Code::EzWsiState, "ez_wsi_state.icc_profile_metadata_normalization must be a string")),
-        },
+        (Some(state), Source::Image(_)) if obj.get("dicom_path").is_none() && obj.get("image_file_uri").is_some() => {
+            match state.get("icc_profile_metadata_normalization") {
+                None => Some("NONE".to_string()),
+                Some(Value::String(n)) => Some(n.to_ascii_uppercase()),
+                Some(_) => return Err(ApiError::new(Code::EzWsiState, "ez_wsi_state.icc_profile_metadata_normalization must be a string")),
+            }
+        }
         _ => None,
     };
     Ok(Instance { source, patches, bearer_token, fully_inside, image_dimensions, icc_profile, ez_normalization })
@@ -294,9 +299,11 @@ fn source(obj: &Map<String, Value>, state: Option<&Map<String, Value>>, n: usize
     // Google's order of precedence: dicom_path, image_file_uri, raw_image_bytes.
     if let Some(d) = obj.get("dicom_path") {
         let series_path = d.get("series_path").and_then(Value::as_str).filter(|s| !s.is_empty());
-        let uids: Option<Vec<String>> = d.get("instance_uids").and_then(Value::as_array).filter(|l| !l.is_empty()).and_then(|l| {
-            l.iter().map(|u| u.as_str().filter(|s| !s.is_empty()).map(str::to_string)).collect()
-        });
+        let uids: Option<Vec<String>> = d
+            .get("instance_uids")
+            .and_then(Value::as_array)
+            .filter(|l| !l.is_empty())
+            .and_then(|l| l.iter().map(|u| u.as_str().filter(|s| !s.is_empty()).map(str::to_string)).collect());
         return match (series_path, uids) {
             (Some(s), Some(u)) => Ok(Source::Dicom { series_path: s.to_string(), instance_uids: u }),
             _ => Err(ApiError::new(Code::DicomPath, "dicom_path needs a non-empty series_path and a non-empty list of instance_uids")),
@@ -316,7 +323,11 @@ fn source(obj: &Map<String, Value>, state: Option<&Map<String, Value>>, n: usize
                 }
                 let patches = list
                     .iter()
-                    .map(|v| v.as_str().ok_or_else(|| ApiError::new(Code::EzWsiState, "ez_wsi_state.patches must hold base64 strings")).and_then(|s| base64(s, "a patch", Code::EzWsiState)))
+                    .map(|v| {
+                        v.as_str()
+                            .ok_or_else(|| ApiError::new(Code::EzWsiState, "ez_wsi_state.patches must hold base64 strings"))
+                            .and_then(|s| base64(s, "a patch", Code::EzWsiState))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let size = |k: &str| state.get(k).and_then(int);
                 let source_size = size("source_image_width_px").zip(size("source_image_height_px"));
@@ -335,7 +346,9 @@ fn source(obj: &Map<String, Value>, state: Option<&Map<String, Value>>, n: usize
 /// One instance's answer: embeddings with their patches, or its error.
 pub fn prediction(result: &Result<Vec<(Patch, Vec<f32>)>, ApiError>) -> Value {
     match result {
-        Ok(rows) => json!({"result": {"patch_embeddings": rows.iter().map(|(p, e)| json!({"embedding_vector": e, "patch_coordinate": p.to_json()})).collect::<Vec<_>>()}}),
+        Ok(rows) => {
+            json!({"result": {"patch_embeddings": rows.iter().map(|(p, e)| json!({"embedding_vector": e, "patch_coordinate": p.to_json()})).collect::<Vec<_>>()}})
+        }
         Err(e) => json!({"error": e.to_json()}),
     }
 }

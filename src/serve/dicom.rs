@@ -99,7 +99,17 @@ impl DicomStores {
     /// (`image_dimensions`) the patches are cut from the level resized to that size, each
     /// resampled from its part of the level as EZ-WSI does (see [`source_span`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn patches(&self, series_path: &str, instance_uids: &[String], token: &str, patches: &[Patch], fully_inside: bool, icc: &str, dims: Option<(u32, u32)>, targets: &IccTargets) -> Result<Vec<Vec<u8>>, ApiError> {
+    pub fn patches(
+        &self,
+        series_path: &str,
+        instance_uids: &[String],
+        token: &str,
+        patches: &[Patch],
+        fully_inside: bool,
+        icc: &str,
+        dims: Option<(u32, u32)>,
+        targets: &IccTargets,
+    ) -> Result<Vec<Vec<u8>>, ApiError> {
         // As Google's server: the path is parsed first, then its store checked.
         let (series_url, _, _) = parse_series_url(series_path).map_err(|e| ApiError::new(Code::DicomPath, e.to_string()))?;
         if !self.allowlist.allows_str(&series_url) {
@@ -116,9 +126,11 @@ impl DicomStores {
             code_of(&e)
         })?;
         let uid = instance_uids.first().map(String::as_str).unwrap_or_default();
-        let level = slide.levels().iter().find(|l| l.info().sop_instance_uid == uid).ok_or_else(|| {
-            ApiError::new(Code::LevelNotFound, format!("instance {uid} is not a pyramid level of series {series_url}"))
-        })?;
+        let level = slide
+            .levels()
+            .iter()
+            .find(|l| l.info().sop_instance_uid == uid)
+            .ok_or_else(|| ApiError::new(Code::LevelNotFound, format!("instance {uid} is not a pyramid level of series {series_url}")))?;
         let (w, h) = (i64::from(level.width()), i64::from(level.height()));
         let to_srgb = targets.transform(icc, level.info().icc_profile.as_deref(), Code::DicomError)?;
         let resize = match dims {
@@ -145,7 +157,14 @@ impl DicomStores {
             if fully_inside && !inside {
                 return Err(ApiError::new(
                     Code::PatchOutsideImage,
-                    format!("patch at ({}, {}) of {}x{} is not inside the {w}x{h} level {uid}{}", p.x, p.y, p.width, p.height, resize.map_or(String::new(), |(dw, dh)| format!(" resized to {dw}x{dh}"))),
+                    format!(
+                        "patch at ({}, {}) of {}x{} is not inside the {w}x{h} level {uid}{}",
+                        p.x,
+                        p.y,
+                        p.width,
+                        p.height,
+                        resize.map_or(String::new(), |(dw, dh)| format!(" resized to {dw}x{dh}"))
+                    ),
                 ));
             }
             let (x0, y0, x1, y1) = (sx.max(0), sy.max(0), (sx + sw).min(w), (sy + sh).min(h));
@@ -212,7 +231,10 @@ impl DicomStores {
 fn resized(w: i64, h: i64, dw: i64, dh: i64) -> Result<(i64, i64), ApiError> {
     let factor = (w as f64 / dw as f64).max(h as f64 / dh as f64);
     if factor > 8.0 {
-        return Err(ApiError::new(Code::DicomImageDownsamplingTooLarge, format!("image_dimensions {dw}x{dh} shrinks the {w}x{h} level {factor:.2}x; at most 8x")));
+        return Err(ApiError::new(
+            Code::DicomImageDownsamplingTooLarge,
+            format!("image_dimensions {dw}x{dh} shrinks the {w}x{h} level {factor:.2}x; at most 8x"),
+        ));
     }
     Ok((dw, dh))
 }
@@ -259,12 +281,17 @@ fn enlarge(region: &[u8], (w, h): (i64, i64), (sx, sy): (Span, Span), (pw, ph): 
 /// Google's code for a reader error.
 fn code_of(e: &WsiError) -> ApiError {
     if let WsiError::DicomWebDenied { location, status } = e {
-        return ApiError::new(Code::InvalidCredentials, format!("{location}: the DICOM store answered HTTP {status}: the instance's bearer_token is missing, wrong or expired"));
+        return ApiError::new(
+            Code::InvalidCredentials,
+            format!("{location}: the DICOM store answered HTTP {status}: the instance's bearer_token is missing, wrong or expired"),
+        );
     }
     let code = match e {
         WsiError::DicomWebDenied { .. } => Code::InvalidCredentials,
         WsiError::DicomWebRefused { .. } => Code::UnapprovedDicomStore,
-        WsiError::DicomWeb { problem, .. } if problem.starts_with("not DICOM JSON") || problem.starts_with("malformed") || problem.starts_with("expected") => Code::InvalidResponse,
+        WsiError::DicomWeb { problem, .. } if problem.starts_with("not DICOM JSON") || problem.starts_with("malformed") || problem.starts_with("expected") => {
+            Code::InvalidResponse
+        }
         WsiError::DicomWeb { .. } => Code::HttpError,
         WsiError::InvalidArgument(_) => Code::DicomPath,
         _ => Code::DicomError,

@@ -70,7 +70,10 @@ impl GcsBuckets {
     pub fn fetch(&self, uri: &str, token: &str) -> Result<Vec<u8>, ApiError> {
         let (bucket, object) = split(uri).ok_or_else(|| ApiError::new(Code::GcsImagePathFormat, "image_file_uri must be gs://BUCKET/OBJECT"))?;
         if !self.approved.iter().any(|(b, prefix)| b == bucket && object.starts_with(prefix.as_str())) {
-            return Err(ApiError::new(Code::UnapprovedGcsBucket, format!("gs://{bucket} is not a bucket approved on this server (the operator approves buckets with --allow-gcs gs://BUCKET)")));
+            return Err(ApiError::new(
+                Code::UnapprovedGcsBucket,
+                format!("gs://{bucket} is not a bucket approved on this server (the operator approves buckets with --allow-gcs gs://BUCKET)"),
+            ));
         }
         let mut url = self.endpoint.clone();
         {
@@ -86,11 +89,17 @@ impl GcsBuckets {
         }
         let shown = format!("gs://{bucket}/{object}");
         let fail = |code: Code, m: String| ApiError::new(code, format!("{shown}: {m}"));
-        let response = request.send().map_err(|e| fail(Code::HttpError, format!("request failed: {}", if e.is_timeout() { "timed out" } else { "no answer" })))?;
+        let response =
+            request.send().map_err(|e| fail(Code::HttpError, format!("request failed: {}", if e.is_timeout() { "timed out" } else { "no answer" })))?;
         let status = response.status().as_u16();
         match status {
             200 => {}
-            401 | 403 => return Err(fail(Code::InvalidCredentials, format!("Cloud Storage answered HTTP {status}: the instance's bearer_token is missing, wrong or expired"))),
+            401 | 403 => {
+                return Err(fail(
+                    Code::InvalidCredentials,
+                    format!("Cloud Storage answered HTTP {status}: the instance's bearer_token is missing, wrong or expired"),
+                ))
+            }
             300..=399 => return Err(fail(Code::HttpError, format!("Cloud Storage answered a redirect (HTTP {status}), which this server does not follow"))),
             _ => return Err(fail(Code::HttpError, format!("Cloud Storage answered HTTP {status}"))),
         }
@@ -113,7 +122,18 @@ mod tests {
     #[test]
     fn gs_uris_are_split_and_odd_ones_refused() {
         assert_eq!(split("gs://my-bucket/slides/a b.png"), Some(("my-bucket", "slides/a b.png")));
-        for bad in ["gs:///placeholder.png", "gs://b/x.png", "gs://Bucket/x.png", "gs://bucket", "gs://bucket/", "gs://bucket/a/../b.png", "gs://bucket/a//b", "gs://bucket/a?b", "https://bucket/x.png", "gs:/bucket/x"] {
+        for bad in [
+            "gs:///placeholder.png",
+            "gs://b/x.png",
+            "gs://Bucket/x.png",
+            "gs://bucket",
+            "gs://bucket/",
+            "gs://bucket/a/../b.png",
+            "gs://bucket/a//b",
+            "gs://bucket/a?b",
+            "https://bucket/x.png",
+            "gs:/bucket/x",
+        ] {
             assert_eq!(split(bad), None, "{bad}");
         }
     }

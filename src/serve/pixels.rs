@@ -30,10 +30,9 @@ impl PixelBudget {
     /// Takes `n` pixels for `what`, or says the request has used its budget.
     pub fn take(&self, n: u64, what: &str) -> Result<(), ApiError> {
         use std::sync::atomic::Ordering;
-        self.0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(n))
-            .map(|_| ())
-            .map_err(|_| ApiError::new(Code::ImageDimension, format!("{what}: the request's images, decoded and resized, exceed the server's budget of pixels per request")))
+        self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(n)).map(|_| ()).map_err(|_| {
+            ApiError::new(Code::ImageDimension, format!("{what}: the request's images, decoded and resized, exceed the server's budget of pixels per request"))
+        })
     }
 }
 

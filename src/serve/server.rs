@@ -6,9 +6,9 @@
 //! valid key when keys are configured. Keys and bearer tokens never appear in answers or logs.
 
 use super::api::{parse_request, prediction, ApiError, Code};
-use super::encode_queue::EncodeQueue;
 use super::api::{Instance, Source};
 use super::dicom::DicomStores;
+use super::encode_queue::EncodeQueue;
 use super::gcs::GcsBuckets;
 use super::icc::IccTargets;
 use super::pixels::{self, PixelBudget};
@@ -138,7 +138,14 @@ struct AppState {
 pub fn router(queue: EncodeQueue, opts: ServeOptions) -> Router {
     let limit = opts.max_body_bytes;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let state = Arc::new(AppState { queue, opts: opts.clone(), started: Instant::now(), decoding: tokio::sync::Semaphore::new(cores), reading: tokio::sync::Semaphore::new(opts.max_dicom_reads.max(1)), requests: Arc::new(tokio::sync::Semaphore::new(opts.max_concurrent_requests.max(1))) });
+    let state = Arc::new(AppState {
+        queue,
+        opts: opts.clone(),
+        started: Instant::now(),
+        decoding: tokio::sync::Semaphore::new(cores),
+        reading: tokio::sync::Semaphore::new(opts.max_dicom_reads.max(1)),
+        requests: Arc::new(tokio::sync::Semaphore::new(opts.max_concurrent_requests.max(1))),
+    });
     let guarded = Router::new()
         .route(&opts.predict_route, post(predict))
         .route(&opts.metrics_route, get(metrics))
@@ -334,8 +341,12 @@ pub fn tls_config(chain: &std::path::Path, key: &std::path::Path) -> std::io::Re
 }
 
 /// Serves HTTPS on `listener` (see [`tls_config`]) until the process ends.
-pub async fn serve_tls(listener: std::net::TcpListener, tls: axum_server::tls_rustls::RustlsConfig, queue: EncodeQueue, opts: ServeOptions) -> std::io::Result<()> {
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    tls: axum_server::tls_rustls::RustlsConfig,
+    queue: EncodeQueue,
+    opts: ServeOptions,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     axum_server::from_tcp_rustls(listener, tls)?.serve(router(queue, opts).into_make_service()).await
 }
-

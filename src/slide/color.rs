@@ -29,8 +29,16 @@ impl ToSrgb {
 
     /// Builds the transform from a profile.
     pub fn from_profile(profile: &Profile, source: String) -> Result<Self> {
-        let transform = Transform::new_flags_context(GlobalContext::new(), profile, PixelFormat::RGB_8, &Profile::new_srgb(), PixelFormat::RGB_8, Intent::Perceptual, Flags::NO_CACHE)
-            .map_err(|source| PipelineError::Icc { what: "cannot build an ICC → sRGB transform", source })?;
+        let transform = Transform::new_flags_context(
+            GlobalContext::new(),
+            profile,
+            PixelFormat::RGB_8,
+            &Profile::new_srgb(),
+            PixelFormat::RGB_8,
+            Intent::Perceptual,
+            Flags::NO_CACHE,
+        )
+        .map_err(|source| PipelineError::Icc { what: "cannot build an ICC → sRGB transform", source })?;
         Ok(ToSrgb { transform, source })
     }
 
@@ -44,8 +52,9 @@ impl ToSrgb {
     pub fn to_profile(source: &[u8], to: &Profile) -> Result<Self> {
         let from = Profile::new_icc(source).map_err(|source| PipelineError::Icc { what: "the image's ICC profile cannot be read", source })?;
         let name = from.info(lcms2::InfoType::Description, lcms2::Locale::none()).unwrap_or_else(|| "unnamed".into());
-        let transform = Transform::new_flags_context(GlobalContext::new(), &from, PixelFormat::RGB_8, to, PixelFormat::RGB_8, Intent::Perceptual, Flags::NO_CACHE)
-            .map_err(|source| PipelineError::Icc { what: "cannot build an ICC transform between these profiles", source })?;
+        let transform =
+            Transform::new_flags_context(GlobalContext::new(), &from, PixelFormat::RGB_8, to, PixelFormat::RGB_8, Intent::Perceptual, Flags::NO_CACHE)
+                .map_err(|source| PipelineError::Icc { what: "cannot build an ICC transform between these profiles", source })?;
         Ok(ToSrgb { transform, source: format!("{name} ({} bytes)", source.len()) })
     }
 
@@ -59,7 +68,8 @@ impl ToSrgb {
 /// Adobe RGB (1998) from its published definition: D65 white, its primaries, gamma 563/256.
 pub fn adobe_rgb() -> Profile {
     let d65 = CIExyY { x: 0.3127, y: 0.3290, Y: 1.0 };
-    let primaries = CIExyYTRIPLE { Red: CIExyY { x: 0.64, y: 0.33, Y: 1.0 }, Green: CIExyY { x: 0.21, y: 0.71, Y: 1.0 }, Blue: CIExyY { x: 0.15, y: 0.06, Y: 1.0 } };
+    let primaries =
+        CIExyYTRIPLE { Red: CIExyY { x: 0.64, y: 0.33, Y: 1.0 }, Green: CIExyY { x: 0.21, y: 0.71, Y: 1.0 }, Blue: CIExyY { x: 0.15, y: 0.06, Y: 1.0 } };
     let g = ToneCurve::new(563.0 / 256.0);
     Profile::new_rgb(&d65, &primaries, &[&g, &g, &g]).expect("a matrix/TRC profile from constants")
 }
@@ -68,7 +78,11 @@ pub fn adobe_rgb() -> Profile {
 /// with the linear segment below 1/512 (16·x; as LittleCMS's parametric curve type 4).
 pub fn romm_rgb() -> Profile {
     let d50 = CIExyY { x: 0.3457, y: 0.3585, Y: 1.0 };
-    let primaries = CIExyYTRIPLE { Red: CIExyY { x: 0.7347, y: 0.2653, Y: 1.0 }, Green: CIExyY { x: 0.1596, y: 0.8404, Y: 1.0 }, Blue: CIExyY { x: 0.0366, y: 0.0001, Y: 1.0 } };
+    let primaries = CIExyYTRIPLE {
+        Red: CIExyY { x: 0.7347, y: 0.2653, Y: 1.0 },
+        Green: CIExyY { x: 0.1596, y: 0.8404, Y: 1.0 },
+        Blue: CIExyY { x: 0.0366, y: 0.0001, Y: 1.0 },
+    };
     let g = ToneCurve::new_parametric(4, &[1.8, 1.0, 0.0, 1.0 / 16.0, 1.0 / 32.0]).expect("a parametric curve from constants");
     Profile::new_rgb(&d50, &primaries, &[&g, &g, &g]).expect("a matrix/TRC profile from constants")
 }

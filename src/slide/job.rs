@@ -251,7 +251,9 @@ impl<'a> Modality for Slides<'a> {
             return Err(PipelineError::Options("k must be at least 1".into()));
         }
         if opts.icc_to_srgb && !cfg!(feature = "icc") {
-            return Err(PipelineError::Options("ICC → sRGB was asked for, but this build of haidef-wsi has no colour management: enable its `icc` feature".into()));
+            return Err(PipelineError::Options(
+                "ICC → sRGB was asked for, but this build of haidef-wsi has no colour management: enable its `icc` feature".into(),
+            ));
         }
         let level = choose_level(slide, opts.level)?;
         let spec = encoder.input_spec();
@@ -265,10 +267,8 @@ impl<'a> Modality for Slides<'a> {
         let thumb = mask_level(slide).read_all()?;
         let mask = TissueMask::from_image(&thumb, (level0.width(), level0.height()));
         let grid = level.patch_grid(PatchGridOptions { size, stride: size })?;
-        let fractions: Vec<f32> = grid
-            .positions()
-            .map(|(x, y)| mask.fraction((x, y, size, size), (level.width(), level.height()), (level0.width(), level0.height())))
-            .collect();
+        let fractions: Vec<f32> =
+            grid.positions().map(|(x, y)| mask.fraction((x, y, size, size), (level.width(), level.height()), (level0.width(), level0.height()))).collect();
         let keep: Vec<bool> = fractions.iter().map(|f| opts.all_patches || *f >= opts.min_tissue).collect();
         let kept = keep.iter().filter(|k| **k).count();
         if grid.is_empty() {

@@ -7,7 +7,7 @@ mod job;
 mod source;
 mod tissue;
 
-pub use job::{choose_level, LevelChoice, PipelineOptions, RunSummary, SlideJob, SlideReport, Slides};
-pub use source::UnreadablePatch;
 #[cfg(feature = "icc")]
 pub use color::{adobe_rgb, romm_rgb, ToSrgb};
+pub use job::{choose_level, LevelChoice, PipelineOptions, RunSummary, SlideJob, SlideReport, Slides};
+pub use source::UnreadablePatch;

@@ -23,11 +23,7 @@ pub struct TissueMask {
 /// The level the mask is computed on: the largest whose longer side is ≤ [`MASK_MAX_SIDE`]
 /// (or the smallest level when all are larger).
 pub fn mask_level(slide: &Slide) -> &Level {
-    slide
-        .levels()
-        .iter()
-        .find(|l| l.width().max(l.height()) <= MASK_MAX_SIDE)
-        .unwrap_or_else(|| slide.levels().last().expect("a slide has levels"))
+    slide.levels().iter().find(|l| l.width().max(l.height()) <= MASK_MAX_SIDE).unwrap_or_else(|| slide.levels().last().expect("a slide has levels"))
 }
 
 /// Saturation of each pixel, 0..=255 (HSV: (max − min) / max).
@@ -176,13 +172,7 @@ mod tests {
     #[test]
     fn finds_stained_tissue_on_glass_and_drops_specks() {
         // Glass (near white) with a pink tissue block on the left half and one pink speck.
-        let img = image(100, 50, |x, y| {
-            if x < 50 || (x == 80 && y == 10) {
-                [200, 100, 160]
-            } else {
-                [240 + (x % 3) as u8, 240, 238]
-            }
-        });
+        let img = image(100, 50, |x, y| if x < 50 || (x == 80 && y == 10) { [200, 100, 160] } else { [240 + (x % 3) as u8, 240, 238] });
         let m = TissueMask::from_image(&img, (1000, 500));
         assert!(!m.mask[(10 * 100 + 80) as usize], "speck kept");
         assert!((m.coverage() - 0.5).abs() < 1e-9, "coverage {}", m.coverage());

@@ -2,8 +2,8 @@
 //! embeddings to compare with.
 #![allow(dead_code)]
 
-use haidef_wsi::encoders::Batcher;
 use haidef_wsi::encoders::candle::{DType, Device};
+use haidef_wsi::encoders::Batcher;
 use haidef_wsi::encoders::{registry, Encoder, ImageRef};
 use haidef_wsi::serve::{serve, serve_tls, tls_config, EncodeQueue, ServeOptions};
 use serde_json::Value;

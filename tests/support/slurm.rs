@@ -16,7 +16,9 @@ impl Slurm {
     /// Starts the cluster, or returns None (with a message) where Slurm is not installed and
     /// this is not CI (where `.ci/run` installs it, so its absence is a failure).
     pub fn start() -> Option<Slurm> {
-        let have = ["slurmctld", "slurmd", "munged", "sbatch"].iter().all(|b| Command::new("sh").args(["-c", &format!("command -v {b}")]).output().is_ok_and(|o| o.status.success()));
+        let have = ["slurmctld", "slurmd", "munged", "sbatch"]
+            .iter()
+            .all(|b| Command::new("sh").args(["-c", &format!("command -v {b}")]).output().is_ok_and(|o| o.status.success()));
         if !have {
             assert!(std::env::var_os("CI").is_none(), "CI must install slurm-wlm and munge (.ci/run does)");
             eprintln!("Slurm is not installed (apt install slurm-wlm munge): Slurm tests not run");

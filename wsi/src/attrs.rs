@@ -8,10 +8,7 @@ use dicom_object::InMemDicomObject;
 /// Builds a [`TagName`] for `tag`, looking its keyword up in the standard dictionary.
 pub(crate) fn tag_name(tag: Tag) -> TagName {
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
-    let name = dicom_dictionary_std::StandardDataDictionary
-        .by_tag(tag)
-        .map(|e| e.alias())
-        .unwrap_or("UnknownTag");
+    let name = dicom_dictionary_std::StandardDataDictionary.by_tag(tag).map(|e| e.alias()).unwrap_or("UnknownTag");
     TagName { tag, name }
 }
 
@@ -67,10 +64,7 @@ impl<'a> Attrs<'a> {
         match self.obj.get(tag) {
             None => Ok(None),
             Some(e) if e.is_empty() => Ok(None),
-            Some(e) => e
-                .to_int::<i64>()
-                .map(Some)
-                .map_err(|err| self.invalid(tag, format!("expected an integer: {err}"))),
+            Some(e) => e.to_int::<i64>().map(Some).map_err(|err| self.invalid(tag, format!("expected an integer: {err}"))),
         }
     }
 
@@ -82,10 +76,7 @@ impl<'a> Attrs<'a> {
     /// Required positive integer that fits in u32.
     pub fn positive_u32(&self, tag: Tag) -> Result<u32> {
         let v = self.i64(tag)?;
-        u32::try_from(v)
-            .ok()
-            .filter(|v| *v > 0)
-            .ok_or_else(|| self.invalid(tag, format!("expected a positive integer, found {v}")))
+        u32::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| self.invalid(tag, format!("expected a positive integer, found {v}")))
     }
 
     /// Optional multi-valued float attribute (DS/FL/FD).
@@ -93,10 +84,7 @@ impl<'a> Attrs<'a> {
         match self.obj.get(tag) {
             None => Ok(None),
             Some(e) if e.is_empty() => Ok(None),
-            Some(e) => e
-                .to_multi_float64()
-                .map(Some)
-                .map_err(|err| self.invalid(tag, format!("expected decimal numbers: {err}"))),
+            Some(e) => e.to_multi_float64().map(Some).map_err(|err| self.invalid(tag, format!("expected decimal numbers: {err}"))),
         }
     }
 

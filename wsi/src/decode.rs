@@ -33,11 +33,9 @@ impl Codec {
                 name: format!("{}; this build has no JPEG 2000 decoder: enable the `jpeg2000` feature", transfer_syntax_name(uid)),
             }),
             "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2" => Ok(Codec::Native),
-            other => Err(WsiError::UnsupportedTransferSyntax {
-                location: location.clone(),
-                uid: other.to_string(),
-                name: transfer_syntax_name(other).to_string(),
-            }),
+            other => {
+                Err(WsiError::UnsupportedTransferSyntax { location: location.clone(), uid: other.to_string(), name: transfer_syntax_name(other).to_string() })
+            }
         }
     }
 }
@@ -71,12 +69,8 @@ impl FrameDecoder {
             return Err(unsupported(format!("SamplesPerPixel {} (expected 1 or 3)", info.samples_per_pixel)));
         }
         let photometric = info.photometric.to_ascii_uppercase();
-        if codec == Codec::Native
-            && !matches!(photometric.as_str(), "RGB" | "YBR_FULL" | "MONOCHROME1" | "MONOCHROME2")
-        {
-            return Err(unsupported(format!(
-                "PhotometricInterpretation {photometric} in uncompressed data (expected RGB, YBR_FULL, MONOCHROME1/2)"
-            )));
+        if codec == Codec::Native && !matches!(photometric.as_str(), "RGB" | "YBR_FULL" | "MONOCHROME1" | "MONOCHROME2") {
+            return Err(unsupported(format!("PhotometricInterpretation {photometric} in uncompressed data (expected RGB, YBR_FULL, MONOCHROME1/2)")));
         }
         Ok(FrameDecoder {
             codec,
@@ -120,17 +114,13 @@ impl FrameDecoder {
     #[cfg(feature = "jpeg2000")]
     fn check_size(&self, codec: &str, w: usize, h: usize) -> std::result::Result<(), String> {
         if w != self.width as usize || h != self.height as usize {
-            return Err(format!(
-                "{codec} frame is {w}x{h} but Columns x Rows say {}x{}",
-                self.width, self.height
-            ));
+            return Err(format!("{codec} frame is {w}x{h} but Columns x Rows say {}x{}", self.width, self.height));
         }
         Ok(())
     }
 
     fn decode_jpeg(&self, bytes: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
-        decode_jpeg_rgb(bytes, out, self.width as usize, self.height as usize)
-            .map_err(|e| format!("JPEG decoding failed: {e}"))
+        decode_jpeg_rgb(bytes, out, self.width as usize, self.height as usize).map_err(|e| format!("JPEG decoding failed: {e}"))
     }
 
     #[cfg(not(feature = "jpeg2000"))]
@@ -153,12 +143,7 @@ impl FrameDecoder {
                 }
             }
             ImagePixelData::L8(grey) if grey.len() * 3 == out.len() => grey_to_rgb(&grey, out),
-            other => {
-                return Err(format!(
-                    "JPEG 2000 frame has an unsupported layout ({:?}); expected 8-bit RGB or greyscale",
-                    std::mem::discriminant(&other)
-                ))
-            }
+            other => return Err(format!("JPEG 2000 frame has an unsupported layout ({:?}); expected 8-bit RGB or greyscale", std::mem::discriminant(&other))),
         }
         Ok(())
     }
@@ -199,9 +184,7 @@ pub fn decode_jpeg_rgb(bytes: &[u8], out: &mut [u8], width: usize, height: usize
     use zune_core::bytestream::ZCursor;
     use zune_core::colorspace::ColorSpace;
     use zune_core::options::DecoderOptions;
-    let options = DecoderOptions::default()
-        .set_strict_mode(true)
-        .jpeg_set_out_colorspace(ColorSpace::RGB);
+    let options = DecoderOptions::default().set_strict_mode(true).jpeg_set_out_colorspace(ColorSpace::RGB);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     decoder.decode_headers().map_err(|e| e.to_string())?;
     let info = decoder.info().ok_or("no image header")?;

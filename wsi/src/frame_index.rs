@@ -76,10 +76,7 @@ impl FrameIndex {
                         return Err(WsiError::frame(
                             location(),
                             i as u32,
-                            format!(
-                                "PlanePositionSlide column {col}, row {row} lies outside the {}x{} image",
-                                info.width, info.height
-                            ),
+                            format!("PlanePositionSlide column {col}, row {row} lies outside the {}x{} image", info.width, info.height),
                         ));
                     }
                     let slot = &mut frames[(ty * i64::from(tiles_x) + tx) as usize];

@@ -3,8 +3,8 @@
 //! serves local files and DICOMweb metadata alike.
 
 use crate::attrs::Attrs;
-use dicom_core::header::HasLength;
 use crate::error::{Location, Result, WsiError};
+use dicom_core::header::HasLength;
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
@@ -233,9 +233,8 @@ impl ImageInfo {
 /// ImagedVolumeWidth/Height. When they disagree (some writers swap or mix the two values),
 /// the spacing implied by the imaged volume wins and a warning says so.
 fn read_pixel_spacing(a: &Attrs<'_>, width: u32, height: u32, warnings: &mut Vec<String>) -> Result<Option<(f64, f64)>> {
-    let measures = a
-        .first_item(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE)
-        .and_then(|shared| Attrs::new(shared, a.location).first_item(tags::PIXEL_MEASURES_SEQUENCE));
+    let measures =
+        a.first_item(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE).and_then(|shared| Attrs::new(shared, a.location).first_item(tags::PIXEL_MEASURES_SEQUENCE));
     let declared = match measures {
         Some(m) => Attrs::new(m, a.location).opt_floats(tags::PIXEL_SPACING)?,
         None => a.opt_floats(tags::PIXEL_SPACING)?,
@@ -248,9 +247,7 @@ fn read_pixel_spacing(a: &Attrs<'_>, width: u32, height: u32, warnings: &mut Vec
     let imaged_w = a.opt_floats(tags::IMAGED_VOLUME_WIDTH)?.and_then(|v| v.first().copied());
     let imaged_h = a.opt_floats(tags::IMAGED_VOLUME_HEIGHT)?.and_then(|v| v.first().copied());
     let from_volume = match (imaged_w, imaged_h) {
-        (Some(w), Some(h)) if w > 0.0 && h > 0.0 && w.is_finite() && h.is_finite() => {
-            Some((h / f64::from(height), w / f64::from(width)))
-        }
+        (Some(w), Some(h)) if w > 0.0 && h > 0.0 && w.is_finite() && h.is_finite() => Some((h / f64::from(height), w / f64::from(width))),
         _ => None,
     };
     let close = |a: f64, b: f64| (a - b).abs() <= 0.01 * a.max(b);
@@ -283,19 +280,13 @@ fn read_organization(a: &Attrs<'_>, number_of_frames: u32) -> Result<Organizatio
         return Ok(Organization::TiledFull);
     }
     if per_frame.len() != number_of_frames as usize {
-        return Err(a.error(
-            tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE,
-            format!("has {} items but NumberOfFrames is {number_of_frames}", per_frame.len()),
-        ));
+        return Err(a.error(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, format!("has {} items but NumberOfFrames is {number_of_frames}", per_frame.len())));
     }
     let mut positions = Vec::with_capacity(per_frame.len());
     for (i, item) in per_frame.iter().enumerate() {
         let item_attrs = Attrs::new(item, a.location);
         let Some(pos) = item_attrs.first_item(tags::PLANE_POSITION_SLIDE_SEQUENCE) else {
-            return Err(a.error(
-                tags::PLANE_POSITION_SLIDE_SEQUENCE,
-                format!("missing in item {} of PerFrameFunctionalGroupsSequence", i + 1),
-            ));
+            return Err(a.error(tags::PLANE_POSITION_SLIDE_SEQUENCE, format!("missing in item {} of PerFrameFunctionalGroupsSequence", i + 1)));
         };
         let p = Attrs::new(pos, a.location);
         let col = p.i64(tags::COLUMN_POSITION_IN_TOTAL_IMAGE_PIXEL_MATRIX)?;
@@ -324,14 +315,9 @@ fn read_extended_offset_table(a: &Attrs<'_>, number_of_frames: u32) -> Result<Op
     match (offsets, lengths) {
         (Some(o), Some(l)) => {
             if o.len() != number_of_frames as usize || l.len() != number_of_frames as usize {
-                return Err(a.error(
-                    tags::EXTENDED_OFFSET_TABLE,
-                    format!(
-                        "has {} offsets and {} lengths but NumberOfFrames is {number_of_frames}",
-                        o.len(),
-                        l.len()
-                    ),
-                ));
+                return Err(
+                    a.error(tags::EXTENDED_OFFSET_TABLE, format!("has {} offsets and {} lengths but NumberOfFrames is {number_of_frames}", o.len(), l.len()))
+                );
             }
             Ok(Some((o, l)))
         }

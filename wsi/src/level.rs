@@ -1,14 +1,14 @@
 //! One image of a slide (a pyramid level or an associated image): geometry, spacing, frame
 //! decoding and region reads across frame boundaries.
 
+use crate::cache::{CacheKey, SlideCache, DEFAULT_CACHE_BYTES};
+use crate::compose::compose;
 use crate::decode::FrameDecoder;
 use crate::error::{Result, WsiError};
 use crate::frame_index::FrameIndex;
 use crate::frame_source::FrameSource;
 use crate::image_info::ImageInfo;
-use crate::compose::compose;
 use crate::rgb::RgbImage;
-use crate::cache::{CacheKey, SlideCache, DEFAULT_CACHE_BYTES};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -127,9 +127,7 @@ impl Level {
     /// (sparse tiling): callers treat it as white.
     pub fn read_tile(&self, tx: u32, ty: u32) -> Result<Option<Tile>> {
         let Some(frame) = self.frame_index.frame_at(tx, ty) else { return Ok(None) };
-        self.cache
-            .get_or_load(self.cache_key(frame), || self.decode_frame(frame).map(Arc::new))
-            .map(Some)
+        self.cache.get_or_load(self.cache_key(frame), || self.decode_frame(frame).map(Arc::new)).map(Some)
     }
 
     /// Tiles (tx, ty) through the cache; the ones not cached are decoded in parallel.
@@ -172,31 +170,19 @@ impl Level {
         let (lw, lh) = (i64::from(self.width()), i64::from(self.height()));
         let inside = x >= 0 && y >= 0 && x + i64::from(w) <= lw && y + i64::from(h) <= lh;
         if w == 0 || h == 0 || (!inside && policy == OutOfBounds::Error) {
-            return Err(WsiError::RegionOutOfBounds {
-                level: self.index,
-                x,
-                y,
-                width: w,
-                height: h,
-                level_width: self.width(),
-                level_height: self.height(),
-            });
+            return Err(WsiError::RegionOutOfBounds { level: self.index, x, y, width: w, height: h, level_width: self.width(), level_height: self.height() });
         }
         // Tiles under the part of the request that lies inside the level.
         let (x0, y0) = (x.max(0), y.max(0));
         let (x1, y1) = ((x + i64::from(w)).min(lw), (y + i64::from(h)).min(lh));
         let (tw, th) = (i64::from(self.info.tile_width), i64::from(self.info.tile_height));
         let tiles: Vec<(u32, u32)> = if x0 < x1 && y0 < y1 {
-            (y0 / th..=(y1 - 1) / th)
-                .flat_map(|ty| (x0 / tw..=(x1 - 1) / tw).map(move |tx| (tx as u32, ty as u32)))
-                .collect()
+            (y0 / th..=(y1 - 1) / th).flat_map(|ty| (x0 / tw..=(x1 - 1) / tw).map(move |tx| (tx as u32, ty as u32))).collect()
         } else {
             Vec::new()
         };
         let decoded = self.read_tiles(&tiles)?;
-        let lookup = |tx: u32, ty: u32| {
-            tiles.iter().position(|t| *t == (tx, ty)).and_then(|i| decoded[i].as_deref().map(Vec::as_slice))
-        };
+        let lookup = |tx: u32, ty: u32| tiles.iter().position(|t| *t == (tx, ty)).and_then(|i| decoded[i].as_deref().map(Vec::as_slice));
         let mut data = Vec::new();
         compose(&mut data, (x, y, w, h), (self.width(), self.height()), self.tile_size(), lookup);
         Ok(RgbImage { width: w, height: h, data })

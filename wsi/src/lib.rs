@@ -37,7 +37,10 @@ mod pool;
 pub mod rgb;
 pub mod slide;
 
+pub use cache::{CacheKey, SlideCache, DEFAULT_CACHE_BYTES};
 pub use decode::{Codec, FrameDecoder};
+#[cfg(feature = "dicomweb")]
+pub use dicomweb::{Auth, DicomWebOptions};
 pub use error::{Result, WsiError};
 pub use frame_index::FrameIndex;
 pub use frame_source::FrameSource;
@@ -45,7 +48,4 @@ pub use image_info::{ImageFlavor, ImageInfo, Organization};
 pub use level::{Level, OutOfBounds};
 pub use patches::{Patch, PatchGrid, PatchGridOptions, PatchRows};
 pub use rgb::RgbImage;
-#[cfg(feature = "dicomweb")]
-pub use dicomweb::{Auth, DicomWebOptions};
 pub use slide::{AssociatedImage, AssociatedKind, OpenOptions, Slide};
-pub use cache::{CacheKey, SlideCache, DEFAULT_CACHE_BYTES};

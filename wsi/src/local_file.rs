@@ -120,17 +120,12 @@ pub fn open_instance(path: &Path) -> Result<(ImageInfo, LocalFrames)> {
     // Metadata up to (not including) Pixel Data, every value now known to fit; the SOP class
     // check comes first so that a CT slice, or an object without pixels, is reported as "not a
     // WSI" rather than as a missing tag.
-    let obj = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| not_dicom(e.to_string()))?;
+    let obj = OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(path).map_err(|e| not_dicom(e.to_string()))?;
     let info = ImageInfo::from_dataset(&obj, &ts_uid, location.clone())?;
     let start = start.ok_or_else(|| WsiError::pixel_data(location.clone(), "no Pixel Data (7FE0,0010) element"))?;
 
-    let native_frame_len = u64::from(info.tile_width)
-        * u64::from(info.tile_height)
-        * u64::from(info.samples_per_pixel)
-        * u64::from(info.bits_allocated).div_ceil(8);
+    let native_frame_len =
+        u64::from(info.tile_width) * u64::from(info.tile_height) * u64::from(info.samples_per_pixel) * u64::from(info.bits_allocated).div_ceil(8);
     // Every frame takes bytes of the file (at least an 8-byte item header when encapsulated):
     // a frame count the file cannot hold is refused before tables are sized by it.
     let (data_at, per_frame) = match start {
@@ -362,24 +357,15 @@ impl LocalFrames {
     }
 
     fn table(&self) -> Result<&FrameTable> {
-        let PixelDataStart::Encapsulated(bot) = self.start else {
-            unreachable!("native pixel data has no frame table")
-        };
-        self.table
-            .get_or_init(|| self.build_table(bot))
-            .as_ref()
-            .map_err(|problem| WsiError::pixel_data(self.location.clone(), problem.clone()))
+        let PixelDataStart::Encapsulated(bot) = self.start else { unreachable!("native pixel data has no frame table") };
+        self.table.get_or_init(|| self.build_table(bot)).as_ref().map_err(|problem| WsiError::pixel_data(self.location.clone(), problem.clone()))
     }
 }
 
 impl FrameSource for LocalFrames {
     fn frame_bytes(&self, index: u32) -> Result<Vec<u8>> {
         if index >= self.number_of_frames {
-            return Err(WsiError::frame(
-                self.location.clone(),
-                index,
-                format!("does not exist: the image has {} frames", self.number_of_frames),
-            ));
+            return Err(WsiError::frame(self.location.clone(), index, format!("does not exist: the image has {} frames", self.number_of_frames)));
         }
         let io_err = |e: std::io::Error| WsiError::frame_io(self.location.clone(), index, format!("read failed: {e}"), e);
         match self.start {

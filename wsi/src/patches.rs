@@ -8,9 +8,9 @@
 use crate::compose::compose;
 use crate::error::{Result, WsiError};
 use crate::level::{Level, Tile};
+use crate::pool::BufferPool;
 use rayon::prelude::*;
 use std::collections::VecDeque;
-use crate::pool::BufferPool;
 use std::sync::{Arc, Weak};
 
 /// Patch size and stride.
@@ -90,10 +90,7 @@ impl PatchGrid {
     /// only patches fully inside it.
     pub fn new(level: &Level, options: PatchGridOptions) -> Result<Self> {
         if options.size == 0 || options.stride == 0 {
-            return Err(WsiError::InvalidArgument(format!(
-                "patch size ({}) and stride ({}) must be positive",
-                options.size, options.stride
-            )));
+            return Err(WsiError::InvalidArgument(format!("patch size ({}) and stride ({}) must be positive", options.size, options.stride)));
         }
         let fit = |len: u32| if len < options.size { 0 } else { (len - options.size) / options.stride + 1 };
         let (cols, rows) = (fit(level.width()), fit(level.height()));
@@ -156,11 +153,7 @@ impl PatchGrid {
     /// kept patches yield empty vectors.
     pub fn rows_iter_selected(&self, keep: Vec<bool>) -> Result<PatchRows> {
         if keep.len() != self.len() {
-            return Err(WsiError::InvalidArgument(format!(
-                "selection has {} entries, the grid has {} patches",
-                keep.len(),
-                self.len()
-            )));
+            return Err(WsiError::InvalidArgument(format!("selection has {} entries, the grid has {} patches", keep.len(), self.len())));
         }
         Ok(PatchRows { grid: self.clone(), next_row: 0, band: VecDeque::new(), failed: false, keep: Some(keep) })
     }
@@ -239,17 +232,14 @@ impl PatchRows {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let mut frames: Vec<u32> = wanted
-            .iter()
-            .zip(&wanted_mask)
-            .filter(|(_, w)| **w)
-            .filter_map(|(&(tx, ty), _)| level.frame_at(tx, ty))
-            .collect();
+        let mut frames: Vec<u32> = wanted.iter().zip(&wanted_mask).filter(|(_, w)| **w).filter_map(|(&(tx, ty), _)| level.frame_at(tx, ty)).collect();
         // Then the frames of the next tile rows: a network source fetches as many of them with
         // this band as its requests hold (fewer round trips); a local file ignores the hint.
         let (_, tiles_down) = level.tile_grid();
         let ahead = (rows.end() + 1)..(rows.end() + 1 + LOOK_AHEAD_TILE_ROWS).min(tiles_down);
-        frames.extend(ahead.flat_map(|ty| (0..across).map(move |tx| (tx, ty))).filter(|&(tx, ty)| self.tile_wanted(tx, ty)).filter_map(|(tx, ty)| level.frame_at(tx, ty)));
+        frames.extend(
+            ahead.flat_map(|ty| (0..across).map(move |tx| (tx, ty))).filter(|&(tx, ty)| self.tile_wanted(tx, ty)).filter_map(|(tx, ty)| level.frame_at(tx, ty)),
+        );
         level.frame_source().prefetch(&frames);
         let decoded: Vec<Option<Tile>> = wanted
             .par_iter()
@@ -272,13 +262,10 @@ impl PatchRows {
     fn cut_row(&self, row: u32) -> Vec<Patch> {
         let level = &self.grid.level;
         let (ty_a, ty_b) = self.tile_rows_of(row);
-        let band: Vec<&(u32, Vec<Option<Tile>>)> =
-            self.band.iter().filter(|(ty, _)| (ty_a..=ty_b).contains(ty)).collect();
+        let band: Vec<&(u32, Vec<Option<Tile>>)> = self.band.iter().filter(|(ty, _)| (ty_a..=ty_b).contains(ty)).collect();
         let size = self.grid.options.size;
         let image_size = (level.width(), level.height());
-        let tile = |tx: u32, ty: u32| {
-            band.iter().find(|(t, _)| *t == ty).and_then(|(_, tiles)| tiles[tx as usize].as_deref().map(Vec::as_slice))
-        };
+        let tile = |tx: u32, ty: u32| band.iter().find(|(t, _)| *t == ty).and_then(|(_, tiles)| tiles[tx as usize].as_deref().map(Vec::as_slice));
         let cols: Vec<u32> = (0..self.grid.cols).filter(|&c| self.kept(c, row)).collect();
         cols.into_par_iter()
             .map(|col| {
@@ -305,10 +292,7 @@ impl PatchRows {
         let decoded = self.decode_tile_rows(missing)?;
         self.band.extend(decoded);
         let next = if row + 1 < self.grid.rows { Some(self.missing_tile_rows(row + 1)) } else { None };
-        let (patches, ahead) = rayon::join(
-            || self.cut_row(row),
-            || next.map(|rows| self.decode_tile_rows(rows)).transpose(),
-        );
+        let (patches, ahead) = rayon::join(|| self.cut_row(row), || next.map(|rows| self.decode_tile_rows(rows)).transpose());
         self.band.extend(ahead?.unwrap_or_default());
         Ok(patches)
     }

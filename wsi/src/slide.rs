@@ -1,12 +1,12 @@
 //! A slide: the instances of one series grouped into a resolution pyramid plus its associated
 //! images (label, overview, thumbnail).
 
+use crate::cache::{SlideCache, DEFAULT_CACHE_BYTES};
 use crate::error::{Location, Result, WsiError};
 use crate::frame_source::FrameSource;
 use crate::image_info::{ImageFlavor, ImageInfo};
 use crate::level::Level;
 use crate::local_file::open_instance;
-use crate::cache::{SlideCache, DEFAULT_CACHE_BYTES};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -145,9 +145,9 @@ impl Slide {
             series.entry(inst.info.series_instance_uid.clone()).or_default().push(inst);
         }
         let chosen = match &options.series_instance_uid {
-            Some(uid) => series.remove(uid).ok_or_else(|| {
-                no_slide(format!("series {uid} not found; series present: {:?}", series.keys().collect::<Vec<_>>()))
-            })?,
+            Some(uid) => {
+                series.remove(uid).ok_or_else(|| no_slide(format!("series {uid} not found; series present: {:?}", series.keys().collect::<Vec<_>>())))?
+            }
             None if series.len() == 1 => series.into_values().next().unwrap(),
             None if series.is_empty() => {
                 let why = if skipped.is_empty() { "no files".to_string() } else { skipped.join("; ") };
@@ -238,12 +238,9 @@ impl Slide {
 
     /// Level `index`, or an error listing the levels there are.
     pub fn level(&self, index: usize) -> Result<&Level> {
-        self.levels.get(index).ok_or_else(|| {
-            WsiError::InvalidArgument(format!(
-                "level {index} does not exist: the slide has levels 0..={}",
-                self.levels.len() - 1
-            ))
-        })
+        self.levels
+            .get(index)
+            .ok_or_else(|| WsiError::InvalidArgument(format!("level {index} does not exist: the slide has levels 0..={}", self.levels.len() - 1)))
     }
 
     /// The level whose µm/px is closest to `mpp` (compared on a log scale, so 2× too coarse and

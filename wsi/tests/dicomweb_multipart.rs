@@ -24,7 +24,11 @@ fn orthanc_frames_answer_parses_to_the_files_frames() {
         assert!(part.header("content-location").unwrap().ends_with(&format!("/frames/{}", i + 1)), "{:?}", part.headers);
         let local = frames.frame_bytes(i as u32).unwrap();
         // DICOM pads odd fragments with one byte; a server may or may not send it.
-        let trimmed = if local.len().is_multiple_of(2) && local.last() == Some(&0) && part.body.len() + 1 == local.len() { &local[..local.len() - 1] } else { &local[..] };
+        let trimmed = if local.len().is_multiple_of(2) && local.last() == Some(&0) && part.body.len() + 1 == local.len() {
+            &local[..local.len() - 1]
+        } else {
+            &local[..]
+        };
         assert_eq!(part.body, trimmed, "frame {}", i + 1);
     }
     // The same answer cut short is an error, not two frames.

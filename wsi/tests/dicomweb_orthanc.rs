@@ -213,17 +213,23 @@ fn a_malformed_multipart_answer_is_an_error_not_a_panic() {
         .to_vec();
     for (what, ct, body) in [
         ("garbage", "multipart/related; type=\"application/octet-stream\"; boundary=XYZ", b"garbage".to_vec()),
-        ("truncated", "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.4.50; boundary=XYZ", b"--XYZ\r\nContent-Length: 500\r\n\r\nshort".to_vec()),
+        (
+            "truncated",
+            "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.4.50; boundary=XYZ",
+            b"--XYZ\r\nContent-Length: 500\r\n\r\nshort".to_vec(),
+        ),
         ("not multipart", "application/json", b"{}".to_vec()),
     ] {
         let meta = metadata.clone();
-        let fake = serve(move |path, _| {
-            if path.ends_with("/metadata") {
-                (200, "application/dicom+json".into(), meta.clone())
-            } else {
-                (200, ct.to_string(), body.clone())
-            }
-        });
+        let fake = serve(
+            move |path, _| {
+                if path.ends_with("/metadata") {
+                    (200, "application/dicom+json".into(), meta.clone())
+                } else {
+                    (200, ct.to_string(), body.clone())
+                }
+            },
+        );
         let err = Slide::open_dicomweb(&fake.series_url(&local), &DicomWebOptions::default()).unwrap_err();
         assert!(matches!(err, WsiError::DicomWeb { .. }), "{what}: {err:?}");
         // Without its closing boundary an answer may have been cut short: asked again, then
@@ -374,8 +380,10 @@ fn a_study_url_finds_its_one_slide_with_qido_and_lists_several() {
     let (http, direct) = (server.http(), server.direct());
     let body = std::fs::read(slide_dir("ihc-full").join("level-3.dcm")).unwrap();
     let stored: serde_json::Value = serde_json::from_slice(&http.post(format!("{direct}/instances")).body(body).send().unwrap().bytes().unwrap()).unwrap();
-    let modify = serde_json::json!({"Replace": {"SeriesInstanceUID": "1.2.826.0.1.3680043.8.498.1", "SOPInstanceUID": "1.2.826.0.1.3680043.8.498.2"}, "Force": true});
-    let copy = http.post(format!("{direct}/instances/{}/modify", stored["ID"].as_str().unwrap())).body(modify.to_string()).send().unwrap().bytes().unwrap().to_vec();
+    let modify =
+        serde_json::json!({"Replace": {"SeriesInstanceUID": "1.2.826.0.1.3680043.8.498.1", "SOPInstanceUID": "1.2.826.0.1.3680043.8.498.2"}, "Force": true});
+    let copy =
+        http.post(format!("{direct}/instances/{}/modify", stored["ID"].as_str().unwrap())).body(modify.to_string()).send().unwrap().bytes().unwrap().to_vec();
     assert!(http.post(format!("{direct}/instances")).body(copy).send().unwrap().status().is_success());
     let err = Slide::open_dicomweb(&study_url, &DicomWebOptions::default()).unwrap_err().to_string();
     assert!(err.contains("holds 2 slide-microscopy series"), "{err}");
@@ -395,9 +403,7 @@ fn a_failed_request_does_not_poison_later_reads_of_its_frames() {
     // band, all its frames in one request, fails.
     let frames_requests = Arc::new(AtomicUsize::new(0));
     let seen = frames_requests.clone();
-    let once = proxy(&server, Duration::ZERO, move |_, path| {
-        (path.contains("/frames/") && seen.fetch_add(1, Ordering::SeqCst) == instances).then_some(400)
-    });
+    let once = proxy(&server, Duration::ZERO, move |_, path| (path.contains("/frames/") && seen.fetch_add(1, Ordering::SeqCst) == instances).then_some(400));
     let options = DicomWebOptions { max_concurrent_requests: 1, ..Default::default() };
     let remote = Slide::open_dicomweb(&once.series_url(&local), &options).unwrap();
     let grid = remote.level(0).unwrap().patch_grid(PatchGridOptions::default()).unwrap();

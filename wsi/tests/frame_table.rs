@@ -18,11 +18,7 @@ fn every_encapsulation_reads_the_same_pixels() {
         let level = slide.level(0).unwrap();
         // Raw frame bytes are the original's, whatever the fragmentation.
         for f in 0..level.info().number_of_frames {
-            assert_eq!(
-                level.frame_source().frame_bytes(f).unwrap(),
-                original.level(0).unwrap().frame_source().frame_bytes(f).unwrap(),
-                "{name}: frame {f}"
-            );
+            assert_eq!(level.frame_source().frame_bytes(f).unwrap(), original.level(0).unwrap().frame_source().frame_bytes(f).unwrap(), "{name}: frame {f}");
         }
         assert!(level.read_all().unwrap() == expected, "{name}: pixels differ");
     }

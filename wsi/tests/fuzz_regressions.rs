@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 fn inputs(target: &str) -> Vec<PathBuf> {
     let dir = harness::fixtures().join("fuzz-regressions").join(target);
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_file() && !p.ends_with("README.md")).collect();
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_file() && !p.ends_with("README.md")).collect();
     v.sort();
     v
 }

@@ -29,10 +29,8 @@ impl FrameSource for Counting {
 fn counting_level0(slide: &str) -> (Level, Arc<Counting>) {
     let slide = Slide::open(slide_dir(slide)).unwrap();
     let level0 = slide.level(0).unwrap();
-    let counting = Arc::new(Counting {
-        inner: level0.frame_source().clone(),
-        reads: (0..level0.info().number_of_frames).map(|_| AtomicUsize::new(0)).collect(),
-    });
+    let counting =
+        Arc::new(Counting { inner: level0.frame_source().clone(), reads: (0..level0.info().number_of_frames).map(|_| AtomicUsize::new(0)).collect() });
     (Level::new(0, level0.info().clone(), counting.clone()).unwrap(), counting)
 }
 

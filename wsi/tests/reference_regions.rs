@@ -76,13 +76,11 @@ fn padding_fills_outside_with_white_and_keeps_inside() {
     assert!(level.read_region(-1, 0, 10, 10).is_err());
 }
 
-
 #[test]
 fn batch_region_reads_equal_single_reads() {
     let slide = Slide::open(slide_dir("ihc-sparse")).unwrap();
     let level = slide.level(0).unwrap();
-    let rects: Vec<(i64, i64, u32, u32)> =
-        (0..40).map(|i| ((i * 61 % 2200) as i64, (i * 37 % 1500) as i64, 224 + (i % 3) as u32, 200)).collect();
+    let rects: Vec<(i64, i64, u32, u32)> = (0..40).map(|i| ((i * 61 % 2200) as i64, (i * 37 % 1500) as i64, 224 + (i % 3) as u32, 200)).collect();
     let batch = level.read_regions(&rects, OutOfBounds::Error).unwrap();
     for (r, img) in rects.iter().zip(&batch) {
         level.cache().clear();

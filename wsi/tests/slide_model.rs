@@ -19,8 +19,7 @@ fn levels_match_pydicom_description() {
     assert!(slides.len() >= 5);
     for (name, files) in slides {
         let slide = Slide::open(slide_dir(name)).unwrap();
-        let mut volumes: Vec<&Value> =
-            files.as_array().unwrap().iter().filter(|f| f["image_type"].as_str().unwrap().contains("VOLUME")).collect();
+        let mut volumes: Vec<&Value> = files.as_array().unwrap().iter().filter(|f| f["image_type"].as_str().unwrap().contains("VOLUME")).collect();
         volumes.sort_by_key(|f| std::cmp::Reverse(f["total_pixel_matrix"][0].as_u64().unwrap()));
         assert_eq!(slide.levels().len(), volumes.len(), "{name}");
         for (level, f) in slide.levels().iter().zip(volumes) {

@@ -63,53 +63,53 @@ multiversion!(mel_pcen_dispatch => mel_pcen_kernel(plan: &CpuPlan, c: &FrontEndC
 /// faster than baseline x86-64 here, where `round` is a library call and f64 vectors are 2 wide).
 #[inline(always)]
 fn mel_pcen_kernel(plan: &CpuPlan, c: &FrontEndConfig, x: &[f32], out: &mut [f32]) {
-        let (lo, hi) = x.iter().fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
-        let (lo, hi) = (f64::from(lo), f64::from(hi));
-        let range = (hi - lo) + 1e-8;
-        let (frames, step, fl, mels) = (c.frames(), c.frame_step, c.frame_length, c.mel_bins);
-        // Scaled, then zero-padded at the end (TensorFlow's pad_end) to the last frame's end.
-        let mut scaled = vec![0f64; ((frames - 1) * step + fl).max(x.len())];
-        for (s, v) in scaled.iter_mut().zip(x) {
-            *s = (f64::from(*v) - lo) / range * 2.0 - 1.0;
+    let (lo, hi) = x.iter().fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+    let (lo, hi) = (f64::from(lo), f64::from(hi));
+    let range = (hi - lo) + 1e-8;
+    let (frames, step, fl, mels) = (c.frames(), c.frame_step, c.frame_length, c.mel_bins);
+    // Scaled, then zero-padded at the end (TensorFlow's pad_end) to the last frame's end.
+    let mut scaled = vec![0f64; ((frames - 1) * step + fl).max(x.len())];
+    for (s, v) in scaled.iter_mut().zip(x) {
+        *s = (f64::from(*v) - lo) / range * 2.0 - 1.0;
+    }
+    let mut input = plan.fft.make_input_vec();
+    let mut spectrum = plan.fft.make_output_vec();
+    let mut scratch = plan.fft.make_scratch_vec();
+    let mut power = vec![0f64; spectrum.len()];
+    let mut mel = vec![0f64; frames * mels];
+    for f in 0..frames {
+        for ((i, s), w) in input.iter_mut().zip(&scaled[f * step..f * step + fl]).zip(&plan.window) {
+            *i = s * w;
         }
-        let mut input = plan.fft.make_input_vec();
-        let mut spectrum = plan.fft.make_output_vec();
-        let mut scratch = plan.fft.make_scratch_vec();
-        let mut power = vec![0f64; spectrum.len()];
-        let mut mel = vec![0f64; frames * mels];
-        for f in 0..frames {
-            for ((i, s), w) in input.iter_mut().zip(&scaled[f * step..f * step + fl]).zip(&plan.window) {
-                *i = s * w;
-            }
-            // The lengths come from the plan itself, so processing cannot fail.
-            let _ = plan.fft.process_with_scratch(&mut input, &mut spectrum, &mut scratch);
-            for (p, s) in power.iter_mut().zip(&spectrum) {
-                *p = s.re * s.re + s.im * s.im;
-            }
-            let row = &mut mel[f * mels..(f + 1) * mels];
-            for (b, j, w) in &plan.weights {
-                row[*j] += power[*b] * w;
-            }
+        // The lengths come from the plan itself, so processing cannot fail.
+        let _ = plan.fft.process_with_scratch(&mut input, &mut spectrum, &mut scratch);
+        for (p, s) in power.iter_mut().zip(&spectrum) {
+            *p = s.re * s.re + s.im * s.im;
         }
-        let (s, alpha, delta, floor) = (c.pcen_smooth, c.pcen_alpha, c.pcen_delta, c.pcen_floor);
-        let (inv_root, offset) = (1.0 / c.pcen_root, c.pcen_delta.powf(1.0 / c.pcen_root));
-        let mut smooth: Vec<f64> = mel[..mels].to_vec();
-        let mut gain = vec![0f64; mels];
-        for f in 0..frames {
-            let row = &mel[f * mels..(f + 1) * mels];
-            if f > 0 {
-                for (m, x) in smooth.iter_mut().zip(row) {
-                    *m = s * x + (1.0 - s) * *m;
-                }
-            }
-            for (g, m) in gain.iter_mut().zip(&smooth) {
-                *g = pow_positive(floor + m, -alpha);
-            }
-            for ((o, x), g) in out[f * mels..(f + 1) * mels].iter_mut().zip(row).zip(&gain) {
-                let y = x * g + delta;
-                *o = ((if inv_root == 0.5 { y.sqrt() } else { y.powf(inv_root) }) - offset) as f32;
+        let row = &mut mel[f * mels..(f + 1) * mels];
+        for (b, j, w) in &plan.weights {
+            row[*j] += power[*b] * w;
+        }
+    }
+    let (s, alpha, delta, floor) = (c.pcen_smooth, c.pcen_alpha, c.pcen_delta, c.pcen_floor);
+    let (inv_root, offset) = (1.0 / c.pcen_root, c.pcen_delta.powf(1.0 / c.pcen_root));
+    let mut smooth: Vec<f64> = mel[..mels].to_vec();
+    let mut gain = vec![0f64; mels];
+    for f in 0..frames {
+        let row = &mel[f * mels..(f + 1) * mels];
+        if f > 0 {
+            for (m, x) in smooth.iter_mut().zip(row) {
+                *m = s * x + (1.0 - s) * *m;
             }
         }
+        for (g, m) in gain.iter_mut().zip(&smooth) {
+            *g = pow_positive(floor + m, -alpha);
+        }
+        for ((o, x), g) in out[f * mels..(f + 1) * mels].iter_mut().zip(row).zip(&gain) {
+            let y = x * g + delta;
+            *o = ((if inv_root == 0.5 { y.sqrt() } else { y.powf(inv_root) }) - offset) as f32;
+        }
+    }
 }
 
 impl CpuPlan {
@@ -123,7 +123,6 @@ impl CpuPlan {
         }
     }
 }
-
 
 /// `x^a` for finite `x > 0` as `e^(a ln x)`, relative error below 1e-11 (the result is used in
 /// f32), in straight-line code the compiler vectorises: libm's `pow` took a third of the front

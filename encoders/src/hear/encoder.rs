@@ -121,7 +121,11 @@ pub(crate) fn config_from_json(path: &Path, base: &VitConfig) -> Result<VitConfi
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
     if let Some(kind) = json["model_type"].as_str().filter(|k| *k != "vit") {
-        return Err(EncoderError::WrongModel { file: path.display().to_string(), model: "HeAR (ViTModel)".into(), reason: format!("its model_type is {kind:?}, not \"vit\"") });
+        return Err(EncoderError::WrongModel {
+            file: path.display().to_string(),
+            model: "HeAR (ViTModel)".into(),
+            reason: format!("its model_type is {kind:?}, not \"vit\""),
+        });
     }
     let num = |v: &serde_json::Value| v.as_u64().map(|n| n as usize);
     let mut cfg = base.clone();

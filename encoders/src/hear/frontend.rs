@@ -46,7 +46,6 @@ pub struct FrontEnd {
     cpu: Arc<CpuPlan>,
 }
 
-
 impl FrontEnd {
     /// Builds the matrices of `cfg` on `device`.
     pub fn new(cfg: FrontEndConfig, device: &Device) -> Result<Self> {
@@ -311,7 +310,11 @@ mod tests {
                 state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
                 let t = (i % 32_000) as f32 / 16_000.0;
                 let tone = (2.0 * std::f32::consts::PI * (200.0 + 900.0 * t) * t).sin();
-                if i >= 32_000 && t > 1.5 { 0.0 } else { 0.4 * tone + 0.01 * ((state >> 8) as f32 / 16_777_216.0 - 0.5) }
+                if i >= 32_000 && t > 1.5 {
+                    0.0
+                } else {
+                    0.4 * tone + 0.01 * ((state >> 8) as f32 / 16_777_216.0 - 0.5)
+                }
             })
             .collect();
         let x = Tensor::from_vec(clip, (2, 32_000), &Device::Cpu).unwrap();

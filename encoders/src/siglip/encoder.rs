@@ -67,7 +67,11 @@ pub(crate) fn config_from_json(path: &Path, base: &SiglipConfig) -> Result<Sigli
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
     if let Some(kind) = json["model_type"].as_str().filter(|k| *k != "siglip") {
-        return Err(EncoderError::WrongModel { file: path.display().to_string(), model: "SigLIP".into(), reason: format!("its model_type is {kind:?}, not \"siglip\"") });
+        return Err(EncoderError::WrongModel {
+            file: path.display().to_string(),
+            model: "SigLIP".into(),
+            reason: format!("its model_type is {kind:?}, not \"siglip\""),
+        });
     }
     let mut cfg = base.clone();
     let num = |v: &serde_json::Value| v.as_u64().map(|n| n as usize);
@@ -118,15 +122,37 @@ impl SiglipEncoder {
 
     /// The seeded stand-in (haidef-seeded-v1) of `cfg`'s shape; `tokenizer` for texts (a
     /// trained `spiece.model`, since a vocabulary cannot be seeded).
-    pub fn untrained(model_id: &str, spec: InputSpec, cfg: &SiglipConfig, seed: u64, tokenizer: Option<SiglipTokenizer>, device: &Device, dtype: DType) -> Result<Self> {
+    pub fn untrained(
+        model_id: &str,
+        spec: InputSpec,
+        cfg: &SiglipConfig,
+        seed: u64,
+        tokenizer: Option<SiglipTokenizer>,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
         cfg.validate()?;
         let model = Siglip::new(cfg, seeded_weights(cfg, seed, device, dtype)?)?;
         SiglipEncoder::build(model_id, spec, cfg.clone(), model, tokenizer, WeightsSource::Untrained { seed }, dtype)
     }
 
-    fn build(model_id: &str, spec: InputSpec, cfg: SiglipConfig, model: Siglip, tokenizer: Option<SiglipTokenizer>, source: WeightsSource, dtype: DType) -> Result<Self> {
+    fn build(
+        model_id: &str,
+        spec: InputSpec,
+        cfg: SiglipConfig,
+        model: Siglip,
+        tokenizer: Option<SiglipTokenizer>,
+        source: WeightsSource,
+        dtype: DType,
+    ) -> Result<Self> {
         if (spec.height, spec.width, spec.channels) != (cfg.image_size, cfg.image_size, 3) {
-            return Err(EncoderError::Config(format!("input spec {}x{}x{} does not match SigLIP's {s}x{s}x3", spec.height, spec.width, spec.channels, s = cfg.image_size)));
+            return Err(EncoderError::Config(format!(
+                "input spec {}x{}x{} does not match SigLIP's {s}x{s}x3",
+                spec.height,
+                spec.width,
+                spec.channels,
+                s = cfg.image_size
+            )));
         }
         let weights_id = source.id();
         Ok(SiglipEncoder { model_id: model_id.into(), spec, output: OutputSpec::Embedding(cfg.vision.width), model, cfg, tokenizer, source, weights_id, dtype })
@@ -154,7 +180,10 @@ impl SiglipEncoder {
 
     /// Token ids `(N, max_text_len)` of `texts`; an empty text is an error naming it.
     pub fn tokenize(&self, texts: &[&str]) -> Result<Tensor> {
-        let tok = self.tokenizer.as_ref().ok_or_else(|| EncoderError::Config("this model has no tokenizer: give the checkpoint folder that holds spiece.model".into()))?;
+        let tok = self
+            .tokenizer
+            .as_ref()
+            .ok_or_else(|| EncoderError::Config("this model has no tokenizer: give the checkpoint folder that holds spiece.model".into()))?;
         if texts.is_empty() {
             return Err(EncoderError::BadText { index: 0, problem: "no texts given".into() });
         }

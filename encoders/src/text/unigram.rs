@@ -48,7 +48,8 @@ impl Unigram {
         }
         let longest_piece = lookup.keys().map(Vec::len).max().unwrap_or(0);
         let byte_ids = if model.byte_fallback {
-            let by_text: HashMap<&str, u32> = model.pieces.iter().enumerate().filter(|(_, p)| p.kind == PieceKind::Byte).map(|(i, p)| (p.text.as_str(), i as u32)).collect();
+            let by_text: HashMap<&str, u32> =
+                model.pieces.iter().enumerate().filter(|(_, p)| p.kind == PieceKind::Byte).map(|(i, p)| (p.text.as_str(), i as u32)).collect();
             let ids = (0..=255u8)
                 .map(|b| by_text.get(format!("<0x{b:02X}>").as_str()).copied().ok_or_else(|| format!("byte fallback is on but piece <0x{b:02X}> is missing")))
                 .collect::<Result<Vec<u32>, String>>()?;

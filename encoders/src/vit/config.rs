@@ -173,14 +173,13 @@ impl VitConfig {
     /// Checks that the numbers fit together.
     pub fn validate(&self) -> Result<()> {
         let fail = |m: String| Err(EncoderError::Config(m));
-        if [self.image_height, self.image_width, self.patch_size, self.channels, self.width, self.depth, self.heads, self.mlp_dim, self.output_dim()].contains(&0) {
+        if [self.image_height, self.image_width, self.patch_size, self.channels, self.width, self.depth, self.heads, self.mlp_dim, self.output_dim()]
+            .contains(&0)
+        {
             return fail(format!("every ViT dimension must be positive: {self:?}"));
         }
         if !self.image_height.is_multiple_of(self.patch_size) || !self.image_width.is_multiple_of(self.patch_size) {
-            return fail(format!(
-                "image size {}x{} is not a multiple of patch size {}",
-                self.image_height, self.image_width, self.patch_size
-            ));
+            return fail(format!("image size {}x{} is not a multiple of patch size {}", self.image_height, self.image_width, self.patch_size));
         }
         if !self.width.is_multiple_of(self.heads) {
             return fail(format!("width {} is not divisible by {} heads", self.width, self.heads));

@@ -1,12 +1,12 @@
 //! A ViT wrapped as an [`Encoder`]: model id, input spec, provenance of the weights.
 
+use super::config::VitConfig;
+use super::model::Vit;
+use super::weights::VitWeights;
 use crate::cpu_ops::forward_in_slices;
 use crate::error::{EncoderError, Result};
 use crate::input::InputSpec;
 use crate::spec::{Encoder, OutputSpec};
-use super::config::VitConfig;
-use super::model::Vit;
-use super::weights::VitWeights;
 use crate::weights_source::WeightsSource;
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
@@ -24,14 +24,7 @@ pub struct VitEncoder {
 
 impl VitEncoder {
     /// An encoder from a `.safetensors` checkpoint (timm or Hugging Face names).
-    pub fn from_safetensors(
-        model_id: &str,
-        spec: InputSpec,
-        cfg: VitConfig,
-        path: &Path,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<Self> {
+    pub fn from_safetensors(model_id: &str, spec: InputSpec, cfg: VitConfig, path: &Path, device: &Device, dtype: DType) -> Result<Self> {
         check_spec(&spec, &cfg)?;
         let weights = VitWeights::load(path, &cfg)?;
         Self::build(model_id, spec, cfg, &weights, (device, dtype), WeightsSource::file(path)?)

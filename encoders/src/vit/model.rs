@@ -56,9 +56,8 @@ impl Vit {
         // projection (in f32, then cast to the model's dtype).
         let scale = 1.0 / (cfg.head_dim() as f64).sqrt();
         let vb32 = vb.to_dtype(DType::F32);
-        let fold = |t: Tensor| -> candle_core::Result<Tensor> {
-            Tensor::cat(&[(t.narrow(0, 0, d)? * scale)?, t.narrow(0, d, 2 * d)?], 0)?.to_dtype(vb.dtype())
-        };
+        let fold =
+            |t: Tensor| -> candle_core::Result<Tensor> { Tensor::cat(&[(t.narrow(0, 0, d)? * scale)?, t.narrow(0, d, 2 * d)?], 0)?.to_dtype(vb.dtype()) };
         let blocks = (0..cfg.depth)
             .map(|i| {
                 let b = vb.pp(format!("blocks.{i}"));
@@ -126,10 +125,7 @@ impl Vit {
         if (ch, h, w) != (c.channels, c.image_height, c.image_width) {
             return Err(EncoderError::BadInput {
                 index: 0,
-                problem: format!(
-                    "batch is {b}x{ch}x{h}x{w}; this ViT takes Nx{}x{}x{}",
-                    c.channels, c.image_height, c.image_width
-                ),
+                problem: format!("batch is {b}x{ch}x{h}x{w}; this ViT takes Nx{}x{}x{}", c.channels, c.image_height, c.image_width),
             });
         }
         let x = x.to_dtype(self.dtype)?;
@@ -137,8 +133,7 @@ impl Vit {
         let (rows, cols) = c.grid();
         // (B, C, rows, p, cols, p) → (B, rows, cols, C, p, p): each row one flattened patch, as
         // the conv weight (D, C, p, p) is laid out.
-        let patches =
-            x.reshape((b, ch, rows, p, cols, p))?.permute((0, 2, 4, 1, 3, 5))?.contiguous()?.reshape((b * n, ch * p * p))?;
+        let patches = x.reshape((b, ch, rows, p, cols, p))?.permute((0, 2, 4, 1, 3, 5))?.contiguous()?.reshape((b * n, ch * p * p))?;
         let mut tokens = self.patch.forward(&patches)?.reshape((b, n, d))?;
         if c.no_embed_class {
             tokens = tokens.broadcast_add(&self.pos_embed)?;
@@ -188,9 +183,7 @@ impl Vit {
         let pooled = match c.pooling {
             Pooling::ClassToken => x.narrow(1, 0, 1)?.squeeze(1)?,
             Pooling::MeanPatchTokens => x.narrow(1, prefix, n)?.mean(D::Minus2)?,
-            Pooling::ClassTokenAndMeanPatchTokens => {
-                Tensor::cat(&[x.narrow(1, 0, 1)?.squeeze(1)?, x.narrow(1, prefix, n)?.mean(D::Minus2)?], 1)?
-            }
+            Pooling::ClassTokenAndMeanPatchTokens => Tensor::cat(&[x.narrow(1, 0, 1)?.squeeze(1)?, x.narrow(1, prefix, n)?.mean(D::Minus2)?], 1)?,
         };
         Ok(match &self.projection {
             Some(p) => p.forward(&pooled.contiguous()?)?,

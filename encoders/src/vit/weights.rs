@@ -51,8 +51,7 @@ impl VitWeights {
     pub fn load(path: &Path, cfg: &VitConfig) -> Result<Self> {
         cfg.validate()?;
         let file = path.display().to_string();
-        let raw = candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| EncoderError::WeightsFile { file: file.clone(), message: e.to_string() })?;
+        let raw = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| EncoderError::WeightsFile { file: file.clone(), message: e.to_string() })?;
         let (naming, prefix) = detect_naming(&raw).ok_or_else(|| {
             let mut names: Vec<&String> = raw.keys().collect();
             names.sort();
@@ -68,18 +67,9 @@ impl VitWeights {
         })?;
         let get = |name: &str, expected: &[usize]| -> Result<Tensor> {
             let full = format!("{prefix}{name}");
-            let t = raw.get(&full).ok_or_else(|| EncoderError::MissingTensor {
-                file: file.clone(),
-                name: full.clone(),
-                expected: expected.to_vec(),
-            })?;
+            let t = raw.get(&full).ok_or_else(|| EncoderError::MissingTensor { file: file.clone(), name: full.clone(), expected: expected.to_vec() })?;
             if t.dims() != expected {
-                return Err(EncoderError::ShapeMismatch {
-                    file: file.clone(),
-                    name: full,
-                    expected: expected.to_vec(),
-                    found: t.dims().to_vec(),
-                });
+                return Err(EncoderError::ShapeMismatch { file: file.clone(), name: full, expected: expected.to_vec(), found: t.dims().to_vec() });
             }
             let values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
             let count = values.iter().filter(|v| !v.is_finite()).count();
@@ -93,7 +83,11 @@ impl VitWeights {
         for (name, shape) in cfg.tensor_shapes() {
             if name == "pos_embed" {
                 let hf = if naming == Naming::Timm { name.clone() } else { hf_name(&name).expect("pos_embed has one") };
-                let t = raw.get(&format!("{prefix}{hf}")).ok_or_else(|| EncoderError::MissingTensor { file: file.clone(), name: format!("{prefix}{hf}"), expected: shape.clone() })?;
+                let t = raw.get(&format!("{prefix}{hf}")).ok_or_else(|| EncoderError::MissingTensor {
+                    file: file.clone(),
+                    name: format!("{prefix}{hf}"),
+                    expected: shape.clone(),
+                })?;
                 if t.dims() != shape.as_slice() {
                     let resampled = resample_pos_embed(t, cfg).map_err(|reason| EncoderError::ShapeMismatch {
                         file: file.clone(),

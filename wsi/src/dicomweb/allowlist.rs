@@ -23,7 +23,11 @@ impl UrlAllowlist {
         let mut out = Vec::with_capacity(prefixes.len());
         for p in prefixes {
             let p = p.as_ref().trim();
-            let bad = |why: &str| WsiError::InvalidArgument(format!("approved DICOMweb prefix {p:?}: {why}; expected http(s)://host[:port]/path, e.g. https://store.example.org/dicom-web"));
+            let bad = |why: &str| {
+                WsiError::InvalidArgument(format!(
+                    "approved DICOMweb prefix {p:?}: {why}; expected http(s)://host[:port]/path, e.g. https://store.example.org/dicom-web"
+                ))
+            };
             let url = Url::parse(p).map_err(|e| bad(&e.to_string()))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(bad("only http and https are fetched"));

@@ -230,7 +230,10 @@ impl Client {
                 }
                 Err(e) if e.is_redirect() && refused_redirect(&e) => {
                     let to = e.url().map_or_else(|| "another URL".to_string(), |u| shown(u.as_str()));
-                    return Err(WsiError::DicomWebRefused { location: shown(url), problem: format!("redirected to {to}, which is not under an approved DICOMweb prefix") });
+                    return Err(WsiError::DicomWebRefused {
+                        location: shown(url),
+                        problem: format!("redirected to {to}, which is not under an approved DICOMweb prefix"),
+                    });
                 }
                 Err(e) if e.is_timeout() || e.is_connect() || e.is_request() => {
                     last = format!("request failed: {}", without_url(&e));
@@ -259,7 +262,8 @@ impl Client {
                 404 => return Err(fail("HTTP 404: not found; check the study and series UIDs and the DICOMweb root".into())),
                 429 | 500..=599 => {
                     // Retry-After in seconds (the HTTP-date form is rare from DICOMweb servers).
-                    retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+                    retry_after =
+                        resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
                     last = format!("HTTP {code}");
                 }
                 _ => return Err(fail(format!("HTTP {code}: {}", status.canonical_reason().unwrap_or("error")))),

@@ -121,9 +121,7 @@ pub fn parse_body(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
             if line.is_empty() {
                 break;
             }
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| format!("part {}: malformed header line {line:?}", parts.len() + 1))?;
+            let (name, value) = line.split_once(':').ok_or_else(|| format!("part {}: malformed header line {line:?}", parts.len() + 1))?;
             headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
         }
         let n = parts.len() + 1;
@@ -133,9 +131,10 @@ pub fn parse_body(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
         };
         let (body_end, next) = match length {
             Some(len) => {
-                let end = cursor.checked_add(len).filter(|e| *e <= body.len()).ok_or_else(|| {
-                    format!("part {n}: Content-Length {len} runs past the end of the body ({} bytes left): truncated?", body.len() - cursor)
-                })?;
+                let end = cursor
+                    .checked_add(len)
+                    .filter(|e| *e <= body.len())
+                    .ok_or_else(|| format!("part {n}: Content-Length {len} runs past the end of the body ({} bytes left): truncated?", body.len() - cursor))?;
                 // The delimiter must follow, after an optional CRLF.
                 let mut d = end;
                 for eol in [&b"\r\n"[..], &b"\n"[..]] {
@@ -194,7 +193,10 @@ mod tests {
         assert_eq!((t.boundary.as_str(), t.part_type.as_deref(), t.transfer_syntax.as_deref()), (B, Some("image/jpeg"), Some("1.2.840.10008.1.2.4.50")));
         let other = "Multipart/Related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1; boundary=\"x y\"";
         let t = parse_content_type(other).unwrap();
-        assert_eq!((t.boundary.as_str(), t.part_type.as_deref(), t.transfer_syntax.as_deref()), ("x y", Some("application/octet-stream"), Some("1.2.840.10008.1.2.1")));
+        assert_eq!(
+            (t.boundary.as_str(), t.part_type.as_deref(), t.transfer_syntax.as_deref()),
+            ("x y", Some("application/octet-stream"), Some("1.2.840.10008.1.2.1"))
+        );
         assert!(parse_content_type("application/json").unwrap_err().contains("multipart/related"));
         assert!(parse_content_type("multipart/related; type=\"image/jpeg\"").unwrap_err().contains("no boundary"));
     }

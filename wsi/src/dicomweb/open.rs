@@ -67,8 +67,11 @@ fn find_sm_series(client: &Client, base: &str, study: &str) -> Result<String> {
     let fail = |problem: String| WsiError::DicomWeb { location: query.clone(), problem };
     let (_, body) = client.get(&query, "application/dicom+json")?;
     // An empty answer (204, or no body) means no match.
-    let json: serde_json::Value = if body.is_empty() { serde_json::json!([]) } else { serde_json::from_slice(&body).map_err(|e| fail(format!("not DICOM JSON: {e}")))? };
-    let text = |item: &serde_json::Value, tag: &str| item[tag]["Value"][0].as_str().map(str::to_string).or_else(|| item[tag]["Value"][0].as_i64().map(|n| n.to_string()));
+    let json: serde_json::Value =
+        if body.is_empty() { serde_json::json!([]) } else { serde_json::from_slice(&body).map_err(|e| fail(format!("not DICOM JSON: {e}")))? };
+    let text = |item: &serde_json::Value, tag: &str| {
+        item[tag]["Value"][0].as_str().map(str::to_string).or_else(|| item[tag]["Value"][0].as_i64().map(|n| n.to_string()))
+    };
     let series: Vec<(String, String)> = json
         .as_array()
         .ok_or_else(|| fail("expected a JSON array of series".into()))?
@@ -130,10 +133,7 @@ pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
     // once within the client's bound on requests in flight: on a distant server this is one
     // round trip instead of one per instance.
     let opened = std::thread::scope(|scope| {
-        let handles: Vec<_> = pending
-            .into_iter()
-            .map(|(info, frames, item)| scope.spawn(|| finish_instance(&client, info, frames, item)))
-            .collect();
+        let handles: Vec<_> = pending.into_iter().map(|(info, frames, item)| scope.spawn(|| finish_instance(&client, info, frames, item))).collect();
         handles.into_iter().map(|h| h.join().expect("instance set-up does not panic")).collect::<Result<Vec<_>>>()
     })?;
     let options = OpenOptions { series_instance_uid: Some(series), cache_bytes: options.cache_bytes };
@@ -172,10 +172,10 @@ pub fn dataset_from_json(item: &serde_json::Value) -> std::result::Result<InMemD
 /// ICC profile when the metadata gives it as a BulkDataURI.
 fn finish_instance(client: &Client, mut info: ImageInfo, frames: DicomWebFrames, item: &serde_json::Value) -> Result<OpenedInstance> {
     let instance_url = info.location.clone();
-    let ts = frames.fetch(&[0])?.0.ok_or_else(|| WsiError::DicomWeb {
-        location: format!("{instance_url}/frames/1"),
-        problem: "the answer names no transfer syntax".into(),
-    })?;
+    let ts = frames
+        .fetch(&[0])?
+        .0
+        .ok_or_else(|| WsiError::DicomWeb { location: format!("{instance_url}/frames/1"), problem: "the answer names no transfer syntax".into() })?;
     // A stored syntax we cannot decode (JPEG-LS, HTJ2K, ...): let the server decode it.
     let (frames, ts, decoded_by_server) = if Codec::for_transfer_syntax(&ts, &instance_url).is_err() {
         let frames = frames.decoded_by_server();
@@ -238,12 +238,22 @@ mod tests {
         assert_eq!(parse_url("https://x/root/studies/1.2/").unwrap(), ("https://x/root".into(), "1.2".into(), None));
         assert!(parse_url("http://x/studies/").is_err());
         assert_eq!(parse_url("HTTP://[::1]:8042/dicom-web/studies/1.2/series/3").unwrap().0, "http://[::1]:8042/dicom-web");
-        for with_password in ["http://bob:hunter2@x/studies/1/series/2", "HTTPS://bob:hunter2@x/studies/1/series/2", "http://bob:hun/ter2@x/studies/1/series/2", "htps://bob:hunter2@x/studies/1"] {
+        for with_password in [
+            "http://bob:hunter2@x/studies/1/series/2",
+            "HTTPS://bob:hunter2@x/studies/1/series/2",
+            "http://bob:hun/ter2@x/studies/1/series/2",
+            "htps://bob:hunter2@x/studies/1",
+        ] {
             let err = parse_url(with_password).unwrap_err().to_string();
             assert!(!err.contains("hunter2") && !err.contains("ter2"), "{err}");
         }
         assert!(parse_url("http://bob:hunter2@x/studies/1/series/2").unwrap_err().to_string().contains("--basic-auth"));
-        for junk in ["http://x/studies/1.2/series/3.4?x=1", "http://x/studies/1.2/series/3.4#f", "http://x/studies/1.2/series/abc", "http://x/studies/1.2/series/3.4/instances/5"] {
+        for junk in [
+            "http://x/studies/1.2/series/3.4?x=1",
+            "http://x/studies/1.2/series/3.4#f",
+            "http://x/studies/1.2/series/abc",
+            "http://x/studies/1.2/series/3.4/instances/5",
+        ] {
             assert!(parse_url(junk).is_err(), "{junk}");
         }
     }

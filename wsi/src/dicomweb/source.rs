@@ -13,8 +13,7 @@ pub(crate) const ACCEPT_FRAMES: &str = "multipart/related; type=\"application/oc
 
 /// Frames decoded by the server into Explicit VR Little Endian, for stored syntaxes this crate
 /// cannot decode.
-pub(crate) const ACCEPT_EXPLICIT_LE: &str =
-    "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1";
+pub(crate) const ACCEPT_EXPLICIT_LE: &str = "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1";
 
 /// The stored bytes of one frame, shared between the cache and its readers.
 type Frame = Bytes;
@@ -194,10 +193,9 @@ impl DicomWebFrames {
         }
         let mut settle = Settle { source: self, frames, error: None };
         let result = self.fetch(frames).map(|(_, bodies)| bodies).map_err(|e| match e {
-            WsiError::DicomWeb { location, problem } => WsiError::DicomWeb {
-                location,
-                problem: format!("{problem} (while reading frames {:?})", frames.iter().map(|f| f + 1).collect::<Vec<_>>()),
-            },
+            WsiError::DicomWeb { location, problem } => {
+                WsiError::DicomWeb { location, problem: format!("{problem} (while reading frames {:?})", frames.iter().map(|f| f + 1).collect::<Vec<_>>()) }
+            }
             other => other,
         });
         if let Err(e) = &result {

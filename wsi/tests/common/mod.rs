@@ -56,8 +56,5 @@ pub fn diff_stats(a: &[u8], b: &[u8]) -> ([f64; 3], [u8; 3]) {
 /// The tolerance between JPEG decoders: mean ≤ 1.0 and max ≤ 8 per channel.
 pub fn assert_close(what: &str, ours: &[u8], reference: &[u8]) {
     let (mean, max) = diff_stats(ours, reference);
-    assert!(
-        mean.iter().all(|m| *m <= 1.0) && max.iter().all(|m| *m <= 8),
-        "{what}: differs from the reference: mean |Δ| per channel {mean:?}, max {max:?}"
-    );
+    assert!(mean.iter().all(|m| *m <= 1.0) && max.iter().all(|m| *m <= 8), "{what}: differs from the reference: mean |Δ| per channel {mean:?}, max {max:?}");
 }

@@ -49,7 +49,11 @@ impl Drop for Orthanc {
 pub fn fixtures() -> PathBuf {
     // CARGO_MANIFEST_DIR is wsi/ for the tests and the repository root for the benches.
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    if here.join("fixtures").is_dir() { here.join("fixtures") } else { here.join("../fixtures") }
+    if here.join("fixtures").is_dir() {
+        here.join("fixtures")
+    } else {
+        here.join("../fixtures")
+    }
 }
 
 /// The test CA that signed the server's certificate.
@@ -119,7 +123,11 @@ impl Orthanc {
 
     /// Adds the registered user's credentials when authentication is on.
     pub fn with_auth(&self, r: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
-        if self.setup.auth { r.basic_auth(USER, Some(PASSWORD)) } else { r }
+        if self.setup.auth {
+            r.basic_auth(USER, Some(PASSWORD))
+        } else {
+            r
+        }
     }
 
     /// Stores every file of `folder` with one STOW-RS request (multipart/related of
@@ -269,7 +277,13 @@ pub fn write_answer<W: std::io::Write>(stream: &mut W, status: u16, content_type
 /// Reads one GET from `stream`, tells `seen` its path, waits `delay`, forwards it (with its
 /// Accept and Authorization headers) to Orthanc's plain HTTP port and writes the answer back;
 /// false if the client hung up first or Orthanc did not answer.
-fn forward_one<S: std::io::Read + std::io::Write>(stream: &mut S, http: &reqwest::blocking::Client, orthanc_port: u16, delay: Duration, seen: &dyn Fn(&str)) -> bool {
+fn forward_one<S: std::io::Read + std::io::Write>(
+    stream: &mut S,
+    http: &reqwest::blocking::Client,
+    orthanc_port: u16,
+    delay: Duration,
+    seen: &dyn Fn(&str),
+) -> bool {
     let Some((path, headers)) = read_request(&mut *stream) else { return false };
     seen(&path);
     std::thread::sleep(delay);
