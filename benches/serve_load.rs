@@ -30,6 +30,11 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Builds a request body for the given patch indices.
+type Body<'a> = dyn Fn(&[usize]) -> String + Sync + 'a;
+
+/// Each request's first patch index and its embeddings.
+type Embedded = Vec<(usize, Vec<f32>)>;
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -74,15 +79,9 @@ fn png(rgb: &[u8], w: u32, h: u32) -> Vec<u8> {
 
 /// One scenario: every client's requests, timed; returns (wall seconds, latencies, answers
 /// as (origin index, embedding)).
-fn run(
-    predict: &str,
-    clients: usize,
-    order: &[Vec<usize>],
-    per_request: usize,
-    body: &(dyn Fn(&[usize]) -> String + Sync),
-) -> (f64, Vec<f64>, Vec<(usize, Vec<f32>)>) {
+fn run(predict: &str, clients: usize, order: &[Vec<usize>], per_request: usize, body: &Body) -> (f64, Vec<f64>, Embedded) {
     let start = Instant::now();
-    let results: Vec<(Vec<f64>, Vec<(usize, Vec<f32>)>)> = std::thread::scope(|s| {
+    let results: Vec<(Vec<f64>, Embedded)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|c| {
                 let order = &order[c];
@@ -212,7 +211,7 @@ fn main() {
     println!("offline (no server, patches from memory) | {offline_rate:.0} embeddings/hour");
     let tolerance = if device.is_cpu() && dtype() == DType::F32 { 1e-5 } else { 5e-2 };
     println!("scenario | embeddings/hour | wall s | p50 s | p99 s | encoder busy | peak RSS MiB | max |diff| vs offline");
-    let scenarios: [(&str, &(dyn Fn(&[usize]) -> String + Sync)); 2] = [("DICOMweb (Orthanc)", &dicom_body), ("inline PNG", &inline_body)];
+    let scenarios: [(&str, &Body<'_>); 2] = [("DICOMweb (Orthanc)", &dicom_body), ("inline PNG", &inline_body)];
     for (name, body) in scenarios {
         if name.starts_with("DICOMweb") && store.is_none() {
             println!("{name} | left out: Orthanc is not installed (apt install orthanc orthanc-dicomweb)");

@@ -235,9 +235,12 @@ fn a_full_disk_is_a_clear_error_and_leaves_nothing() {
     }
 }
 
+/// (x, y) → embedding.
+type Rows = std::collections::BTreeMap<(u32, u32), Vec<f32>>;
+
 /// (x, y) → embedding of every row of `dir/embeddings.parquet`, and the file's key-value
 /// metadata.
-fn embeddings(dir: &Path) -> (std::collections::BTreeMap<(u32, u32), Vec<f32>>, std::collections::HashMap<String, String>) {
+fn embeddings(dir: &Path) -> (Rows, std::collections::HashMap<String, String>) {
     let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(dir.join("embeddings.parquet")).unwrap()).unwrap();
     let rows = common::read_embeddings(dir).into_iter().map(|(x, y, e)| ((x, y), e)).collect();
     (rows, common::key_value_metadata(&builder))

@@ -192,7 +192,7 @@ fn a_dead_store_fails_only_the_requests_that_need_it() {
             held.push(c);
         }
     });
-    let base = server(&[dead_url.clone()]);
+    let base = server(std::slice::from_ref(&dead_url));
     let predict = format!("{base}/predict");
     let png = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/reference/ihc-full-l0-frame-corner.png")).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();

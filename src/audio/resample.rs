@@ -36,13 +36,13 @@ pub fn resample(x: &[f32], num: usize) -> Result<Vec<f32>, String> {
     let mut band = inverse.make_input_vec();
     band[..kept].copy_from_slice(&spectrum[..kept]);
     drop(spectrum);
-    if m % 2 == 0 {
+    if m.is_multiple_of(2) {
         // The unpaired bin at m/2: its pair folds into it when shrinking, splits off when growing.
         band[m / 2] *= if num < n { 2.0 } else { 0.5 };
     }
     // The inverse real FFT reads only the real parts of the DC and (even length) Nyquist bins.
     band[0] = Complex::new(band[0].re, 0.0);
-    if num % 2 == 0 {
+    if num.is_multiple_of(2) {
         band[num / 2] = Complex::new(band[num / 2].re, 0.0);
     }
     let mut out = inverse.make_output_vec();

@@ -115,8 +115,8 @@ mod tests {
     use super::*;
 
     fn wav(magic: &[u8; 4], big: bool, tag: u16, channels: u16, bits: u16, width: u16, data: &[u8]) -> Vec<u8> {
-        let (w16, w32): (fn(u16) -> [u8; 2], fn(u32) -> [u8; 4]) =
-            if big { (u16::to_be_bytes, u32::to_be_bytes) } else { (u16::to_le_bytes, u32::to_le_bytes) };
+        type Writers = (fn(u16) -> [u8; 2], fn(u32) -> [u8; 4]);
+        let (w16, w32): Writers = if big { (u16::to_be_bytes, u32::to_be_bytes) } else { (u16::to_le_bytes, u32::to_le_bytes) };
         let mut v = magic.to_vec();
         v.extend(w32(36 + data.len() as u32));
         v.extend(b"WAVEfmt ");

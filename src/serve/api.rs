@@ -96,7 +96,7 @@ pub struct Patch {
 
 impl Patch {
     /// `{"x_origin", "y_origin", "width", "height"}`.
-    pub fn to_json(&self) -> Value {
+    pub fn to_json(self) -> Value {
         json!({"x_origin": self.x, "y_origin": self.y, "width": self.width, "height": self.height})
     }
 }

@@ -275,7 +275,10 @@ async fn answer(state: Arc<AppState>, body: Bytes) -> Response {
 }
 
 /// A request's instance tasks, stopped when the request ends early (time limit, caller gone).
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<Result<(Vec<super::api::Patch>, Vec<Vec<u8>>), ApiError>>>);
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<InstanceResult>>);
+
+/// An instance's patches and their pixels, or its error.
+type InstanceResult = Result<(Vec<super::api::Patch>, Vec<Vec<u8>>), ApiError>;
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -65,7 +65,7 @@ pub fn crop(rgb: &[u8], w: usize, h: usize, x: i64, y: i64) -> Vec<u8> {
         for c in 0..224i64 {
             let (sx, sy) = (x + c, y + r);
             if (0..w as i64).contains(&sx) && (0..h as i64).contains(&sy) {
-                let s = ((sy as usize * w + sx as usize) * 3) as usize;
+                let s = (sy as usize * w + sx as usize) * 3;
                 let d = ((r * 224 + c) * 3) as usize;
                 out[d..d + 3].copy_from_slice(&rgb[s..s + 3]);
             }

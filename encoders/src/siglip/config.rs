@@ -62,7 +62,7 @@ impl SiglipConfig {
     /// Checks that the sizes fit together.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(EncoderError::Config(m));
-        if self.patch_size == 0 || self.image_size % self.patch_size != 0 {
+        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
             return bad(format!("image size {} is not a multiple of patch size {}", self.image_size, self.patch_size));
         }
         for (name, t) in [("vision", &self.vision), ("text", &self.text)] {

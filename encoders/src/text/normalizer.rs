@@ -30,7 +30,7 @@ impl Normalizer {
             let bad = || format!("the normaliser rules ({} bytes) are damaged", blob.len());
             let size = u32::from_le_bytes(blob.get(..4).ok_or_else(bad)?.try_into().expect("4 bytes")) as usize;
             let units = blob.get(4..4 + size).ok_or_else(bad)?;
-            if size % 4 != 0 || size == 0 {
+            if !size.is_multiple_of(4) || size == 0 {
                 return Err(bad());
             }
             let trie = units.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
