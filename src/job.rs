@@ -24,7 +24,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use crate::engine::StageTimes;
+use crate::engine::StageTimes;
 
 /// The key type of a modality's inputs.
 pub type KeyOf<M> = <<M as Modality>::Source as Source>::Key;

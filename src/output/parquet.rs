@@ -34,7 +34,7 @@ pub fn provenance(encoder: &dyn haidef_wsi_encoders::Encoder) -> HashMap<String,
 
 /// The Arrow schema of an embeddings file: `keys`, then `embedding` of `shape` (one number for
 /// a vector; a token map's shape goes into the field's metadata), with file metadata `meta`.
-pub fn schema(keys: Vec<Field>, shape: &[usize], meta: HashMap<String, String>) -> Schema {
+fn schema(keys: Vec<Field>, shape: &[usize], meta: HashMap<String, String>) -> Schema {
     let item = Arc::new(Field::new("item", DataType::Float32, false));
     let dim: usize = shape.iter().product();
     let mut embedding = Field::new("embedding", DataType::FixedSizeList(item, dim as i32), false);
