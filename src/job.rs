@@ -39,8 +39,9 @@ pub enum OutputLayout {
     Folder,
 }
 
-/// What a modality is told when its source has been opened: the encoder and the file's
-/// metadata so far (provenance), to which it adds its own entries.
+/// What a modality is told when its source is opened: the encoder and the file's metadata so
+/// far (provenance), to which it adds its own entries.
+#[non_exhaustive]
 pub struct Opening<'o> {
     /// The model.
     pub encoder: &'o dyn Encoder,
@@ -61,6 +62,7 @@ pub struct Opened<S> {
 }
 
 /// What the after-step is given: the rows written and where to put pictures.
+#[non_exhaustive]
 pub struct Finishing<'f, K> {
     /// The model.
     pub encoder: &'f dyn Encoder,
@@ -91,6 +93,71 @@ pub struct Finishing<'f, K> {
 /// One kind of input (slides, image files, audio recordings, ...): what the [`Job`] runner
 /// needs to know that is not shared. Adding a modality is one implementation of this trait and
 /// a constructor for `Job<'_, YourModality>`; docs/ARCHITECTURE.md walks through it.
+///
+/// A whole modality, here RGB images already in memory, keyed by a name:
+///
+/// ```
+/// use haidef_wsi::{Finishing, Input, Job, Modality, Opened, Opening, OutputLayout, Skipped, Source};
+/// use haidef_wsi::encoders::{candle::{DType, Device}, path_foundation, ImageRef};
+/// use arrow_array::{ArrayRef, StringArray};
+/// use arrow_schema::{DataType, Field};
+/// use std::sync::{atomic::AtomicBool, Arc};
+///
+/// /// A 224×224 RGB8 image.
+/// struct Pixels(Vec<u8>);
+/// impl Input for Pixels {
+///     fn image(&self) -> ImageRef<'_> {
+///         ImageRef::rgb(224, 224, &self.0)
+///     }
+/// }
+///
+/// /// The source: yields each named image; an empty one cannot be used.
+/// struct Named(Vec<(String, Vec<u8>)>);
+/// impl Source for Named {
+///     type Key = String;
+///     type Input = Pixels;
+///     fn len(&self) -> usize {
+///         self.0.len()
+///     }
+///     fn run(&mut self, emit: &mut dyn FnMut(String, Pixels) -> bool, skip: &mut dyn FnMut(Skipped), _: &AtomicBool) -> haidef_wsi::Result<()> {
+///         for (name, rgb) in self.0.drain(..) {
+///             if rgb.is_empty() {
+///                 skip(Skipped { path: name, error: "no pixels".into() });
+///             } else if !emit(name, Pixels(rgb)) {
+///                 break;
+///             }
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// /// The modality: its source, its key column `name`, nothing after.
+/// struct InMemory(Vec<(String, Vec<u8>)>);
+/// impl Modality for InMemory {
+///     type Source = Named;
+///     type Report = ();
+///     const LAYOUT: OutputLayout = OutputLayout::File;
+///     const DEFAULT_BATCH_SIZE: usize = 8;
+///     fn open(&mut self, _: Opening<'_>) -> haidef_wsi::Result<Opened<Named>> {
+///         Ok(Opened { source: Named(std::mem::take(&mut self.0)), keys: vec![Field::new("name", DataType::Utf8, false)] })
+///     }
+///     fn key_columns(&self, keys: &[String]) -> Vec<ArrayRef> {
+///         vec![Arc::new(StringArray::from_iter_values(keys))]
+///     }
+///     fn finish(&mut self, _: Named, _: &mut Finishing<'_, String>) -> haidef_wsi::Result<()> {
+///         Ok(())
+///     }
+/// }
+///
+/// let model = path_foundation::untrained(&Device::Cpu, DType::F32)?;
+/// let images = vec![("white".to_string(), vec![255; 224 * 224 * 3]), ("none".to_string(), vec![]), ("grey".to_string(), vec![128; 224 * 224 * 3])];
+/// let out = std::env::temp_dir().join(format!("haidef-modality-doc-{}.parquet", std::process::id()));
+/// let summary = Job::of(InMemory(images), &model, &out).run()?;
+/// assert_eq!((summary.embedded, summary.skipped.len()), (2, 1));
+/// assert_eq!(summary.output(), out.as_path());
+/// # std::fs::remove_file(&out).unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Modality {
     /// Its inputs, keyed.
     type Source: Source;
