@@ -91,7 +91,7 @@ fn jpeg_decoders(c: &mut Criterion) {
         let mut out = vec![0u8; (w * h * 3) as usize];
         b.iter(|| {
             for f in &frames {
-                haidef_wsi::wsi::decode::decode_jpeg_rgb(f, &mut out, w as usize, h as usize).unwrap();
+                haidef_wsi::wsi::decode_jpeg_rgb(f, &mut out, w as usize, h as usize).unwrap();
             }
         })
     });

@@ -7,7 +7,7 @@
 mod args;
 
 use clap::Parser;
-use haidef_wsi::wsi::{decode::transfer_syntax_name, Level};
+use haidef_wsi::wsi::{transfer_syntax_name, Level};
 use serde_json::json;
 
 /// What a DICOM whole-slide image holds: levels, frames, spacing, transfer syntax, associated images.

@@ -9,7 +9,8 @@ use crate::input::InputSpec;
 use crate::siglip::config::SiglipConfig;
 use crate::siglip::encoder::SiglipEncoder;
 use crate::spec::{Encoder, OutputSpec};
-use crate::vit::{VitConfig, VitEncoder};
+use crate::vit::config::VitConfig;
+use crate::vit::encoder::VitEncoder;
 use candle_core::{DType, Device};
 use std::path::Path;
 

@@ -25,7 +25,8 @@ pub const DEFAULT_MODEL: &str = path_foundation::NAME;
 /// Every model the library knows, the default first.
 pub fn models() -> Vec<ModelEntry> {
     // The order `--help` lists them in.
-    [crate::vit::image_entries(), crate::siglip::entries(), crate::hear::entries(), crate::vit::pathology_entries()].concat()
+    [crate::vit::presets::image_entries(), crate::siglip::presets::entries(), crate::hear::presets::entries(), crate::vit::presets::pathology_entries()]
+        .concat()
 }
 
 /// The entry named `name` (case-insensitive; `-` and `_` are the same), or an error listing

@@ -5,8 +5,7 @@
 //! finding.
 #![allow(dead_code)]
 
-use haidef_wsi_dicom::dicomweb::multipart::{parse_body, parse_content_type};
-use haidef_wsi_dicom::{FrameDecoder, FrameIndex, ImageInfo, Slide};
+use haidef_wsi_dicom::{parse_body, parse_content_type, FrameDecoder, FrameIndex, ImageInfo, Slide};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -45,7 +44,7 @@ pub fn metadata_json(data: &[u8]) {
 }
 
 fn metadata_item(item: &serde_json::Value) {
-    let Ok(obj) = haidef_wsi_dicom::dicomweb::open::dataset_from_json(item) else { return };
+    let Ok(obj) = haidef_wsi_dicom::dataset_from_json(item) else { return };
     let location = "fuzz://metadata".to_string();
     if let Ok(info) = ImageInfo::from_dataset(&obj, "1.2.840.10008.1.2.4.50", location) {
         let _ = FrameIndex::build(&info);

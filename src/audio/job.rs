@@ -66,7 +66,7 @@ pub struct AudioReport {
 }
 
 /// What an audio job did.
-pub type AudioJobSummary = crate::JobSummary<AudioReport>;
+pub type AudioJobSummary = crate::job::JobSummary<AudioReport>;
 
 /// The audio job, set up step by step and then run (a [`Job`] of [`Audio`]):
 ///

@@ -43,7 +43,7 @@ pub struct Images {
 }
 
 /// What an image job did (the image modality adds nothing to [`crate::JobSummary`]).
-pub type ImageJobSummary = crate::JobSummary<()>;
+pub type ImageJobSummary = crate::job::JobSummary<()>;
 
 /// The image job, set up step by step and then run (a [`Job`] of [`Images`]):
 ///

@@ -12,8 +12,7 @@ use super::api::{ApiError, Code, Patch};
 use super::icc::IccTargets;
 use super::pixels::cut;
 use super::resize::{area_rgb8, cubic_rgb8};
-use haidef_wsi_dicom::dicomweb::{parse_series_url, Auth, DicomWebOptions, UrlAllowlist};
-use haidef_wsi_dicom::{OutOfBounds, Slide, WsiError};
+use haidef_wsi_dicom::{parse_series_url, Auth, DicomWebOptions, OutOfBounds, Slide, UrlAllowlist, WsiError};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 

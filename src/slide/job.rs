@@ -154,7 +154,7 @@ pub struct SlideReport {
 /// What a slide job did: [`crate::JobSummary`]'s fields (`outputs`: `embeddings.parquet`, then,
 /// with the `heatmaps` feature, `heatmap.png`, `clusters.png` and the score maps) and
 /// [`SlideReport`]'s.
-pub type RunSummary = crate::JobSummary<SlideReport>;
+pub type RunSummary = crate::job::JobSummary<SlideReport>;
 
 /// Resolves the level to embed, with errors that list what the slide has.
 pub fn choose_level(slide: &Slide, choice: LevelChoice) -> Result<&Level> {

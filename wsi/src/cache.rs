@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 /// Entries are shared byte buffers: decoded RGB8 tiles or a frame's stored bytes.
-pub type Bytes = Arc<Vec<u8>>;
+pub(crate) type Bytes = Arc<Vec<u8>>;
 
 /// Which image of the slide and what of it an entry holds; see [`SlideCache::register`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -10,6 +10,7 @@ use crate::image_info::ImageInfo;
 
 /// The codecs this crate decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Codec {
     /// JPEG Baseline (Process 1), 8-bit: 1.2.840.10008.1.2.4.50.
     JpegBaseline,

@@ -4,10 +4,11 @@
 use std::fmt;
 
 /// Where a problem was found: a file path or a DICOMweb instance URL.
-pub type Location = String;
+pub(crate) type Location = String;
 
 /// A DICOM tag with its keyword, printed as `PixelData (7FE0,0010)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TagName {
     /// The tag itself.
     pub tag: dicom_core::Tag,
@@ -185,7 +186,7 @@ pub enum WsiError {
         /// 401 or 403.
         status: u16,
     },
-    /// A URL off the client's allowlist ([`crate::dicomweb::DicomWebOptions::allowlist`]),
+    /// A URL off the client's allowlist ([`crate::DicomWebOptions::allowlist`]),
     /// or a redirect to one: nothing was sent to it.
     #[error("{location}: refused: {problem}")]
     DicomWebRefused {

@@ -9,7 +9,7 @@ const MISSING: u32 = u32::MAX;
 /// The most tiles a level may have: 2^26 (a 2-million-pixel-square image in 256-pixel tiles;
 /// the index then takes 256 MB). A header claiming more is refused before anything is
 /// allocated: the claim costs a hostile file or server a few bytes.
-pub const MAX_TILES: u64 = 1 << 26;
+pub(crate) const MAX_TILES: u64 = 1 << 26;
 
 /// Map from tile grid position to 0-based frame number.
 #[derive(Debug, Clone)]

@@ -9,10 +9,11 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
 /// SOP Class UID of VL Whole Slide Microscopy Image Storage.
-pub const WSI_SOP_CLASS: &str = "1.2.840.10008.5.1.4.1.1.77.1.6";
+pub(crate) const WSI_SOP_CLASS: &str = "1.2.840.10008.5.1.4.1.1.77.1.6";
 
 /// The role an image plays in a slide, from ImageType value 3.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ImageFlavor {
     /// A pyramid level.
     Volume,
@@ -42,6 +43,7 @@ impl ImageFlavor {
 
 /// How frames map to tile positions.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Organization {
     /// Frames fill the tile grid row by row (DimensionOrganizationType TILED_FULL).
     TiledFull,
@@ -62,6 +64,7 @@ impl Organization {
 
 /// Everything the reader needs to know about one instance, taken from its metadata.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ImageInfo {
     /// File path or URL the instance came from.
     pub location: Location,
@@ -115,7 +118,7 @@ pub struct ImageInfo {
 }
 
 /// The most pixels one frame may have (2^28, 768 MiB as RGB8): a frame is decoded whole.
-pub const MAX_FRAME_PIXELS: u64 = 1 << 28;
+pub(crate) const MAX_FRAME_PIXELS: u64 = 1 << 28;
 
 impl ImageInfo {
     /// Reads the metadata of a WSI instance. `transfer_syntax` comes from the file meta group (or

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 /// How [`Level::read_region_with`] treats a rectangle that is partly outside the level.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OutOfBounds {
     /// Fail with [`WsiError::RegionOutOfBounds`] (the default).
     #[default]

@@ -20,32 +20,41 @@
 //! ```
 #![warn(missing_docs)]
 
+// Every module is private; each public item is re-exported once, below, at the crate root.
 mod attrs;
-pub mod cache;
+mod cache;
 mod compose;
-pub mod decode;
+mod decode;
 #[cfg(feature = "dicomweb")]
-pub mod dicomweb;
-pub mod error;
-pub mod frame_index;
-pub mod frame_source;
-pub mod image_info;
-pub mod level;
-pub mod local_file;
-pub mod patches;
+mod dicomweb;
+mod error;
+mod frame_index;
+mod frame_source;
+mod image_info;
+mod level;
+mod local_file;
+mod patches;
 mod pool;
-pub mod rgb;
-pub mod slide;
+mod rgb;
+mod slide;
 
 pub use cache::{CacheKey, SlideCache, DEFAULT_CACHE_BYTES};
-pub use decode::{Codec, FrameDecoder};
+pub use decode::{transfer_syntax_name, Codec, FrameDecoder};
 #[cfg(feature = "dicomweb")]
-pub use dicomweb::{Auth, DicomWebOptions};
-pub use error::{Result, WsiError};
+pub use dicomweb::{parse_series_url, Auth, DicomWebOptions, UrlAllowlist};
+pub use error::{Result, TagName, WsiError};
 pub use frame_index::FrameIndex;
 pub use frame_source::FrameSource;
 pub use image_info::{ImageFlavor, ImageInfo, Organization};
-pub use level::{Level, OutOfBounds};
+pub use level::{Level, OutOfBounds, Tile};
 pub use patches::{Patch, PatchGrid, PatchGridOptions, PatchRows};
 pub use rgb::RgbImage;
 pub use slide::{AssociatedImage, AssociatedKind, OpenOptions, Slide};
+
+// Not part of the API: public only for the decoder comparison tests and benches and for the
+// fuzz harness (fuzz/harness/wsi.rs, replayed by tests/fuzz_regressions.rs).
+#[doc(hidden)]
+pub use decode::decode_jpeg_rgb;
+#[cfg(feature = "dicomweb")]
+#[doc(hidden)]
+pub use dicomweb::{dataset_from_json, parse_body, parse_content_type, MultipartType, Part};

@@ -19,7 +19,7 @@ use dicom_parser::StatefulDecode;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 const ITEM: Tag = Tag(0xFFFE, 0xE000);
@@ -45,8 +45,7 @@ struct FrameTable {
 
 /// One local Part 10 file, with lazily built frame table.
 #[derive(Debug)]
-pub struct LocalFrames {
-    path: PathBuf,
+pub(crate) struct LocalFrames {
     location: Location,
     file: File,
     file_len: u64,
@@ -61,7 +60,7 @@ pub struct LocalFrames {
 }
 
 /// Opens a Part 10 file: reads its metadata (not its pixel data) and prepares lazy frame reads.
-pub fn open_instance(path: &Path) -> Result<(ImageInfo, LocalFrames)> {
+pub(crate) fn open_instance(path: &Path) -> Result<(ImageInfo, LocalFrames)> {
     let location: Location = path.display().to_string();
     let not_dicom = |message: String| WsiError::NotDicom { location: location.clone(), message };
     let mut file = File::open(path).map_err(|e| WsiError::io(location.clone(), e))?;
@@ -140,7 +139,6 @@ pub fn open_instance(path: &Path) -> Result<(ImageInfo, LocalFrames)> {
         ));
     }
     let frames = LocalFrames {
-        path: path.to_path_buf(),
         location,
         file,
         file_len,
@@ -224,11 +222,6 @@ fn check_meta_lengths(file: &mut File, file_len: u64) -> std::result::Result<(),
 }
 
 impl LocalFrames {
-    /// Path of the file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         #[cfg(unix)]
         {

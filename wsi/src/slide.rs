@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 /// Kind of an associated (non-pyramid) image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AssociatedKind {
     /// The slide label.
     Label,
@@ -35,6 +36,7 @@ impl AssociatedKind {
 
 /// A label, overview or thumbnail image.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AssociatedImage {
     /// Which kind.
     pub kind: AssociatedKind,
@@ -109,13 +111,8 @@ impl Slide {
         }
     }
 
-    /// Opens a slide from a DICOMweb series URL
-    /// (`http(s)://host:port/<root>/studies/<study>/series/<series>`), or from a study URL
-    /// (`…/studies/<study>`) when QIDO-RS finds exactly one slide-microscopy series in it.
-    #[cfg(feature = "dicomweb")]
-    pub fn open_dicomweb(url: &str, options: &crate::dicomweb::DicomWebOptions) -> Result<Slide> {
-        crate::dicomweb::open_series(url, options)
-    }
+    // `Slide::open_dicomweb` is in dicomweb/open.rs (with the `dicomweb` feature): this file
+    // does not import the DICOMweb side, which builds slides with `Slide::assemble`.
 
     /// Opens a slide from an explicit list of files; every file must be a WSI instance.
     pub fn open_files<P: AsRef<Path>>(files: &[P], options: &OpenOptions) -> Result<Slide> {

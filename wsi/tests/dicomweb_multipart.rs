@@ -5,8 +5,7 @@
 mod common;
 
 use common::{fixtures, slide_dir};
-use haidef_wsi_dicom::dicomweb::multipart::{parse_body, parse_content_type};
-use haidef_wsi_dicom::Slide;
+use haidef_wsi_dicom::{parse_body, parse_content_type, Slide};
 
 #[test]
 fn orthanc_frames_answer_parses_to_the_files_frames() {

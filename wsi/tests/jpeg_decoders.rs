@@ -25,7 +25,7 @@ fn cases() -> Vec<Case> {
 fn zune_jpeg_matches_libjpeg_turbo() {
     for (name, jpg, w, h, reference) in cases() {
         let mut out = vec![0u8; (w * h * 3) as usize];
-        haidef_wsi_dicom::decode::decode_jpeg_rgb(&jpg, &mut out, w as usize, h as usize).unwrap();
+        haidef_wsi_dicom::decode_jpeg_rgb(&jpg, &mut out, w as usize, h as usize).unwrap();
         assert_close(name, &out, &reference);
     }
 }
@@ -46,7 +46,7 @@ fn rgb_jpeg_is_not_colour_converted_twice() {
     // tolerance test above would catch that, this one says what went wrong.
     let (_, jpg, w, h, reference) = cases().into_iter().find(|c| c.0 == "rgb").unwrap();
     let mut out = vec![0u8; (w * h * 3) as usize];
-    haidef_wsi_dicom::decode::decode_jpeg_rgb(&jpg, &mut out, w as usize, h as usize).unwrap();
+    haidef_wsi_dicom::decode_jpeg_rgb(&jpg, &mut out, w as usize, h as usize).unwrap();
     let (mean, _) = common::diff_stats(&out, &reference);
     assert!(mean.iter().all(|m| *m < 2.0), "RGB JPEG colours shifted: {mean:?}");
 }
@@ -55,9 +55,9 @@ fn rgb_jpeg_is_not_colour_converted_twice() {
 fn wrong_size_and_garbage_are_errors() {
     let (_, jpg, w, h, _) = cases().into_iter().next().unwrap();
     let mut out = vec![0u8; ((w + 1) * h * 3) as usize];
-    let err = haidef_wsi_dicom::decode::decode_jpeg_rgb(&jpg, &mut out, (w + 1) as usize, h as usize).unwrap_err();
+    let err = haidef_wsi_dicom::decode_jpeg_rgb(&jpg, &mut out, (w + 1) as usize, h as usize).unwrap_err();
     assert!(err.contains("Columns x Rows"), "{err}");
     let mut out = vec![0u8; (w * h * 3) as usize];
-    assert!(haidef_wsi_dicom::decode::decode_jpeg_rgb(&jpg[..jpg.len() / 3], &mut out, w as usize, h as usize).is_err());
-    assert!(haidef_wsi_dicom::decode::decode_jpeg_rgb(&[0xFF, 0xD8, 1, 2, 3], &mut out, w as usize, h as usize).is_err());
+    assert!(haidef_wsi_dicom::decode_jpeg_rgb(&jpg[..jpg.len() / 3], &mut out, w as usize, h as usize).is_err());
+    assert!(haidef_wsi_dicom::decode_jpeg_rgb(&[0xFF, 0xD8, 1, 2, 3], &mut out, w as usize, h as usize).is_err());
 }

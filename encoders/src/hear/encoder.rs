@@ -4,7 +4,7 @@
 
 use super::frontend::FrontEnd;
 use super::frontend_config::FrontEndConfig;
-use super::presets::input_spec;
+use super::spec::input_spec;
 use crate::cpu_ops::forward_in_slices;
 use crate::error::{EncoderError, Result};
 use crate::input::{AudioSpec, InputSpec};

@@ -13,7 +13,7 @@ mod cpu_path;
 pub(crate) mod encoder;
 pub(crate) mod frontend;
 pub(crate) mod frontend_config;
-mod presets;
+pub(crate) mod presets;
+mod spec;
 
-pub(crate) use presets::entries;
-pub use presets::{audio_spec, input_spec, vit_config, MODEL_ID, UNTRAINED_SEED};
+pub use spec::{audio_spec, input_spec, vit_config, MODEL_ID, UNTRAINED_SEED};

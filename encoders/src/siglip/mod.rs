@@ -7,10 +7,9 @@
 pub(crate) mod config;
 pub(crate) mod encoder;
 pub(crate) mod model;
-mod presets;
+pub(crate) mod presets;
 mod seeded;
 
-pub(crate) use presets::entries;
 #[doc(hidden)]
 pub use seeded::{seeded_tensors, seeded_weights};
 pub use seeded::{SEEDED_LOGIT_BIAS, SEEDED_LOGIT_SCALE};

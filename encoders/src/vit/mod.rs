@@ -3,15 +3,14 @@
 //! built on it (Path Foundation, timm's ViT-B/16, the pathology models) and their registry
 //! entries in `presets.rs`.
 
-mod config;
-mod encoder;
+pub(crate) mod config;
+pub(crate) mod encoder;
 mod model;
 pub mod path_foundation;
-mod presets;
+pub(crate) mod presets;
 mod weights;
 
 pub use config::{Activation, MlpKind, Pooling, VitConfig};
 pub use encoder::VitEncoder;
 pub use model::Vit;
-pub(crate) use presets::{image_entries, pathology_entries};
 pub use weights::{Naming, VitWeights};

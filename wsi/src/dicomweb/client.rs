@@ -10,6 +10,7 @@ use std::time::Duration;
 
 /// How to authenticate to the DICOMweb server.
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub enum Auth {
     /// No credentials.
     #[default]

@@ -3,12 +3,13 @@
 //! request, using the patch grid's prefetch hints; answers are checked (part count,
 //! Content-Location). A bounded number of requests go out together; HTTP or HTTPS (rustls).
 
-pub mod allowlist;
-pub mod client;
-pub mod multipart;
-pub mod open;
-pub mod source;
+mod allowlist;
+mod client;
+mod multipart;
+mod open;
+mod source;
 
 pub use allowlist::UrlAllowlist;
 pub use client::{Auth, DicomWebOptions};
-pub use open::{open_series, parse_series_url};
+pub use multipart::{parse_body, parse_content_type, MultipartType, Part};
+pub use open::{dataset_from_json, parse_series_url};

@@ -10,6 +10,7 @@
 
 /// The parameters of a `multipart/related` Content-Type header that matter here.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MultipartType {
     /// The boundary, without quotes or leading dashes.
     pub boundary: String,
@@ -65,6 +66,7 @@ pub fn parse_content_type(header: &str) -> Result<MultipartType, String> {
 
 /// One part: its headers (names lower-cased) and its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Part {
     /// Header (name, value) pairs, names lower-cased.
     pub headers: Vec<(String, String)>,

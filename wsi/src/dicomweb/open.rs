@@ -94,9 +94,18 @@ fn find_sm_series(client: &Client, base: &str, study: &str) -> Result<String> {
     }
 }
 
+impl Slide {
+    /// Opens a slide from a DICOMweb series URL
+    /// (`http(s)://host:port/<root>/studies/<study>/series/<series>`), or from a study URL
+    /// (`…/studies/<study>`) when QIDO-RS finds exactly one slide-microscopy series in it.
+    pub fn open_dicomweb(url: &str, options: &DicomWebOptions) -> Result<Slide> {
+        open_series(url, options)
+    }
+}
+
 /// Opens the slide at a DICOMweb series URL, or at a study URL when the study holds exactly one
 /// slide-microscopy series (found with QIDO-RS).
-pub fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
+fn open_series(url: &str, options: &DicomWebOptions) -> Result<Slide> {
     let (base, study, series) = parse_url(url)?;
     let client = Arc::new(Client::new(options)?);
     let series = match series {

@@ -37,7 +37,7 @@ struct Requests {
 
 /// Frames of one instance on a DICOMweb server.
 #[derive(Debug)]
-pub struct DicomWebFrames {
+pub(crate) struct DicomWebFrames {
     client: Arc<Client>,
     url: String,
     accept: &'static str,
