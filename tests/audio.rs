@@ -412,6 +412,21 @@ fn a_job_skips_bad_files_lists_them_and_keeps_the_rest() {
     assert!(err.contains("hop must be at least one sample"), "{err}");
 }
 
+/// A picture that cannot be written fails the job before its Parquet file is committed: an
+/// error and no Parquet file, never an error beside a finished-looking file.
+#[test]
+fn a_picture_that_fails_leaves_no_parquet_file() {
+    let model = depth_two();
+    let dir = tempdir();
+    let out = dir.join("with-picture.parquet");
+    let png = dir.join("no-such-folder").join("audio.png");
+    let err = AudioJob::new(vec![fixtures().join("short_0.1s_16k.wav")], &model, &out).picture(&png).run().unwrap_err().to_string();
+    assert!(err.contains("no-such-folder/audio.png: cannot write"), "{err}");
+    assert!(!out.exists(), "the Parquet file was committed by a job that failed");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.iter().all(|n| !n.to_string_lossy().starts_with("with-picture")), "left behind: {left:?}");
+}
+
 /// On the GPU (built with `--features cuda`; tools/gpu_check.sh): the front end's matrix form
 /// and the depth-2 model on CUDA against the references: f32 within the CPU's tolerances, bf16
 /// with cosine ≥ 0.99.

@@ -19,7 +19,8 @@ impl AtomicFile {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".partial");
         let tmp_path = PathBuf::from(tmp);
-        let file = std::fs::File::create(&tmp_path).map_err(|e| PipelineError::output(&tmp_path, e))?;
+        // Named as the file it would have become: the temporary name means nothing to the reader.
+        let file = std::fs::File::create(&tmp_path).map_err(|e| PipelineError::output(path, e))?;
         Ok((AtomicFile { final_path: path.to_path_buf(), tmp_path, committed: false }, file))
     }
 
