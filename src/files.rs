@@ -49,8 +49,9 @@ fn walk(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// The skipped files as JSON (the `failed_files` metadata of the image and audio jobs).
-pub(crate) fn failed_files(skipped: &[Skipped]) -> String {
+/// What a job over files records at its end: `<count_key>` (rows embedded) and
+/// `failed_files`, the skipped files as JSON (`[{"path", "error"}, …]`).
+pub(crate) fn files_metadata(count_key: &str, rows: usize, skipped: &[Skipped]) -> [(String, String); 2] {
     let failed: Vec<serde_json::Value> = skipped.iter().map(|s| serde_json::json!({"path": s.path, "error": s.error})).collect();
-    serde_json::Value::Array(failed).to_string()
+    [(count_key.to_string(), rows.to_string()), ("failed_files".to_string(), serde_json::Value::Array(failed).to_string())]
 }

@@ -68,9 +68,9 @@ pub struct Finishing<'f, K> {
     pub encoder: &'f dyn Encoder,
     /// Rows written.
     pub rows: usize,
-    /// The keys of the rows written, in file order (empty unless [`Modality::keeps_rows`]).
+    /// The keys of the rows kept ([`Modality::keeps_row`]), in file order.
     pub keys: &'f [K],
-    /// Their embeddings, `keys.len() × dim` (empty unless [`Modality::keeps_rows`]).
+    /// Their embeddings, `keys.len() × dim`.
     pub embeddings: &'f [f32],
     /// Embedding width.
     pub dim: usize,
@@ -172,8 +172,14 @@ pub trait Modality {
     fn open(&mut self, opening: Opening<'_>) -> Result<Opened<Self::Source>>;
     /// The key columns of a batch, in the order of [`Opened::keys`].
     fn key_columns(&self, keys: &[KeyOf<Self>]) -> Vec<ArrayRef>;
-    /// Whether the after-step needs every row's key, embedding and scores kept in memory.
-    fn keeps_rows(&self) -> bool {
+    /// Whether the after-step needs this row's key, embedding and scores kept in memory until
+    /// the end (asked of every row as it is written, in file order). None by default.
+    fn keeps_row(&self, _key: &KeyOf<Self>) -> bool {
+        false
+    }
+    /// Whether every row will be kept: memory for all of them is then set aside at the start,
+    /// rather than grown (which would briefly hold a large slide's embeddings twice).
+    fn keeps_all_rows(&self) -> bool {
         false
     }
     /// Runs after the last row is written and before anything is committed: checks on what was
@@ -364,14 +370,12 @@ impl<'a, M: Modality> Job<'a, M> {
         };
         let dim = encoder.embedding_dim();
         let parquet = ParquetSink::create(&parquet_path, fields, &encoder.output().shape(), meta)?;
-        let keep = self.modality.keeps_rows();
-        let expected = if keep { source.len() } else { 0 };
+        let expected = if self.modality.keeps_all_rows() { source.len() } else { 0 };
         let mut sink = JobSink {
             modality: &self.modality,
             parquet,
             prompts: prompts.as_ref(),
             dim,
-            keep,
             keys: Vec::with_capacity(expected),
             embeddings: Vec::with_capacity(expected * dim),
             scores: vec![Vec::with_capacity(expected); self.prompts.len()],
@@ -417,14 +421,13 @@ impl<'a, M: Modality> Job<'a, M> {
     }
 }
 
-/// The runner's sink: Parquet rows with their score columns, and the rows kept for the
-/// after-step when the modality asks.
+/// The runner's sink: Parquet rows with their score columns, and the rows the after-step
+/// asks to keep.
 struct JobSink<'s, M: Modality> {
     modality: &'s M,
     parquet: ParquetSink,
     prompts: Option<&'s Prompts>,
     dim: usize,
-    keep: bool,
     keys: Vec<KeyOf<M>>,
     embeddings: Vec<f32>,
     /// Per prompt, the score of every row kept.
@@ -437,12 +440,14 @@ impl<M: Modality> Sink<KeyOf<M>> for JobSink<'_, M> {
         let scores = self.prompts.map(|p| p.score(embeddings, self.dim)).unwrap_or_default();
         columns.extend(scores.iter().map(|s| Arc::new(Float32Array::from(s.clone())) as ArrayRef));
         self.parquet.write(columns, embeddings)?;
-        if self.keep {
-            for (all, new) in self.scores.iter_mut().zip(scores) {
-                all.extend(new);
+        for (i, key) in keys.into_iter().enumerate() {
+            if self.modality.keeps_row(&key) {
+                for (all, prompt) in self.scores.iter_mut().zip(&scores) {
+                    all.push(prompt[i]);
+                }
+                self.embeddings.extend_from_slice(&embeddings[i * self.dim..(i + 1) * self.dim]);
+                self.keys.push(key);
             }
-            self.embeddings.extend_from_slice(embeddings);
-            self.keys.extend(keys);
         }
         Ok(())
     }

@@ -8,7 +8,7 @@
 use crate::audio::read::DEFAULT_MAX_SECONDS;
 use crate::audio::windows::{AudioWindows, Cutting, WindowKey};
 use crate::error::{PipelineError, Result};
-use crate::files::failed_files;
+use crate::files::files_metadata;
 use crate::job::{Finishing, Job, Modality, Opened, Opening, OutputLayout};
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, StringArray};
 use arrow_schema::{DataType, Field};
@@ -54,6 +54,8 @@ pub struct Audio {
     picture: Option<PathBuf>,
     /// The model's audio input, set by `open`.
     spec: Option<AudioSpec>,
+    /// The first recording embedded: the one the picture shows.
+    first: std::cell::OnceCell<String>,
 }
 
 /// What an audio job reports beside the shared [`crate::JobSummary`] fields.
@@ -86,7 +88,7 @@ impl<'a> Job<'a, Audio> {
     /// Embeds the windows of `files` with the audio model `encoder` into the Parquet file `out`
     /// (written atomically; also when every file was skipped, so that the file says why).
     pub fn new(files: Vec<PathBuf>, encoder: &'a dyn Encoder, out: impl AsRef<Path>) -> Self {
-        Job::of(Audio { files, options: AudioOptions::default(), picture: None, spec: None }, encoder, out)
+        Job::of(Audio { files, options: AudioOptions::default(), picture: None, spec: None, first: Default::default() }, encoder, out)
     }
 
     /// Hop and length limit.
@@ -152,21 +154,17 @@ impl Modality for Audio {
         ]
     }
 
-    fn keeps_rows(&self) -> bool {
-        // The picture needs the first recording's windows.
-        self.picture.is_some()
+    fn keeps_row(&self, key: &WindowKey) -> bool {
+        // The picture needs the first recording's windows, and only those.
+        self.picture.is_some() && self.first.get_or_init(|| key.path.clone()) == &key.path
     }
 
     fn finish(&mut self, _source: AudioWindows, done: &mut Finishing<'_, WindowKey>) -> Result<AudioReport> {
-        done.metadata.push(("windows_embedded".to_string(), done.rows.to_string()));
-        done.metadata.push(("failed_files".to_string(), failed_files(done.skipped)));
+        done.metadata.extend(files_metadata("windows_embedded", done.rows, done.skipped));
         let (Some(png), Some(first)) = (&self.picture, done.keys.first()) else { return Ok(AudioReport { picture: None }) };
-        let dim = done.dim.max(1);
-        let embeddings: Vec<f32> =
-            done.keys.iter().zip(done.embeddings.chunks_exact(dim)).filter(|(k, _)| k.path == first.path).flat_map(|(_, e)| e.iter().copied()).collect();
         let audio = self.spec.expect("open comes first");
         let cutting = Cutting { hop_seconds: self.options.hop_seconds, max_seconds: self.options.max_seconds };
-        let picture = draw_picture(Path::new(&first.path), &embeddings, done.dim, &audio, &cutting, png)?;
+        let picture = draw_picture(Path::new(&first.path), done.embeddings, done.dim, &audio, &cutting, png)?;
         done.pictures.push(picture.clone());
         Ok(AudioReport { picture: Some(picture) })
     }

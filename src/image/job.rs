@@ -4,7 +4,7 @@
 //! metadata (`failed_files`, JSON), with `files_embedded`.
 
 use crate::error::Result;
-use crate::files::failed_files;
+use crate::files::files_metadata;
 use crate::image::read::{ImageFiles, ImageKey, DEFAULT_MAX_PIXELS};
 use crate::job::{Finishing, Job, Modality, Opened, Opening, OutputLayout};
 use arrow_array::{ArrayRef, StringArray, UInt32Array};
@@ -100,8 +100,7 @@ impl Modality for Images {
 
     fn finish(&mut self, _source: ImageFiles, done: &mut Finishing<'_, ImageKey>) -> Result<()> {
         // Known only now: appended to the file's key-value metadata when it is closed.
-        done.metadata.push(("files_embedded".to_string(), done.rows.to_string()));
-        done.metadata.push(("failed_files".to_string(), failed_files(done.skipped)));
+        done.metadata.extend(files_metadata("files_embedded", done.rows, done.skipped));
         Ok(())
     }
 }

@@ -348,8 +348,12 @@ impl<'a> Modality for Slides<'a> {
         ]
     }
 
-    fn keeps_rows(&self) -> bool {
+    fn keeps_row(&self, _: &PatchRecord) -> bool {
         // k-means and the pictures need every row.
+        cfg!(feature = "heatmaps")
+    }
+
+    fn keeps_all_rows(&self) -> bool {
         cfg!(feature = "heatmaps")
     }
 
