@@ -89,7 +89,8 @@ pub(crate) struct Reporting<'r> {
     pub on_skip: &'r (dyn Fn(&Skipped) + Sync),
 }
 
-/// Runs `source` through `encoder` into `sink`.
+/// Runs `source` through `encoder` into `sink`. `opts` are at least 1 each: the job runner
+/// checks them before it creates anything.
 pub(crate) fn run<S: Source>(
     source: &mut S,
     encoder: &dyn Encoder,
@@ -98,9 +99,6 @@ pub(crate) fn run<S: Source>(
     report_to: &Reporting<'_>,
 ) -> Result<EngineReport> {
     let Reporting { cancel, progress, on_skip } = *report_to;
-    if opts.batch_size == 0 || opts.queue_depth == 0 {
-        return Err(PipelineError::Options("batch size and queue depth must be at least 1".into()));
-    }
     let expected = source.len();
     let mut batcher = Batcher::new(encoder.input_spec().clone(), opts.batch_size, encoder.device().clone(), encoder.input_dtype())?;
     let (to_encoder, from_reader) = sync_channel::<(Vec<S::Key>, Vec<S::Input>)>(opts.queue_depth);

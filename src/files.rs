@@ -1,7 +1,9 @@
 //! Input files named on a command line: files as given, folders searched recursively for
 //! files of the wanted kinds.
 
+#[cfg(any(feature = "image-files", feature = "audio-files"))]
 use crate::error::{PipelineError, Result};
+#[cfg(any(feature = "image-files", feature = "audio-files"))]
 use std::path::{Path, PathBuf};
 
 /// A file that could not be used, and why.
@@ -16,6 +18,7 @@ pub struct Skipped {
 /// `paths` as files: files as given, folders searched recursively for files whose extension
 /// (case-insensitive) is one of `extensions`, each folder's finds sorted by path. A path that
 /// does not exist is an error.
+#[cfg(any(feature = "image-files", feature = "audio-files"))]
 pub(crate) fn find_files(paths: &[PathBuf], extensions: &[&str]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
@@ -33,6 +36,7 @@ pub(crate) fn find_files(paths: &[PathBuf], extensions: &[&str]) -> Result<Vec<P
     Ok(out)
 }
 
+#[cfg(any(feature = "image-files", feature = "audio-files"))]
 fn walk(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| PipelineError::Input { path: dir.display().to_string(), problem: e.to_string() })?;
     for entry in entries {
@@ -51,6 +55,7 @@ fn walk(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// What a job over files records at its end: `<count_key>` (rows embedded) and
 /// `failed_files`, the skipped files as JSON (`[{"path", "error"}, …]`).
+#[cfg(any(feature = "image-files", feature = "audio-files"))]
 pub(crate) fn files_metadata(count_key: &str, rows: usize, skipped: &[Skipped]) -> [(String, String); 2] {
     let failed: Vec<serde_json::Value> = skipped.iter().map(|s| serde_json::json!({"path": s.path, "error": s.error})).collect();
     [(count_key.to_string(), rows.to_string()), ("failed_files".to_string(), serde_json::Value::Array(failed).to_string())]

@@ -47,8 +47,6 @@ pub struct Opening<'o> {
     pub encoder: &'o dyn Encoder,
     /// The output file's key-value metadata, fixed when the file is created.
     pub metadata: &'o mut HashMap<String, String>,
-    /// The zero-shot prompts' texts (also the score columns' names), in order.
-    pub prompts: &'o [String],
     /// Inputs per encoder batch (a source may decode this many at a time in parallel).
     pub batch_size: usize,
 }
@@ -352,7 +350,7 @@ impl<'a, M: Modality> Job<'a, M> {
         if let Some(name) = &self.model_name {
             meta.insert("model".to_string(), name.clone());
         }
-        let Opened { mut source, keys } = self.modality.open(Opening { encoder, metadata: &mut meta, prompts: &self.prompts, batch_size })?;
+        let Opened { mut source, keys } = self.modality.open(Opening { encoder, metadata: &mut meta, batch_size })?;
         let prompts = if self.prompts.is_empty() {
             None
         } else {

@@ -5,8 +5,7 @@
 //! used are skipped and listed in the file's metadata (`failed_files`, JSON), with
 //! `windows_embedded`.
 
-use crate::audio::read::DEFAULT_MAX_SECONDS;
-use crate::audio::windows::{AudioWindows, Cutting, WindowKey};
+use crate::audio::windows::{AudioOptions, AudioWindows, WindowKey};
 use crate::error::{PipelineError, Result};
 use crate::files::files_metadata;
 use crate::job::{Finishing, Job, Modality, Opened, Opening, OutputLayout};
@@ -16,44 +15,11 @@ use haidef_wsi_encoders::{AudioSpec, Encoder};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// How recordings are cut. Batch size and queue depth are the job's ([`Job::batch_size`]; 32
-/// windows unless set).
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct AudioOptions {
-    /// Seconds between window starts (the window is the model's clip, 2 s for HeAR).
-    pub hop_seconds: f64,
-    /// Longer recordings are refused ([`DEFAULT_MAX_SECONDS`]).
-    pub max_seconds: f64,
-}
-
-impl Default for AudioOptions {
-    fn default() -> Self {
-        AudioOptions { hop_seconds: 1.0, max_seconds: DEFAULT_MAX_SECONDS }
-    }
-}
-
-impl AudioOptions {
-    /// These options with another hop.
-    pub fn hop_seconds(mut self, seconds: f64) -> Self {
-        self.hop_seconds = seconds;
-        self
-    }
-
-    /// These options with another length limit.
-    pub fn max_seconds(mut self, seconds: f64) -> Self {
-        self.max_seconds = seconds;
-        self
-    }
-}
-
 /// The audio modality: windows of recordings.
 pub struct Audio {
     files: Vec<PathBuf>,
     options: AudioOptions,
     picture: Option<PathBuf>,
-    /// The model's audio input, set by `open`.
-    spec: Option<AudioSpec>,
     /// The first recording embedded: the one the picture shows.
     first: std::cell::OnceCell<String>,
 }
@@ -88,7 +54,7 @@ impl<'a> Job<'a, Audio> {
     /// Embeds the windows of `files` with the audio model `encoder` into the Parquet file `out`
     /// (written atomically; also when every file was skipped, so that the file says why).
     pub fn new(files: Vec<PathBuf>, encoder: &'a dyn Encoder, out: impl AsRef<Path>) -> Self {
-        Job::of(Audio { files, options: AudioOptions::default(), picture: None, spec: None, first: Default::default() }, encoder, out)
+        Job::of(Audio { files, options: AudioOptions::default(), picture: None, first: Default::default() }, encoder, out)
     }
 
     /// Hop and length limit.
@@ -133,9 +99,7 @@ impl Modality for Audio {
             ),
         );
         meta.insert("hop_seconds".to_string(), opts.hop_seconds.to_string());
-        self.spec = Some(audio);
-        let cutting = Cutting { hop_seconds: opts.hop_seconds, max_seconds: opts.max_seconds };
-        let source = AudioWindows::new(std::mem::take(&mut self.files), audio, cutting);
+        let source = AudioWindows::new(std::mem::take(&mut self.files), audio, opts);
         let keys = vec![
             Field::new("path", DataType::Utf8, false),
             Field::new("start_s", DataType::Float64, false),
@@ -162,20 +126,19 @@ impl Modality for Audio {
     fn finish(&mut self, _source: AudioWindows, done: &mut Finishing<'_, WindowKey>) -> Result<AudioReport> {
         done.metadata.extend(files_metadata("windows_embedded", done.rows, done.skipped));
         let (Some(png), Some(first)) = (&self.picture, done.keys.first()) else { return Ok(AudioReport { picture: None }) };
-        let audio = self.spec.expect("open comes first");
-        let cutting = Cutting { hop_seconds: self.options.hop_seconds, max_seconds: self.options.max_seconds };
-        let picture = draw_picture(Path::new(&first.path), done.embeddings, done.dim, &audio, &cutting, png)?;
+        let audio = done.encoder.audio_spec().expect("open checked that the model takes audio");
+        let picture = draw_picture(Path::new(&first.path), done.embeddings, done.dim, audio, self.options.max_seconds, png)?;
         done.pictures.push(picture.clone());
         Ok(AudioReport { picture: Some(picture) })
     }
 }
 
 #[cfg(feature = "heatmaps")]
-fn draw_picture(path: &Path, embeddings: &[f32], dim: usize, audio: &AudioSpec, opts: &Cutting, png: &Path) -> Result<PathBuf> {
+fn draw_picture(path: &Path, embeddings: &[f32], dim: usize, audio: &AudioSpec, max_seconds: f64, png: &Path) -> Result<PathBuf> {
     use crate::audio::picture::{cosine_matrix, draw, recording_spectrogram};
     use crate::audio::windows::signal_at;
     use haidef_wsi_encoders::FrontEndConfig;
-    let signal = signal_at(path, audio.sample_rate, opts.max_seconds)?;
+    let signal = signal_at(path, audio.sample_rate, max_seconds)?;
     let base = FrontEndConfig { sample_rate: audio.sample_rate, ..FrontEndConfig::hear() };
     let (spectrogram, frames) = recording_spectrogram(&signal, &base)?;
     let n = embeddings.len() / dim.max(1);
@@ -183,6 +146,6 @@ fn draw_picture(path: &Path, embeddings: &[f32], dim: usize, audio: &AudioSpec, 
 }
 
 #[cfg(not(feature = "heatmaps"))]
-fn draw_picture(_: &Path, _: &[f32], _: usize, _: &AudioSpec, _: &Cutting, _: &Path) -> Result<PathBuf> {
+fn draw_picture(_: &Path, _: &[f32], _: usize, _: &AudioSpec, _: f64, _: &Path) -> Result<PathBuf> {
     Err(PipelineError::Options("pictures need the heatmaps feature".into()))
 }

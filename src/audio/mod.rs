@@ -10,8 +10,8 @@ mod resample;
 mod wav;
 mod windows;
 
-pub use job::{Audio, AudioJob, AudioJobSummary, AudioOptions, AudioReport};
+pub use job::{Audio, AudioJob, AudioJobSummary, AudioReport};
 pub use read::{find_audio, probe_seconds, read_audio, Recording, DEFAULT_MAX_SECONDS};
 pub use resample::{resample, resampled_len};
 pub use wav::{decode as decode_wav, Wav};
-pub use windows::{Clip, WindowKey};
+pub use windows::{AudioOptions, Clip, WindowKey};

@@ -5,7 +5,7 @@
 //! with a hop no longer than the clip every sample is in at least one window; a recording
 //! shorter than one clip is one padded window.
 
-use crate::audio::read::{probe_seconds, read_audio};
+use crate::audio::read::{probe_seconds, read_audio, DEFAULT_MAX_SECONDS};
 use crate::audio::resample::{resample, resampled_len};
 use crate::engine::{Input, Source};
 use crate::error::{PipelineError, Result};
@@ -15,11 +15,35 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// How recordings are cut: seconds between window starts, and the length limit.
+/// How recordings are cut. Batch size and queue depth are the job's ([`crate::Job::batch_size`]; 32
+/// windows unless set).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Cutting {
+#[non_exhaustive]
+pub struct AudioOptions {
+    /// Seconds between window starts (the window is the model's clip, 2 s for HeAR).
     pub hop_seconds: f64,
+    /// Longer recordings are refused ([`DEFAULT_MAX_SECONDS`]).
     pub max_seconds: f64,
+}
+
+impl Default for AudioOptions {
+    fn default() -> Self {
+        AudioOptions { hop_seconds: 1.0, max_seconds: DEFAULT_MAX_SECONDS }
+    }
+}
+
+impl AudioOptions {
+    /// These options with another hop.
+    pub fn hop_seconds(mut self, seconds: f64) -> Self {
+        self.hop_seconds = seconds;
+        self
+    }
+
+    /// These options with another length limit.
+    pub fn max_seconds(mut self, seconds: f64) -> Self {
+        self.max_seconds = seconds;
+        self
+    }
 }
 
 /// What identifies a window in the output.
@@ -89,7 +113,7 @@ pub(crate) fn signal_at(path: &Path, rate: u32, max_seconds: f64) -> Result<Vec<
 }
 
 /// A recording's windows at the model's rate: keys and samples.
-fn recording_windows(path: &Path, audio: &AudioSpec, opts: &Cutting) -> Result<Vec<(WindowKey, Clip)>> {
+fn recording_windows(path: &Path, audio: &AudioSpec, opts: &AudioOptions) -> Result<Vec<(WindowKey, Clip)>> {
     let rate = audio.sample_rate;
     let signal = signal_at(path, rate, opts.max_seconds)?;
     let hop = hop_samples(opts, audio);
@@ -108,7 +132,7 @@ fn recording_windows(path: &Path, audio: &AudioSpec, opts: &Cutting) -> Result<V
 
 /// Windows a file's header announces (1 where it does not say; the length capped at the
 /// limit): for progress only.
-fn expected_windows(path: &Path, audio: &AudioSpec, opts: &Cutting) -> usize {
+fn expected_windows(path: &Path, audio: &AudioSpec, opts: &AudioOptions) -> usize {
     probe_seconds(path)
         .map(|s| {
             let len = (s.min(opts.max_seconds) * f64::from(audio.sample_rate)) as usize;
@@ -117,7 +141,7 @@ fn expected_windows(path: &Path, audio: &AudioSpec, opts: &Cutting) -> usize {
         .unwrap_or(1)
 }
 
-fn hop_samples(opts: &Cutting, audio: &AudioSpec) -> usize {
+fn hop_samples(opts: &AudioOptions, audio: &AudioSpec) -> usize {
     (opts.hop_seconds * f64::from(audio.sample_rate)).round() as usize
 }
 
@@ -126,13 +150,13 @@ fn hop_samples(opts: &Cutting, audio: &AudioSpec) -> usize {
 pub struct AudioWindows {
     files: Vec<PathBuf>,
     audio: AudioSpec,
-    opts: Cutting,
+    opts: AudioOptions,
     expected: usize,
 }
 
 impl AudioWindows {
     /// A source over `files` for a model taking `audio`.
-    pub(crate) fn new(files: Vec<PathBuf>, audio: AudioSpec, opts: Cutting) -> Self {
+    pub(crate) fn new(files: Vec<PathBuf>, audio: AudioSpec, opts: AudioOptions) -> Self {
         let expected = files.iter().map(|f| expected_windows(f, &audio, &opts)).sum();
         AudioWindows { files, audio, opts, expected }
     }

@@ -14,7 +14,7 @@ use crate::slide::source::{PatchRecord, PixelTransform, SlidePatches, Unreadable
 use crate::slide::tissue::{mask_level, TissueMask};
 use arrow_array::{ArrayRef, Float32Array, Float64Array, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field};
-use haidef_wsi_dicom::{Level, PatchGridOptions, RgbImage, Slide};
+use haidef_wsi_dicom::{Level, PatchGridOptions, Slide};
 use haidef_wsi_encoders::Encoder;
 use std::path::Path;
 use std::sync::Arc;
@@ -188,13 +188,14 @@ pub struct Slides<'a> {
 struct OpenedSlide<'a> {
     slide_id: String,
     level: &'a Level,
-    thumb: RgbImage,
     mask: TissueMask,
-    grid: (u32, u32),
     patches_total: usize,
     kept: usize,
-    size: u32,
     color_transform: String,
+    /// What the pictures are drawn on: the mask level's image, the grid's columns and rows, the
+    /// patch side.
+    #[cfg(feature = "heatmaps")]
+    picture: (haidef_wsi_dicom::RgbImage, (u32, u32), u32),
 }
 
 /// The slide job, set up step by step and then run (a [`Job`] of [`Slides`]):
@@ -312,13 +313,23 @@ impl<'a> Modality for Slides<'a> {
         meta.insert("series_instance_uid".to_string(), slide.series_instance_uid().to_string());
 
         let patches_total = grid.len();
+        #[cfg(feature = "heatmaps")]
         let grid_size = (grid.cols(), grid.rows());
         let mut source = SlidePatches::new(grid, keep, fractions, transform);
         if opts.skip_unreadable_frames {
             source = source.skip_unreadable(level);
         }
         let slide_id = self.slide_id.clone().unwrap_or_else(|| slide.series_instance_uid().to_string());
-        self.opened = Some(OpenedSlide { slide_id, level, thumb, mask, grid: grid_size, patches_total, kept, size, color_transform });
+        self.opened = Some(OpenedSlide {
+            slide_id,
+            level,
+            mask,
+            patches_total,
+            kept,
+            color_transform,
+            #[cfg(feature = "heatmaps")]
+            picture: (thumb, grid_size, size),
+        });
         let keys = vec![
             Field::new("slide_id", DataType::Utf8, false),
             Field::new("level", DataType::UInt32, false),
@@ -386,7 +397,8 @@ impl<'a> Modality for Slides<'a> {
         let labels = {
             let work = done.staging.expect("a folder job has a staging folder");
             let positions: Vec<(u32, u32)> = done.keys.iter().map(|r| (r.x, r.y)).collect();
-            let layout = Layout { thumb: &o.thumb, level_size: (o.level.width(), o.level.height()), grid: o.grid, patch: o.size };
+            let (thumb, grid, patch) = &o.picture;
+            let layout = Layout { thumb, level_size: (o.level.width(), o.level.height()), grid: *grid, patch: *patch };
             let maps = cluster_and_draw(done.embeddings, done.dim, &positions, &layout, opts.k, opts.seed, work)?;
             done.pictures.extend([maps.heatmap, maps.clusters]);
             let scores = draw_score_maps(done.prompts, done.scores, &positions, &layout, work)?;
