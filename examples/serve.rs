@@ -87,6 +87,22 @@ struct Cli {
     /// Timeout of one request to a DICOMweb store, in seconds.
     #[arg(long, default_value_t = 30)]
     store_timeout_s: u64,
+    /// Reads from one store (origin) at once, over all requests; each store has its own.
+    #[arg(long, default_value_t = 16)]
+    max_store_reads: usize,
+    /// Largest answer read from a DICOMweb store (metadata, frames, bulk data), in MiB.
+    #[arg(long, default_value_t = 256)]
+    max_store_answer_mib: u64,
+    /// Longest wait for a request's head (request line and headers), in seconds; then the
+    /// connection is closed.
+    #[arg(long, default_value_t = 30)]
+    header_timeout_s: u64,
+    /// Longest time a request body may take to arrive, in seconds (then 408).
+    #[arg(long, default_value_t = 60)]
+    body_timeout_s: u64,
+    /// Connections open at once; beyond, new ones wait. Keep it under `ulimit -n`.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
 }
 
 fn main() {
@@ -122,6 +138,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             cache_bytes: cli.slide_cache_mib << 20,
             timeout: Duration::from_secs(cli.store_timeout_s),
             attempts: 2,
+            max_answer_bytes: cli.max_store_answer_mib << 20,
             ..Default::default()
         };
         Some(Arc::new(DicomStores::new(&cli.allow_dicomweb, options, cli.open_slides)?))
@@ -148,6 +165,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         dicom,
         gcs,
         icc_targets: Arc::new(icc_targets),
+        max_dicom_reads: cli.max_store_reads,
+        header_read_timeout: Duration::from_secs(cli.header_timeout_s),
+        body_read_timeout: Duration::from_secs(cli.body_timeout_s),
+        max_connections: cli.max_connections,
         ..ServeOptions::from_env()
     };
     let trained = if model.is_trained() { model.weights_id().to_string() } else { "UNTRAINED".to_string() };

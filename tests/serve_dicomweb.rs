@@ -18,7 +18,7 @@ use orthanc::{Orthanc, Setup};
 use serde_json::{json, Value};
 use server::{b64, crop, max_diff, offline, post, start};
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +31,30 @@ fn folder(name: &str) -> std::path::PathBuf {
 /// A server approving `prefixes`, with a short store timeout.
 fn server(prefixes: &[String]) -> String {
     let options = DicomWebOptions { timeout: Duration::from_secs(2), attempts: 1, ..Default::default() };
+    server_with(prefixes, options, ServeOptions::default())
+}
+
+/// A server approving `prefixes`, read with `options`, with `opts` otherwise.
+fn server_with(prefixes: &[String], options: DicomWebOptions, opts: ServeOptions) -> String {
     let stores = DicomStores::new(prefixes, options, 16).unwrap();
-    start(ServeOptions { dicom: Some(Arc::new(stores)), ..ServeOptions::default() })
+    start(ServeOptions { dicom: Some(Arc::new(stores)), ..opts })
+}
+
+/// A store that accepts connections and never answers: its DICOMweb root and how many
+/// connections it has taken.
+fn dead_store() -> (String, Arc<AtomicUsize>) {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/dicom-web", dead.local_addr().unwrap());
+    let taken = Arc::new(AtomicUsize::new(0));
+    let counter = taken.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in dead.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(c);
+        }
+    });
+    (url, taken)
 }
 
 fn dicom(series: &str, uid: &str, token: &str, patches: Value, extensions: Value) -> Value {
@@ -140,7 +162,9 @@ fn dicom_patches_equal_the_offline_embeddings_and_refusals_have_googles_codes() 
         ],
         "{text}"
     );
-    assert!(p[9]["error"]["description"].as_str().unwrap().contains("redirected to"), "{}", p[9]);
+    // The refusal names where the redirect pointed (Orthanc's own port), not the gate's URL asked.
+    let refused = p[9]["error"]["description"].as_str().unwrap();
+    assert!(refused.contains(&format!("redirected to {}/dicom-web/studies/{study}/series/{series}", store.direct())), "{}", p[9]);
     assert!(p[16]["result"]["patch_embeddings"][0]["embedding_vector"].is_array());
     assert!(seen.refused.load(Ordering::SeqCst) >= 2, "the wrong and missing tokens reached the store");
 
@@ -179,6 +203,23 @@ fn icc_transforms_start_from_the_levels_profile() {
         assert!(d <= 1e-5, "{name}: differs from the reference by {d}");
     }
     assert!(max_diff(&got(1), &want[0]) > 1e-3, "the transform changed nothing");
+
+    // The same slide where the profile's BulkDataURI points off the allowlist (Orthanc's own
+    // port): a transform is refused for that instance, never silently skipped; NONE still works.
+    let off = path.replacen("/dicom-web/", "/own-bulk/dicom-web/", 1);
+    let base = server(&[format!("{gate}/own-bulk/dicom-web")]);
+    let body = json!({"instances": [
+        dicom(&off, &uid, TOKEN, json!([{"x_origin": 10, "y_origin": 20}]), json!({"transform_imaging_to_icc_profile": "SRGB"})),
+        dicom(&off, &uid, TOKEN, json!([{"x_origin": 10, "y_origin": 20}]), json!({"transform_imaging_to_icc_profile": "ADOBERGB"})),
+        dicom(&off, &uid, TOKEN, json!([{"x_origin": 10, "y_origin": 20}]), json!({"transform_imaging_to_icc_profile": "NONE"})),
+    ]});
+    let (_, answer) = post(&format!("{base}/predict"), &body.to_string());
+    let p = answer["predictions"].as_array().unwrap();
+    for i in 0..2 {
+        assert_eq!(p[i]["error"]["code"], "UNAPPROVED_DICOM_STORE_ERROR", "{}", p[i]);
+        assert!(p[i]["error"]["description"].as_str().unwrap().contains("ICC profile could not be read"), "{}", p[i]);
+    }
+    assert!(max_diff(&p[2]["result"]["patch_embeddings"][0]["embedding_vector"], &want[0]) <= 1e-5, "{}", p[2]);
 }
 
 #[test]
@@ -214,4 +255,56 @@ fn a_dead_store_fails_only_the_requests_that_need_it() {
     let (status, r) = slow.join().unwrap();
     assert_eq!((status, r["predictions"][0]["error"]["code"].as_str()), (200, Some("HTTP_ERROR")), "{r}");
     assert_eq!(rx.recv().unwrap(), "inline", "the inline request waited for the dead store");
+}
+
+#[test]
+fn a_dead_store_does_not_hold_up_another_store() {
+    let Some((_store, local, gate, _, path)) = gated("ihc-sparse") else { return };
+    let (dead, _) = dead_store();
+    let options = DicomWebOptions { timeout: Duration::from_secs(5), attempts: 1, ..Default::default() };
+    let opts = ServeOptions { max_dicom_reads: 2, request_timeout: Duration::from_secs(6), ..ServeOptions::default() };
+    let base = server_with(&[format!("{gate}/dicom-web"), dead.clone()], options, opts);
+    let predict = format!("{base}/predict");
+    let (uid, ..) = level_pixels(&local, 1);
+    let live = |x: i64| json!({"instances": [dicom(&path, &uid, TOKEN, json!([{"x_origin": x, "y_origin": 0}]), json!({}))]}).to_string();
+    // The live slide opened first, so that the time below is that of reading frames.
+    assert!(post(&predict, &live(0)).1["predictions"][0]["result"].is_object());
+    // Eight instances on the dead store, more than its two reading slots.
+    let stuck = {
+        let predict = predict.clone();
+        let instances: Vec<Value> =
+            (0..8).map(|i| dicom(&format!("{dead}/studies/1.2/series/3.{i}"), "5.6", "", json!([{"x_origin": 0, "y_origin": 0}]), json!({}))).collect();
+        let body = json!({ "instances": instances }).to_string();
+        std::thread::spawn(move || post(&predict, &body))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    let (_, answer) = post(&predict, &live(1000));
+    let took = t.elapsed();
+    assert!(answer["predictions"][0]["result"].is_object(), "{answer}");
+    // The dead store's reads end after 5 s: the live store's read did not wait for a slot
+    // they hold.
+    assert!(took < Duration::from_millis(2500), "the live store's request took {took:?} while another store was dead");
+    assert_eq!(stuck.join().unwrap().0, 504);
+}
+
+#[test]
+fn reads_of_requests_that_ended_stop() {
+    let (dead, taken) = dead_store();
+    // Three attempts of 4 s each per read; requests give up after 0.5 s, six in a row (3 s).
+    let options = DicomWebOptions { timeout: Duration::from_secs(4), attempts: 3, ..Default::default() };
+    let opts = ServeOptions { max_dicom_reads: 2, request_timeout: Duration::from_millis(500), ..ServeOptions::default() };
+    let base = server_with(std::slice::from_ref(&dead), options, opts);
+    for r in 0..6 {
+        let instances: Vec<Value> =
+            (0..2).map(|i| dicom(&format!("{dead}/studies/1.2/series/{r}.{i}"), "5.6", "", json!([{"x_origin": 0, "y_origin": 0}]), json!({}))).collect();
+        let status = server::client().post(format!("{base}/predict")).body(json!({ "instances": instances }).to_string()).send().unwrap().status();
+        assert_eq!(status.as_u16(), 504);
+    }
+    // Past the first attempts' 4 s and any retry's: only the two reads holding the store's slots
+    // ever reached it (the later requests' reads waited for a slot, and ended with their
+    // requests), and, their requests gone, they did not try again.
+    std::thread::sleep(Duration::from_secs(6));
+    let n = taken.load(Ordering::SeqCst);
+    assert!(n <= 2, "the dead store took {n} connections: reads of ended requests piled up or kept retrying");
 }

@@ -7,8 +7,8 @@
 #![allow(dead_code)]
 
 use base64::Engine as _;
-use haidef_wsi::serve::parse_request;
 use haidef_wsi::serve::IccTargets;
+use haidef_wsi::serve::{parse_request, read_request};
 use haidef_wsi::serve::{patches, PixelBudget};
 
 /// Path Foundation's patch side.
@@ -28,7 +28,16 @@ pub fn predict_request(data: &[u8]) {
         Some(nul) => (&data[..nul], &data[nul + 1..]),
         None => (data, &[][..]),
     };
-    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(json) else { return };
+    // What the server reads of a body (only the contract's fields) must give the answer the
+    // whole body gives.
+    let whole = serde_json::from_slice::<serde_json::Value>(json);
+    let kept = read_request(json);
+    assert_eq!(whole.is_ok(), kept.is_ok(), "JSON or not, read_request and serde_json must agree");
+    if let (Ok(whole), Ok(kept)) = (&whole, &kept) {
+        let answer = |v: &serde_json::Value| format!("{:?}", parse_request(v, PATCH, MAX_PATCHES));
+        assert_eq!(answer(kept), answer(whole), "read_request changed the answer");
+    }
+    let Ok(mut body) = whole else { return };
     let b64 = base64::engine::general_purpose::STANDARD.encode(image);
     substitute(&mut body, &b64);
     let Ok(instances) = parse_request(&body, PATCH, MAX_PATCHES) else { return };

@@ -209,7 +209,8 @@ fn patch_coordinates(obj: &Map<String, Value>, i: usize, size: i64) -> Result<Ve
         .enumerate()
         .map(|(j, c)| {
             let c = c.as_object().ok_or_else(|| field(format!("instance {i}, patch {j}: not an object")))?;
-            if let Some(k) = c.keys().find(|k| !matches!(k.as_str(), "x_origin" | "y_origin" | "width" | "height")) {
+            // The alphabetically first, whatever order the map keeps its keys in.
+            if let Some(k) = c.keys().filter(|k| !matches!(k.as_str(), "x_origin" | "y_origin" | "width" | "height")).min() {
                 return Err(field(format!("instance {i}, patch {j}: unknown key {k:?}")));
             }
             let get = |k: &str, default: Option<i64>| match c.get(k) {
@@ -343,6 +344,208 @@ fn source(obj: &Map<String, Value>, state: Option<&Map<String, Value>>, n: usize
     Err(field("the instance names no source: give dicom_path, image_file_uri or raw_image_bytes"))
 }
 
+/// Why a request body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not JSON (Google's server answers 400).
+    NotJson,
+    /// The parts of the request the server reads would hold more than [`MAX_PARSED_BYTES`].
+    TooComplex,
+}
+
+/// The most memory the parts of one request that the server reads may take once parsed
+/// (strings, numbers, lists and objects of the contract's fields, counted at their in-memory
+/// size). Google's largest legitimate request, 4,000 patch coordinates and a 64 MiB image, takes
+/// about 70 MiB.
+pub const MAX_PARSED_BYTES: usize = 256 << 20;
+
+/// Reads a request body into the JSON value [`parse_request`] checks, keeping only the fields of
+/// the contract: unknown fields (`"pad": [0, 0, …]`) are skipped as they are read, never stored,
+/// and a list or object where the contract wants a single value is kept as an empty one (which
+/// fails the same checks). The value gives the same answer from [`parse_request`] as the whole
+/// body would, in at most [`MAX_PARSED_BYTES`] however the body is built (a generic JSON value
+/// takes about 40 bytes per `0,` of a 2-byte list element: a 63 MiB body, 2.4 GB).
+pub fn read_request(body: &[u8]) -> Result<Value, BodyError> {
+    use serde::de::DeserializeSeed;
+    let budget = Budget { left: std::cell::Cell::new(MAX_PARSED_BYTES), exceeded: std::cell::Cell::new(false) };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = Keep { shape: REQUEST, budget: &budget }.deserialize(&mut de).and_then(|v| de.end().map(|_| v));
+    match value {
+        Ok(v) => Ok(v),
+        Err(_) if budget.exceeded.get() => Err(BodyError::TooComplex),
+        Err(_) => Err(BodyError::NotJson),
+    }
+}
+
+/// What of a value is kept, by where it sits in the contract.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A single value (string, number, boolean, null).
+    Leaf,
+    /// An object with these fields; with `first_unknown`, the (alphabetically) first unknown key
+    /// is kept too (with a null value), for the checks that name it or count keys.
+    Object { fields: &'static [(&'static str, Shape)], first_unknown: bool },
+    /// A list of values of this shape.
+    List(&'static Shape),
+}
+
+const LEAF: Shape = Shape::Leaf;
+const PATCH: Shape = Shape::Object { fields: &[("x_origin", LEAF), ("y_origin", LEAF), ("width", LEAF), ("height", LEAF)], first_unknown: true };
+const DICOM_PATH: Shape = Shape::Object { fields: &[("series_path", LEAF), ("instance_uids", Shape::List(&LEAF))], first_unknown: false };
+const EZ_WSI_STATE: Shape = Shape::Object {
+    fields: &[
+        ("image", LEAF),
+        ("patches", Shape::List(&LEAF)),
+        ("icc_profile_metadata_normalization", LEAF),
+        ("source_image_width_px", LEAF),
+        ("source_image_height_px", LEAF),
+    ],
+    first_unknown: false,
+};
+const EXTENSIONS: Shape = Shape::Object {
+    fields: &[
+        ("require_patches_fully_in_source_image", LEAF),
+        ("image_dimensions", Shape::Object { fields: &[("width_px", LEAF), ("height_px", LEAF)], first_unknown: true }),
+        ("transform_imaging_to_icc_profile", LEAF),
+        ("ez_wsi_state", EZ_WSI_STATE),
+    ],
+    first_unknown: false,
+};
+const INSTANCE: Shape = Shape::Object {
+    fields: &[
+        ("dicom_path", DICOM_PATH),
+        ("image_file_uri", LEAF),
+        ("raw_image_bytes", LEAF),
+        ("bearer_token", LEAF),
+        ("patch_coordinates", Shape::List(&PATCH)),
+        ("extensions", EXTENSIONS),
+    ],
+    first_unknown: false,
+};
+const REQUEST: Shape = Shape::Object { fields: &[("instances", Shape::List(&INSTANCE))], first_unknown: false };
+
+/// Bytes the kept value may still take.
+struct Budget {
+    left: std::cell::Cell<usize>,
+    exceeded: std::cell::Cell<bool>,
+}
+
+impl Budget {
+    /// Takes `bytes` from the budget, or fails the parse.
+    fn charge<E: serde::de::Error>(&self, bytes: usize) -> Result<(), E> {
+        match self.left.get().checked_sub(bytes) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => {
+                self.exceeded.set(true);
+                Err(E::custom("the request is too complex"))
+            }
+        }
+    }
+}
+
+/// A value's in-memory size, and an object entry's (key and tree node, roughly).
+const VALUE_BYTES: usize = std::mem::size_of::<Value>();
+const ENTRY_BYTES: usize = VALUE_BYTES + 48;
+
+/// Reads one value of `shape`.
+struct Keep<'b> {
+    shape: Shape,
+    budget: &'b Budget,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Keep<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Keep<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+        self.budget.charge(VALUE_BYTES)?;
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        self.budget.charge(VALUE_BYTES)?;
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        self.budget.charge(VALUE_BYTES)?;
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        self.budget.charge(VALUE_BYTES)?;
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        self.budget.charge(VALUE_BYTES + v.len())?;
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        self.budget.charge(VALUE_BYTES + v.len())?;
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.budget.charge(VALUE_BYTES)?;
+        Ok(Value::Null)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.visit_unit()
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.budget.charge(VALUE_BYTES)?;
+        let mut out = Vec::new();
+        match self.shape {
+            Shape::List(inner) => {
+                while let Some(v) = seq.next_element_seed(Keep { shape: *inner, budget: self.budget })? {
+                    out.push(v);
+                }
+            }
+            // A list where the contract wants something else: read, not kept.
+            _ => while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {},
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.budget.charge(VALUE_BYTES)?;
+        let mut out = Map::new();
+        let Shape::Object { fields, first_unknown } = self.shape else {
+            while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+            return Ok(Value::Object(out));
+        };
+        let mut unknown: Option<String> = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match fields.iter().find(|(name, _)| *name == key) {
+                Some((name, shape)) => {
+                    let v = map.next_value_seed(Keep { shape: *shape, budget: self.budget })?;
+                    self.budget.charge(ENTRY_BYTES)?;
+                    out.insert((*name).to_string(), v);
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    if first_unknown && unknown.as_deref().is_none_or(|u| *key < *u) {
+                        self.budget.charge(key.len())?;
+                        unknown = Some(key.into_owned());
+                    }
+                }
+            }
+        }
+        if let Some(k) = unknown {
+            self.budget.charge(ENTRY_BYTES)?;
+            out.insert(k, Value::Null);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 /// One instance's answer: embeddings with their patches, or its error.
 pub fn prediction(result: &Result<Vec<(Patch, Vec<f32>)>, ApiError>) -> Value {
     match result {
@@ -396,6 +599,84 @@ mod tests {
         assert!(r[2].as_ref().unwrap_err().description.contains("names no source"));
         assert_eq!(r[3].as_ref().unwrap_err().code, Code::EzWsiState);
         assert_eq!(r[4].as_ref().unwrap_err().code, Code::InvalidRequestField);
+    }
+
+    /// The answer parse_request gives, as text (Instance has no PartialEq).
+    fn answer_of(v: Value) -> String {
+        format!("{:?}", parse(v))
+    }
+
+    #[test]
+    fn the_kept_parts_give_the_answer_the_whole_body_gives() {
+        let p = r#"[{"x_origin": 1, "y_origin": 2}]"#;
+        let bodies = [
+            r#"{}"#.to_string(),
+            r#"null"#.to_string(),
+            r#"[1, 2]"#.to_string(),
+            r#"{"instances": {"a": 1}}"#.to_string(),
+            r#"{"instances": "x"}"#.to_string(),
+            r#"{"instances": [], "pad": [0, 0, {"a": [1]}]}"#.to_string(),
+            r#"{"instances": [7, {"raw_image_bytes": "AA=="}]}"#.to_string(),
+            format!(r#"{{"instances": [{{"raw_image_bytes": "AA==", "patch_coordinates": {p}, "extra": [1, 2, 3]}}]}}"#),
+            format!(r#"{{"instances": [{{"raw_image_bytes": ["AA=="], "patch_coordinates": {p}}}]}}"#),
+            format!(r#"{{"instances": [{{"raw_image_bytes": {{"a": "AA=="}}, "patch_coordinates": {p}}}]}}"#),
+            r#"{"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": 1, "y_origin": 2, "zz": 1, "b": [0], "c": 2}]}]}"#.to_string(),
+            r#"{"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": [1], "y_origin": 2}]}]}"#.to_string(),
+            r#"{"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [{"x_origin": 1.0, "y_origin": 2e0, "width": 224.0}]}]}"#.to_string(),
+            r#"{"instances": [{"raw_image_bytes": "AA==", "patch_coordinates": [[1, 2]]}]}"#.to_string(),
+            format!(r#"{{"instances": [{{"raw_image_bytes": "AA==", "patch_coordinates": {p}, "extensions": {{"image_dimensions": {{"a": 1}}}}}}]}}"#),
+            format!(
+                r#"{{"instances": [{{"raw_image_bytes": "AA==", "patch_coordinates": {p}, "extensions": {{"image_dimensions": {{"width_px": 5, "height_px": 6, "q": 1}}}}}}]}}"#
+            ),
+            format!(
+                r#"{{"instances": [{{"raw_image_bytes": "AA==", "patch_coordinates": {p}, "extensions": {{"image_dimensions": {{"width_px": 5, "height_px": 6}}, "pad": [0]}}}}]}}"#
+            ),
+            format!(r#"{{"instances": [{{"raw_image_bytes": "AA==", "patch_coordinates": {p}, "extensions": {{"image_dimensions": [5, 6]}}}}]}}"#),
+            format!(
+                r#"{{"instances": [{{"raw_image_bytes": "AA==", "patch_coordinates": {p}, "extensions": {{"transform_imaging_to_icc_profile": ["SRGB"]}}}}]}}"#
+            ),
+            format!(r#"{{"instances": [{{"raw_image_bytes": "AA==", "patch_coordinates": {p}, "extensions": "x"}}]}}"#),
+            format!(r#"{{"instances": [{{"raw_image_bytes": "AA==", "patch_coordinates": {p}, "bearer_token": ["t"]}}]}}"#),
+            format!(
+                r#"{{"instances": [{{"dicom_path": {{"series_path": "http://x/studies/1/series/2", "instance_uids": ["1.2", "1.3"], "pad": 1}}, "patch_coordinates": {p}}}]}}"#
+            ),
+            format!(r#"{{"instances": [{{"dicom_path": {{"series_path": "http://x", "instance_uids": [["1.2"]]}}, "patch_coordinates": {p}}}]}}"#),
+            format!(r#"{{"instances": [{{"dicom_path": [], "patch_coordinates": {p}}}]}}"#),
+            format!(
+                r#"{{"instances": [{{"image_file_uri": "gs://bucket/a.png", "patch_coordinates": {p}, "extensions": {{"ez_wsi_state": {{"patches": ["AA=="], "source_image_width_px": 9, "source_image_height_px": 9, "x": [1]}}}}}}]}}"#
+            ),
+            format!(
+                r#"{{"instances": [{{"image_file_uri": "gs://bucket/a.png", "patch_coordinates": {p}, "extensions": {{"ez_wsi_state": {{"image": "AA==", "icc_profile_metadata_normalization": "srgb"}}}}}}]}}"#
+            ),
+            format!(
+                r#"{{"instances": [{{"image_file_uri": "gs://bucket/a.png", "patch_coordinates": {p}, "extensions": {{"ez_wsi_state": {{"patches": {{"a": 1}}}}}}}}]}}"#
+            ),
+            format!(r#"{{"instances": [{{"raw_image_bytes": "AA==", "patch_coordinates": {p}}}], "instances": []}}"#),
+        ];
+        for body in &bodies {
+            let whole: Value = serde_json::from_str(body).unwrap();
+            let kept = read_request(body.as_bytes()).unwrap();
+            assert_eq!(answer_of(kept), answer_of(whole), "{body}");
+        }
+    }
+
+    #[test]
+    fn fields_outside_the_contract_are_not_kept() {
+        let pad = format!(r#"{{"instances": [], "pad": [{}0]}}"#, "0,".repeat(1 << 20));
+        assert_eq!(read_request(pad.as_bytes()).unwrap(), json!({"instances": []}));
+        let nested = r#"{"instances": [{"raw_image_bytes": [0, 0, 0], "extensions": {"ez_wsi_state": {"pad": [0, 0]}, "pad": {"a": [0]}}}]}"#;
+        assert_eq!(read_request(nested.as_bytes()).unwrap(), json!({"instances": [{"raw_image_bytes": [], "extensions": {"ez_wsi_state": {}}}]}));
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_or_too_complex_are_refused() {
+        for bad in [&b""[..], b"{", b"{} x", b"{\"instances\": [}", b"\xff"] {
+            assert_eq!(read_request(bad), Err(BodyError::NotJson), "{}", String::from_utf8_lossy(bad));
+        }
+        // 2-byte numbers where the contract keeps them, each a 32-byte value: past the budget.
+        let n = MAX_PARSED_BYTES / VALUE_BYTES + 1;
+        let body = format!(r#"{{"instances": [{{"patch_coordinates": [{}0]}}]}}"#, "0,".repeat(n));
+        assert_eq!(read_request(body.as_bytes()), Err(BodyError::TooComplex));
     }
 
     #[test]

@@ -12,12 +12,58 @@ use super::api::{ApiError, Code, Patch};
 use super::icc::IccTargets;
 use super::pixels::cut;
 use super::resize::{area_rgb8, cubic_rgb8};
-use haidef_wsi_dicom::{parse_series_url, Auth, DicomWebOptions, OutOfBounds, Slide, UrlAllowlist, WsiError};
+use haidef_wsi_dicom::{parse_series_url, Auth, DicomWebOptions, OutOfBounds, Slide, StopWhen, UrlAllowlist, WsiError};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// One cached slide: opened once, whoever asks first; later askers wait for it.
-type Entry = Arc<Mutex<Option<Arc<Slide>>>>;
+/// How one `dicom_path` instance is read: the caller's token and extensions, and the flag set
+/// when its request has ended (answered, timed out, caller gone), at which the read stops.
+pub(crate) struct Read<'a> {
+    /// `bearer_token` (empty: none).
+    pub token: &'a str,
+    /// `require_patches_fully_in_source_image`.
+    pub fully_inside: bool,
+    /// `transform_imaging_to_icc_profile` (NONE, SRGB, ADOBERGB, ROMMRGB).
+    pub icc: &'a str,
+    /// `image_dimensions`.
+    pub dims: Option<(u32, u32)>,
+    /// Set when the request has ended.
+    pub ended: &'a Arc<AtomicBool>,
+}
+
+/// One cached slide: opened once, whoever asks first; later askers wait for it. With the
+/// `ended` flags of the requests reading from it now: when all of those have ended, its reads
+/// stop (see [`DicomWebOptions::stop`]).
+#[derive(Default)]
+struct Opened {
+    slide: Mutex<Option<Arc<Slide>>>,
+    readers: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+}
+
+type Entry = Arc<Opened>;
+
+/// A request reading from a slide, registered while it reads.
+struct Reading<'a> {
+    entry: &'a Opened,
+    ended: Arc<AtomicBool>,
+}
+
+impl<'a> Reading<'a> {
+    fn new(entry: &'a Opened, ended: &Arc<AtomicBool>) -> Self {
+        entry.readers.lock().unwrap_or_else(|e| e.into_inner()).push(ended.clone());
+        Reading { entry, ended: ended.clone() }
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut readers = self.entry.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = readers.iter().position(|r| Arc::ptr_eq(r, &self.ended)) {
+            readers.swap_remove(i);
+        }
+    }
+}
 
 /// The approved DICOMweb stores and the slides open on them.
 pub struct DicomStores {
@@ -51,27 +97,41 @@ impl DicomStores {
         self.allowlist.prefixes().map(str::to_string).collect()
     }
 
-    /// The slide at `series_url` as `token` sees it, opened now or earlier.
-    fn slide(&self, series_url: &str, token: &str) -> Result<Arc<Slide>, WsiError> {
+    /// The store (origin) of `series_path` when it is approved: the key of its reading slots.
+    pub(crate) fn store_of(&self, series_path: &str) -> Option<String> {
+        let (series_url, _, _) = parse_series_url(series_path).ok()?;
+        self.allowlist.allowed_origin(&series_url)
+    }
+
+    /// The cache entry of the slide at `series_url` as `token` sees it (made now, or earlier).
+    fn entry(&self, series_url: &str, token: &str) -> Entry {
         let key = (series_url.to_string(), token.to_string());
-        let entry = {
-            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = match open.iter().position(|(k, _)| *k == key) {
-                Some(i) => open.remove(i).map(|(_, e)| e).unwrap_or_default(),
-                None => Entry::default(),
-            };
-            open.push_back((key.clone(), entry.clone()));
-            while open.len() > self.max_open {
-                open.pop_front();
-            }
-            entry
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = match open.iter().position(|(k, _)| *k == key) {
+            Some(i) => open.remove(i).map(|(_, e)| e).unwrap_or_default(),
+            None => Entry::default(),
         };
-        let mut slot = entry.lock().unwrap_or_else(|e| e.into_inner());
+        open.push_back((key, entry.clone()));
+        while open.len() > self.max_open {
+            open.pop_front();
+        }
+        entry
+    }
+
+    /// The slide of `entry`, opened now or earlier.
+    fn slide(&self, entry: &Opened, series_url: &str, token: &str) -> Result<Arc<Slide>, WsiError> {
+        let mut slot = entry.slide.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slide) = slot.as_ref() {
             return Ok(slide.clone());
         }
         let auth = if token.is_empty() { Auth::None } else { Auth::Bearer(token.to_string()) };
-        match Slide::open_dicomweb(series_url, &DicomWebOptions { auth, ..self.options.clone() }) {
+        // Its reads stop once every request reading from it has ended.
+        let readers = entry.readers.clone();
+        let stop = StopWhen(Arc::new(move || {
+            let r = readers.lock().unwrap_or_else(|e| e.into_inner());
+            !r.is_empty() && r.iter().all(|ended| ended.load(Ordering::Relaxed))
+        }));
+        match Slide::open_dicomweb(series_url, &DicomWebOptions { auth, stop: Some(stop), ..self.options.clone() }) {
             Ok(slide) => {
                 let slide = Arc::new(slide);
                 *slot = Some(slide.clone());
@@ -79,7 +139,7 @@ impl DicomStores {
             }
             Err(e) => {
                 drop(slot);
-                self.forget(&key);
+                self.forget(&(series_url.to_string(), token.to_string()));
                 Err(e)
             }
         }
@@ -93,22 +153,23 @@ impl DicomStores {
     /// The RGB8 patches of a `dicom_path` instance, in order: `instance_uids[0]` names the
     /// level (Google's server reads the same). Outside the level is black where the caller
     /// allows patches past its edge.
-    /// `icc` is the target profile's name (NONE, SRGB, ADOBERGB, ROMMRGB); the level's own
-    /// profile is the source (no profile: no transform, as Google's server). With `dims`
-    /// (`image_dimensions`) the patches are cut from the level resized to that size, each
-    /// resampled from its part of the level as EZ-WSI does (see [`source_span`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn patches(
+    /// `read.icc` is the target profile's name (NONE, SRGB, ADOBERGB, ROMMRGB); the level's own
+    /// profile is the source (no profile: no transform, as Google's server; a profile the
+    /// metadata points at but that could not be fetched: an error, never the untransformed
+    /// pixels). With `read.dims` (`image_dimensions`) the patches are cut from the level
+    /// resized to that size, each resampled from its part of the level as EZ-WSI does (see
+    /// [`source_span`]). Once `read.ended` is set, the read stops before its next request to
+    /// the store.
+    pub(crate) fn patches(
         &self,
         series_path: &str,
         instance_uids: &[String],
-        token: &str,
         patches: &[Patch],
-        fully_inside: bool,
-        icc: &str,
-        dims: Option<(u32, u32)>,
+        read: &Read<'_>,
         targets: &IccTargets,
     ) -> Result<Vec<Vec<u8>>, ApiError> {
+        let Read { token, fully_inside, icc, dims, ended } = *read;
+        let stop = || ApiError::new(Code::DicomError, "the request ended before the instance was read");
         // As Google's server: the path is parsed first, then its store checked.
         let (series_url, _, _) = parse_series_url(series_path).map_err(|e| ApiError::new(Code::DicomPath, e.to_string()))?;
         if !self.allowlist.allows_str(&series_url) {
@@ -117,7 +178,12 @@ impl DicomStores {
                 "series_path is not under a DICOMweb store approved on this server (the operator approves stores with --allow-dicomweb URL_PREFIX)",
             ));
         }
-        let slide = self.slide(&series_url, token).map_err(|e| {
+        if ended.load(Ordering::Relaxed) {
+            return Err(stop());
+        }
+        let entry = self.entry(&series_url, token);
+        let _reading = Reading::new(&entry, ended);
+        let slide = self.slide(&entry, &series_url, token).map_err(|e| {
             if matches!(e, WsiError::DicomWebDenied { .. }) {
                 // A slide opened with a token the store has since refused is opened afresh next time.
                 self.forget(&(series_url.clone(), token.to_string()));
@@ -131,6 +197,13 @@ impl DicomStores {
             .find(|l| l.info().sop_instance_uid == uid)
             .ok_or_else(|| ApiError::new(Code::LevelNotFound, format!("instance {uid} is not a pyramid level of series {series_url}")))?;
         let (w, h) = (i64::from(level.width()), i64::from(level.height()));
+        if let (Some(e), "SRGB" | "ADOBERGB" | "ROMMRGB") = (&level.info().icc_profile_error, icc) {
+            let e = code_of(e);
+            return Err(ApiError::new(
+                e.code,
+                format!("the level's ICC profile could not be read, so its colours cannot be transformed to {icc}: {}", e.description),
+            ));
+        }
         let to_srgb = targets.transform(icc, level.info().icc_profile.as_deref(), Code::DicomError)?;
         let resize = match dims {
             Some((dw, dh)) if (i64::from(dw), i64::from(dh)) != (w, h) => Some(resized(w, h, i64::from(dw), i64::from(dh))?),
@@ -187,6 +260,9 @@ impl DicomStores {
         // 64 patches' worth of source pixels per chunk, whatever the shrink.
         let per_patch = resize.map_or(1, |(dw, dh)| ((w as f64 / dw as f64).max(h as f64 / dh as f64).ceil() as usize).pow(2));
         for chunk in all.chunks((64 / per_patch).max(1)) {
+            if ended.load(Ordering::Relaxed) {
+                return Err(stop());
+            }
             let reads: Vec<_> = chunk.iter().filter_map(|(((_, c), _), _)| **c).collect();
             let mut regions = level.read_regions(&reads, OutOfBounds::Error).map_err(|e| {
                 if matches!(e, WsiError::DicomWebDenied { .. }) {

@@ -1,12 +1,15 @@
 //! The encoder behind the server: one thread owns the model, and the patches of concurrent
 //! requests are packed together into full batches. The thread takes the first waiting job,
-//! then whatever else arrives within `max_wait` or until a batch is full, embeds it, and
-//! answers each job with its own rows. The queue is bounded in patches: a job that does not
+//! then whatever else arrives within `max_wait` or until a batch is full, embeds one batch at
+//! a time from the jobs in arrival order, and answers each job with its own rows once all are
+//! embedded. Before every batch, jobs whose request has ended (timed out, caller gone) are
+//! dropped with their remaining patches. The queue is bounded in patches: a job that does not
 //! fit is refused at once (the server answers 503 with `Retry-After`) rather than held in
 //! memory.
 
 use haidef_wsi_encoders::Batcher;
 use haidef_wsi_encoders::{Encoder, ImageRef};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -20,6 +23,19 @@ struct Job {
     /// RGB8 patches of the model's input size.
     patches: Vec<Vec<u8>>,
     reply: oneshot::Sender<Reply>,
+}
+
+/// A job being embedded: its rows so far.
+struct Pending {
+    job: Job,
+    done: Vec<Vec<f32>>,
+}
+
+impl Pending {
+    /// Patches not yet embedded.
+    fn left(&self) -> usize {
+        self.job.patches.len() - self.done.len()
+    }
 }
 
 /// How busy the encoder has been.
@@ -85,69 +101,95 @@ impl EncodeQueue {
             .name("haidef-encoder".into())
             .spawn(move || {
                 let _alive = guard;
-                while let Ok(first) = rx.recv() {
-                    let mut jobs = vec![first];
-                    let mut count = jobs[0].patches.len();
+                let mut pending: VecDeque<Pending> = VecDeque::new();
+                loop {
+                    if pending.is_empty() {
+                        match rx.recv() {
+                            Ok(j) => pending.push_back(Pending { job: j, done: Vec::new() }),
+                            Err(_) => break,
+                        }
+                    }
+                    // Whatever else arrives within max_wait, until a batch's worth is waiting.
                     let deadline = Instant::now() + max_wait;
-                    while count < batch_size {
+                    while pending.iter().map(Pending::left).sum::<usize>() < batch_size {
                         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                            Ok(j) => {
-                                count += j.patches.len();
-                                jobs.push(j);
-                            }
+                            Ok(j) => pending.push_back(Pending { job: j, done: Vec::new() }),
                             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
                         }
                     }
-                    // Jobs whose request has gone (timed out, or its caller hung up) are not
-                    // embedded.
-                    let (jobs, gone): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| !j.reply.is_closed());
-                    let dropped: usize = gone.iter().map(|j| j.patches.len()).sum();
-                    q.fetch_sub(dropped, Ordering::Relaxed);
-                    let count = count - dropped;
-                    if jobs.is_empty() {
+                    // Jobs whose request has gone (timed out, or its caller hung up) are dropped
+                    // before every batch, with the patches they had left: a request that ends
+                    // stops taking the encoder's time within one batch.
+                    pending.retain(|p| {
+                        let gone = p.job.reply.is_closed();
+                        if gone {
+                            q.fetch_sub(p.left(), Ordering::Relaxed);
+                        }
+                        !gone
+                    });
+                    if pending.is_empty() {
                         continue;
                     }
+                    // One batch from the jobs in arrival order: (job, its patches taken).
+                    let mut images: Vec<ImageRef<'_>> = Vec::with_capacity(batch_size);
+                    let mut taken = Vec::new();
+                    for (i, p) in pending.iter().enumerate() {
+                        let (from, n) = (p.done.len(), p.left().min(batch_size - images.len()));
+                        images.extend(p.job.patches[from..from + n].iter().map(|px| ImageRef::rgb(side, side, px)));
+                        taken.push((i, n));
+                        if images.len() == batch_size {
+                            break;
+                        }
+                    }
+                    let count = images.len();
                     let t = Instant::now();
-                    let all: Vec<&Vec<u8>> = jobs.iter().flat_map(|j| j.patches.iter()).collect();
-                    let mut rows: Result<Vec<Vec<f32>>, String> = Ok(Vec::with_capacity(all.len()));
-                    for chunk in all.chunks(batch_size) {
-                        let images: Vec<ImageRef<'_>> = chunk.iter().map(|p| ImageRef::rgb(side, side, p)).collect();
-                        // A panic in the model fails this batch's requests, not the thread (which
-                        // would leave every later request refused).
-                        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            batcher.pack(&images).and_then(|b| encoder.embed(&b)).and_then(|e| Ok(e.to_vec2::<f32>()?))
-                        }))
-                        .map_err(|_| "the encoder panicked".to_string())
-                        .and_then(|r| r.map_err(|e| format!("the encoder failed: {e}")));
-                        s.batches.fetch_add(1, Ordering::Relaxed);
-                        match (out, &mut rows) {
-                            (Ok(r), Ok(rows)) => rows.extend(r),
-                            (Err(e), _) => {
-                                rows = Err(e);
-                                break;
-                            }
-                            _ => break,
-                        }
-                    }
+                    // A panic in the model fails this batch's requests, not the thread (which
+                    // would leave every later request refused).
+                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        batcher.pack(&images).and_then(|b| encoder.embed(&b)).and_then(|e| Ok(e.to_vec2::<f32>()?))
+                    }))
+                    .map_err(|_| "the encoder panicked".to_string())
+                    .and_then(|r| r.map_err(|e| format!("the encoder failed: {e}")))
                     // One row per patch, or the batch fails (never rows shifted between requests).
-                    if let Ok(r) = &rows {
-                        if r.len() != count {
-                            rows = Err(format!("the encoder returned {} rows for {count} patches", r.len()));
+                    .and_then(|rows| {
+                        if rows.len() == count {
+                            Ok(rows)
+                        } else {
+                            Err(format!("the encoder returned {} rows for {count} patches", rows.len()))
+                        }
+                    });
+                    drop(images);
+                    s.batches.fetch_add(1, Ordering::Relaxed);
+                    s.busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    let failed = match out {
+                        Ok(rows) => {
+                            s.patches.fetch_add(count as u64, Ordering::Relaxed);
+                            q.fetch_sub(count, Ordering::Relaxed);
+                            let mut rows = rows.into_iter();
+                            for &(i, n) in &taken {
+                                pending[i].done.extend(rows.by_ref().take(n));
+                            }
+                            None
+                        }
+                        Err(e) => Some(e),
+                    };
+                    // Jobs complete, failed (every job with patches in a failed batch fails,
+                    // whole) or gone meanwhile leave; the others wait for the next batch.
+                    let mut kept = VecDeque::with_capacity(pending.len());
+                    for (i, p) in std::mem::take(&mut pending).into_iter().enumerate() {
+                        let in_failed = failed.is_some() && taken.iter().any(|&(j, _)| j == i);
+                        if p.job.reply.is_closed() || in_failed {
+                            q.fetch_sub(p.left(), Ordering::Relaxed);
+                            if let Some(e) = failed.as_ref().filter(|_| in_failed) {
+                                let _ = p.job.reply.send(Err(e.clone()));
+                            }
+                        } else if p.left() == 0 {
+                            let _ = p.job.reply.send(Ok(p.done));
+                        } else {
+                            kept.push_back(p);
                         }
                     }
-                    s.busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                    s.patches.fetch_add(count as u64, Ordering::Relaxed);
-                    q.fetch_sub(count, Ordering::Relaxed);
-                    let mut rows = rows.map(|r| r.into_iter());
-                    for job in jobs {
-                        let n = job.patches.len();
-                        let reply = match &mut rows {
-                            Ok(it) => Ok(it.by_ref().take(n).collect()),
-                            Err(e) => Err(e.clone()),
-                        };
-                        // The request may have gone (its caller hung up): nothing to do.
-                        let _ = job.reply.send(reply);
-                    }
+                    pending = kept;
                 }
             })
             .map_err(|e| format!("cannot start the encoder thread: {e}"))?;

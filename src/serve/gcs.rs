@@ -66,10 +66,15 @@ impl GcsBuckets {
         Ok(GcsBuckets { approved, endpoint, http, max_bytes })
     }
 
+    /// Whether `uri` is a well-formed `gs://` URI under an approved bucket and prefix.
+    pub(crate) fn is_approved(&self, uri: &str) -> bool {
+        split(uri).is_some_and(|(bucket, object)| self.approved.iter().any(|(b, prefix)| b == bucket && object.starts_with(prefix.as_str())))
+    }
+
     /// The object at `uri`, read with `token` (none when empty).
     pub fn fetch(&self, uri: &str, token: &str) -> Result<Vec<u8>, ApiError> {
         let (bucket, object) = split(uri).ok_or_else(|| ApiError::new(Code::GcsImagePathFormat, "image_file_uri must be gs://BUCKET/OBJECT"))?;
-        if !self.approved.iter().any(|(b, prefix)| b == bucket && object.starts_with(prefix.as_str())) {
+        if !self.is_approved(uri) {
             return Err(ApiError::new(
                 Code::UnapprovedGcsBucket,
                 format!("gs://{bucket} is not a bucket approved on this server (the operator approves buckets with --allow-gcs gs://BUCKET)"),

@@ -14,7 +14,9 @@
 //! - `encode_queue`: one encoder thread packing the patches of concurrent requests into shared
 //!   batches, bounded in patches (503 with `Retry-After` when full).
 //! - `server`: the axum routes (predict, health, metrics), request limits, optional API keys
-//!   (constant-time compare), a time limit per request, HTTP or HTTPS (rustls).
+//!   (constant-time compare), time limits per request body and per request.
+//! - `listen`: the accept loop, HTTP or HTTPS (rustls): a cap on connections, time limits on
+//!   request heads and TLS handshakes.
 //!
 //! Images and DICOM levels are resized for `image_dimensions` as Google's server does
 //! (`resize`; enlarged DICOM levels within one grey level, see there).
@@ -24,6 +26,7 @@ mod dicom;
 mod encode_queue;
 mod gcs;
 mod icc;
+mod listen;
 mod pixels;
 mod resize;
 mod server;
@@ -37,7 +40,7 @@ pub use server::{router, serve, serve_tls, tls_config, ApiKeys, ServeOptions};
 // The request parsers and resizers are public for the fuzz targets and the parity tests, not
 // part of the API.
 #[doc(hidden)]
-pub use api::parse_request;
+pub use api::{parse_request, read_request};
 #[doc(hidden)]
 pub use pixels::{patches, PixelBudget};
 #[doc(hidden)]

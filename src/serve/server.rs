@@ -5,14 +5,14 @@
 //! `Retry-After` when the encoder's queue is full, 504 past the time limit, 401 without a
 //! valid key when keys are configured. Keys and bearer tokens never appear in answers or logs.
 
-use super::api::{parse_request, prediction, ApiError, Code};
-use super::api::{Instance, Source};
+use super::api::{parse_request, prediction, read_request, ApiError, BodyError, Code, MAX_PARSED_BYTES};
+use super::api::{Instance, Patch, Source};
 use super::dicom::DicomStores;
 use super::encode_queue::EncodeQueue;
 use super::gcs::GcsBuckets;
 use super::icc::IccTargets;
+use super::listen::{self, ConnectionLimits};
 use super::pixels::{self, PixelBudget};
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -56,9 +57,11 @@ pub struct ServeOptions {
     /// The approved DICOMweb stores (see [`DicomStores`]); None: every `dicom_path` instance
     /// is answered `UNAPPROVED_DICOM_STORE_ERROR`.
     pub dicom: Option<Arc<DicomStores>>,
-    /// `dicom_path` instances read at once, over all requests (each holds a thread while its
-    /// store answers): a slow or dead store ties up at most these, never the inline images'
-    /// decoding.
+    /// `dicom_path` instances (and `image_file_uri` objects) read at once from one store
+    /// (one origin, `scheme://host:port`, of the approved prefixes; Cloud Storage is one), over
+    /// all requests. Each holds a thread until its read really ends, also when its request has
+    /// ended: a slow or dead store ties up at most these, never another store's reads or the
+    /// inline images' decoding.
     pub max_dicom_reads: usize,
     /// The approved Cloud Storage buckets (see [`GcsBuckets`]); None: every `image_file_uri`
     /// without pixels is answered `UNAPPROVED_GCS_BUCKET_ERROR`.
@@ -70,6 +73,19 @@ pub struct ServeOptions {
     pub max_concurrent_requests: usize,
     /// Pixels one request may decode and resize, over all its images (default 400 million).
     pub max_request_pixels: u64,
+    /// Longest wait for a request's head (request line and headers), from the start of waiting
+    /// for it (a new connection, or the next request on a kept-alive one): then the connection
+    /// is closed. Default 30 s.
+    pub header_read_timeout: Duration,
+    /// Longest time a predict request's body may take to arrive, from its head; then 408 and
+    /// the connection closed. Default 60 s.
+    pub body_read_timeout: Duration,
+    /// Longest TLS handshake, from accepting the connection; then it is closed. Default 10 s.
+    pub tls_handshake_timeout: Duration,
+    /// Connections open at once (idle kept-alive ones included); beyond, new connections wait
+    /// in the kernel's backlog until one closes. Keep it under the process's file-descriptor
+    /// limit (`ulimit -n`), which the stores' connections share. Default 1,024.
+    pub max_connections: usize,
 }
 
 /// Keys callers may present; Debug shows only how many there are, never the keys.
@@ -102,6 +118,10 @@ impl Default for ServeOptions {
             gcs: None,
             max_concurrent_requests: 64,
             max_request_pixels: 400_000_000,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }
@@ -128,8 +148,8 @@ struct AppState {
     /// Requests decoding at once (one per core): decoding and cropping hold up to a few GB for
     /// the largest requests, so they wait their turn instead of all running together.
     decoding: tokio::sync::Semaphore,
-    /// `dicom_path` instances being read.
-    reading: tokio::sync::Semaphore,
+    /// Reads in progress, per store (origin): at most `max_dicom_reads` each.
+    reading: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
     /// Predict requests in progress.
     requests: Arc<tokio::sync::Semaphore>,
 }
@@ -143,7 +163,7 @@ pub fn router(queue: EncodeQueue, opts: ServeOptions) -> Router {
         opts: opts.clone(),
         started: Instant::now(),
         decoding: tokio::sync::Semaphore::new(cores),
-        reading: tokio::sync::Semaphore::new(opts.max_dicom_reads.max(1)),
+        reading: std::sync::Mutex::new(std::collections::HashMap::new()),
         requests: Arc::new(tokio::sync::Semaphore::new(opts.max_concurrent_requests.max(1))),
     });
     let guarded = Router::new()
@@ -151,6 +171,14 @@ pub fn router(queue: EncodeQueue, opts: ServeOptions) -> Router {
         .route(&opts.metrics_route, get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new().route(&opts.health_route, get(health)).merge(guarded).layer(DefaultBodyLimit::max(limit)).with_state(state)
+}
+
+impl AppState {
+    /// The reading slots of `store` (an approved origin: finitely many).
+    fn store_slots(&self, store: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut all = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        all.entry(store.to_string()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.opts.max_dicom_reads.max(1)))).clone()
+    }
 }
 
 /// Whether `headers` carry one of `keys` (compared in constant time: no timing hints).
@@ -200,11 +228,16 @@ fn busy() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], Json(json!({"error": "The server is busy; retry later."}))).into_response()
 }
 
-async fn predict(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn predict(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    // The slot before the body: bodies in memory at once are at most max_concurrent_requests.
     let Ok(_request) = state.requests.clone().try_acquire_owned() else { return busy() };
     if !state.queue.is_running() {
         return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "Internal server error."}))).into_response();
     }
+    let body = match read_body(request, state.opts.max_body_bytes, state.opts.body_read_timeout).await {
+        Ok(b) => b,
+        Err(answer) => return answer,
+    };
     let limit = state.opts.request_timeout;
     match tokio::time::timeout(limit, answer(state, body)).await {
         Ok(r) => r,
@@ -212,31 +245,87 @@ async fn predict(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     }
 }
 
-async fn answer(state: Arc<AppState>, body: Bytes) -> Response {
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "No JSON body."}))).into_response();
-    };
-    if body.is_null() {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "No JSON body."}))).into_response();
+/// The request's body, of at most `max` bytes, arrived within `within`; or the answer: 413 for
+/// a larger body (before reading it, when its Content-Length says so), 408 for one too slow,
+/// 400 for one cut off; all in the JSON error shape, and the connection closed.
+async fn read_body(request: Request, max: usize, within: Duration) -> Result<Vec<u8>, Response> {
+    use http_body_util::BodyExt;
+    let refuse = |status: StatusCode, message: String| (status, [(header::CONNECTION, "close")], Json(json!({"error": message}))).into_response();
+    let too_large = || refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("The request body is larger than {max} bytes."));
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
     }
-    let size = state.queue.patch_size as i64;
-    let instances = match parse_request(&body, size, state.opts.max_patches_per_request) {
-        Ok(i) => i,
-        Err(e) => return Json(json!({"error": e.code.as_str()})).into_response(),
+    let mut body = request.into_body();
+    let read = async {
+        let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return Err(refuse(StatusCode::BAD_REQUEST, "The request body could not be read.".into())) };
+            if let Ok(data) = frame.into_data() {
+                if out.len() + data.len() > max {
+                    return Err(too_large());
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(out)
     };
+    match tokio::time::timeout(within, read).await {
+        Ok(r) => r,
+        Err(_) => Err(refuse(StatusCode::REQUEST_TIMEOUT, format!("The request body did not arrive within {} s.", within.as_secs_f64()))),
+    }
+}
+
+/// Set when a request ends, however it ends (answered, timed out, its caller gone): its reads
+/// still running stop at their next step.
+struct Ended(Arc<AtomicBool>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+async fn answer(state: Arc<AppState>, body: Vec<u8>) -> Response {
+    // Read and checked off the async threads (a 64 MiB body takes a while), keeping only what
+    // the contract reads (see api::read_request), the body dropped as soon as it is read.
+    let (size, max_patches) = (state.queue.patch_size as i64, state.opts.max_patches_per_request);
+    let parsed = tokio::task::spawn_blocking(move || {
+        let value = read_request(&body);
+        drop(body);
+        match value {
+            Ok(Value::Null) => Err(BodyError::NotJson),
+            Ok(v) => Ok(parse_request(&v, size, max_patches)),
+            Err(e) => Err(e),
+        }
+    })
+    .await;
+    let instances = match parsed {
+        Ok(Ok(Ok(i))) => i,
+        Ok(Ok(Err(e))) => return Json(json!({"error": e.code.as_str()})).into_response(),
+        Ok(Err(BodyError::NotJson)) => return (StatusCode::BAD_REQUEST, Json(json!({"error": "No JSON body."}))).into_response(),
+        Ok(Err(BodyError::TooComplex)) => {
+            let message = format!("The request holds more than {} MiB of values the server reads.", MAX_PARSED_BYTES >> 20);
+            return (StatusCode::PAYLOAD_TOO_LARGE, Json(json!({"error": message}))).into_response();
+        }
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "Internal server error."}))).into_response(),
+    };
+    let ended = Ended(Arc::new(AtomicBool::new(false)));
     // Each instance's pixels, all instances at once; fetching and decoding are blocking work,
-    // off the async threads. Inline images wait for a decoding slot (one per core), DICOMweb
-    // reads for a reading slot, so that a slow store does not hold up inline images.
+    // off the async threads. Inline images wait for a decoding slot (one per core), reads for
+    // their store's reading slot, so that a slow store holds up neither inline images nor
+    // other stores.
     let budget = Arc::new(PixelBudget::new(state.opts.max_request_pixels));
     let mut tasks = AbortOnDrop(
         instances
             .into_iter()
             .map(|i| {
-                let (state, budget) = (state.clone(), budget.clone());
+                let (state, budget, ended) = (state.clone(), budget.clone(), ended.0.clone());
                 tokio::spawn(async move {
-                    let inst = i?;
-                    let pixels = prepare(&state, &inst, &budget).await?;
-                    Ok::<_, ApiError>((inst.patches, pixels))
+                    let mut inst = i?;
+                    let coords = std::mem::take(&mut inst.patches);
+                    let pixels = prepare(&state, inst, &coords, &budget, ended).await?;
+                    Ok::<_, ApiError>((coords, pixels))
                 })
             })
             .collect(),
@@ -288,45 +377,73 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The RGB8 patches of one instance.
-async fn prepare(state: &Arc<AppState>, inst: &Instance, budget: &Arc<PixelBudget>) -> Result<Vec<Vec<u8>>, ApiError> {
+/// The RGB8 patches at `coords` of one instance. Reads hold their store's slot in the thread
+/// that reads, until it returns (not until the request ends: a request that ended early leaves
+/// its read running, and the slot taken, until the read notices `ended`).
+async fn prepare(
+    state: &Arc<AppState>,
+    mut inst: Instance,
+    coords: &[Patch],
+    budget: &Arc<PixelBudget>,
+    ended: Arc<AtomicBool>,
+) -> Result<Vec<Vec<u8>>, ApiError> {
     let internal = || ApiError::new(Code::DicomError, "internal error while reading the instance");
-    let inst = inst.clone();
     // Without approved stores or buckets, such instances get their refusal from pixels::patches.
-    if let (Source::Dicom { .. }, Some(stores)) = (&inst.source, state.opts.dicom.clone()) {
-        let _slot = state.reading.acquire().await.map_err(|_| internal())?;
+    if let (Source::Dicom { series_path, .. }, Some(stores)) = (&inst.source, state.opts.dicom.clone()) {
+        // Only approved stores get slots (others are refused at once, without reading).
+        let slot = match stores.store_of(series_path) {
+            Some(store) => Some(state.store_slots(&store).acquire_owned().await.map_err(|_| internal())?),
+            None => None,
+        };
         let targets = state.opts.icc_targets.clone();
+        let coords = coords.to_vec();
         return tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let Source::Dicom { series_path, instance_uids } = &inst.source else { unreachable!("matched above") };
-            stores.patches(series_path, instance_uids, &inst.bearer_token, &inst.patches, inst.fully_inside, &inst.icc_profile, inst.image_dimensions, &targets)
+            let read = super::dicom::Read {
+                token: &inst.bearer_token,
+                fully_inside: inst.fully_inside,
+                icc: &inst.icc_profile,
+                dims: inst.image_dimensions,
+                ended: &ended,
+            };
+            stores.patches(series_path, instance_uids, &coords, &read, &targets)
         })
         .await
         .map_err(|_| internal())?;
     }
-    let mut inst = inst;
-    // A fetched image is held from its reading slot until decoded: fetched objects waiting
+    // A fetched image is held, with its store's slot, until decoded: fetched objects waiting
     // for a decoding slot are bounded by the reading slots.
     let mut _reading = None;
     if let (Source::Uri(uri), Some(gcs)) = (&inst.source, state.opts.gcs.clone()) {
         let (uri, token) = (uri.clone(), inst.bearer_token.clone());
-        _reading = Some(state.reading.acquire().await.map_err(|_| internal())?);
+        if gcs.is_approved(&uri) {
+            _reading = Some(state.store_slots("gs://").acquire_owned().await.map_err(|_| internal())?);
+        }
         let bytes = tokio::task::spawn_blocking(move || gcs.fetch(&uri, &token)).await.map_err(|_| internal())??;
         inst.source = Source::Image(bytes);
     }
     let max_pixels = state.opts.max_image_pixels;
     let _slot = state.decoding.acquire().await.map_err(|_| internal())?;
     let (targets, budget) = (state.opts.icc_targets.clone(), budget.clone());
+    inst.patches = coords.to_vec();
     tokio::task::spawn_blocking(move || pixels::patches(&inst, max_pixels, &budget, &targets)).await.map_err(|_| internal())?
+}
+
+/// The connection limits of `opts`.
+fn limits(opts: &ServeOptions) -> ConnectionLimits {
+    ConnectionLimits { header_read: opts.header_read_timeout, tls_handshake: opts.tls_handshake_timeout, max_connections: opts.max_connections }
 }
 
 /// Serves on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, queue: EncodeQueue, opts: ServeOptions) -> std::io::Result<()> {
-    axum::serve(listener, router(queue, opts)).await
+    let limits = limits(&opts);
+    listen::run(listener, None, router(queue, opts), limits).await
 }
 
 /// The TLS set-up for [`serve_tls`]: the certificate chain and private key from PEM files
 /// (the same file may hold both), with rustls and its ring provider.
-pub fn tls_config(chain: &std::path::Path, key: &std::path::Path) -> std::io::Result<axum_server::tls_rustls::RustlsConfig> {
+pub fn tls_config(chain: &std::path::Path, key: &std::path::Path) -> std::io::Result<Arc<rustls::ServerConfig>> {
     use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
     let bad = |what: &std::path::Path, m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{}: {m}", what.display()));
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(chain)
@@ -336,20 +453,17 @@ pub fn tls_config(chain: &std::path::Path, key: &std::path::Path) -> std::io::Re
         return Err(bad(chain, "no -----BEGIN CERTIFICATE----- in the file".into()));
     }
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, format!("cannot read a private key (PEM): {e}")))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key_der))
         .map_err(|e| bad(chain, format!("the certificate and key do not make a TLS set-up: {e}")))?;
-    Ok(axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config)))
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Serves HTTPS on `listener` (see [`tls_config`]) until the process ends.
-pub async fn serve_tls(
-    listener: std::net::TcpListener,
-    tls: axum_server::tls_rustls::RustlsConfig,
-    queue: EncodeQueue,
-    opts: ServeOptions,
-) -> std::io::Result<()> {
+pub async fn serve_tls(listener: std::net::TcpListener, tls: Arc<rustls::ServerConfig>, queue: EncodeQueue, opts: ServeOptions) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
-    axum_server::from_tcp_rustls(listener, tls)?.serve(router(queue, opts).into_make_service()).await
+    let limits = limits(&opts);
+    listen::run(tokio::net::TcpListener::from_std(listener)?, Some(tokio_rustls::TlsAcceptor::from(tls)), router(queue, opts), limits).await
 }

@@ -2,7 +2,8 @@
 //! before its archive: it takes only `Authorization: Bearer <token>` and forwards GETs to
 //! Orthanc (which has no bearer tokens of its own), pointing the bulk-data URIs of its answers
 //! back at itself. `/moved/…` answers 302 to the same path on Orthanc's own port, to test that
-//! a redirect off the allowlist is not followed; under `/garbled/…` JSON answers are cut short
+//! a redirect off the allowlist is not followed; under `/own-bulk/…` the bulk-data URIs keep
+//! Orthanc's own port (off the allowlist); under `/garbled/…` JSON answers are cut short
 //! (not JSON any more), under `/broken-frames/…` every JPEG's start marker is overwritten (the
 //! multipart answer stays well formed, its frames undecodable). It counts what it saw.
 #![allow(dead_code)]
@@ -66,6 +67,8 @@ async fn forward(State(gate): State<Arc<Gate>>, request: Request) -> Response {
     }
     gate.seen.good.fetch_add(1, Ordering::SeqCst);
     gate.seen.paths.lock().unwrap().push(path.clone());
+    let own_bulk = path.starts_with("/own-bulk/");
+    let path = path.strip_prefix("/own-bulk").map_or(path.clone(), str::to_string);
     let (path, garble, break_frames) = match (path.strip_prefix("/garbled"), path.strip_prefix("/broken-frames")) {
         (Some(rest), _) => (rest.to_string(), true, false),
         (_, Some(rest)) => (rest.to_string(), false, true),
@@ -81,7 +84,8 @@ async fn forward(State(gate): State<Arc<Gate>>, request: Request) -> Response {
     let Ok(body) = answer.bytes().await else { return StatusCode::BAD_GATEWAY.into_response() };
     let body = if content_type.to_str().unwrap_or("").contains("json") {
         // Bulk-data URIs name Orthanc's own port: point them at the gate.
-        let text = String::from_utf8_lossy(&body).replace(&gate.orthanc, &gate.me);
+        let text = String::from_utf8_lossy(&body).to_string();
+        let text = if own_bulk { text } else { text.replace(&gate.orthanc, &gate.me) };
         Bytes::from(if garble { text[..text.len() / 2].to_string() } else { text })
     } else if break_frames {
         let mut b = body.to_vec();

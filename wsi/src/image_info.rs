@@ -113,6 +113,10 @@ pub struct ImageInfo {
     pub extended_offset_table: Option<(Vec<u64>, Vec<u64>)>,
     /// ICC profile of the first optical path, when present in the metadata.
     pub icc_profile: Option<Vec<u8>>,
+    /// Why the ICC profile the metadata points at (a DICOMweb BulkDataURI) could not be
+    /// fetched; None when there was none to fetch or it was fetched. Colour conversion of such
+    /// an image must fail rather than be skipped.
+    pub icc_profile_error: Option<std::sync::Arc<crate::WsiError>>,
     /// Things that looked wrong but were worked around, in words.
     pub warnings: Vec<String>,
 }
@@ -217,6 +221,7 @@ impl ImageInfo {
             organization,
             extended_offset_table,
             icc_profile,
+            icc_profile_error: None,
             warnings,
         })
     }

@@ -41,7 +41,7 @@ mod slide;
 pub use cache::{CacheKey, SlideCache, DEFAULT_CACHE_BYTES};
 pub use decode::{transfer_syntax_name, Codec, FrameDecoder};
 #[cfg(feature = "dicomweb")]
-pub use dicomweb::{parse_series_url, Auth, DicomWebOptions, UrlAllowlist};
+pub use dicomweb::{parse_series_url, Auth, DicomWebOptions, StopWhen, UrlAllowlist};
 pub use error::{Result, TagName, WsiError};
 pub use frame_index::FrameIndex;
 pub use frame_source::FrameSource;

@@ -67,6 +67,13 @@ impl UrlAllowlist {
         })
     }
 
+    /// The origin (`scheme://host:port`) of the text `url` when it is under one of the
+    /// prefixes: one of finitely many, whatever URLs callers send (for limits kept per store).
+    pub fn allowed_origin(&self, url: &str) -> Option<String> {
+        let u = Url::parse(url.trim()).ok().filter(|u| self.allows(u))?;
+        Some(u.origin().ascii_serialization())
+    }
+
     /// Whether the text `url` parses and is under one of the prefixes.
     pub fn allows_str(&self, url: &str) -> bool {
         Url::parse(url.trim()).is_ok_and(|u| self.allows(&u))

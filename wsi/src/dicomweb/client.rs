@@ -68,7 +68,29 @@ pub struct DicomWebOptions {
     /// [`WsiError::DicomWebRefused`] before anything is sent. For servers that fetch URLs their
     /// callers name. None: any URL.
     pub allowlist: Option<Arc<UrlAllowlist>>,
+    /// The largest answer read from the server, in bytes (metadata, a frames request, bulk
+    /// data); a larger one is an error naming this option, and is not read further. Default
+    /// 1 GiB: far above any real answer (64 uncompressed 1024² RGB frames are 192 MiB), yet a
+    /// bound for servers that fetch what strangers name.
+    pub max_answer_bytes: u64,
+    /// When set, asked before every request and retry (and during the wait before a retry):
+    /// once it says stop, reading fails at once with an error saying so. For servers whose
+    /// callers may leave: a read nobody waits for stops instead of running out its retries.
+    pub stop: Option<StopWhen>,
 }
+
+/// A check that says when a slide's reads should stop (see [`DicomWebOptions::stop`]).
+#[derive(Clone)]
+pub struct StopWhen(pub Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl std::fmt::Debug for StopWhen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StopWhen(..)")
+    }
+}
+
+/// The problem of a read stopped by [`DicomWebOptions::stop`].
+const STOPPED: &str = "stopped: nobody waits for this read any more";
 
 impl Default for DicomWebOptions {
     fn default() -> Self {
@@ -81,6 +103,8 @@ impl Default for DicomWebOptions {
             max_concurrent_requests: 4,
             ca_certificates: Vec::new(),
             allowlist: None,
+            max_answer_bytes: 1 << 30,
+            stop: None,
         }
     }
 }
@@ -96,6 +120,8 @@ pub(crate) struct Client {
     in_flight: Mutex<usize>,
     slot_free: Condvar,
     allowlist: Option<Arc<UrlAllowlist>>,
+    max_answer_bytes: u64,
+    stop: Option<StopWhen>,
 }
 
 /// A request slot, given back on drop.
@@ -133,7 +159,8 @@ impl Client {
                 } else if list.allows(attempt.url()) {
                     attempt.follow()
                 } else {
-                    attempt.error(RedirectRefused)
+                    let target = shown(attempt.url().as_str());
+                    attempt.error(RedirectRefused(target))
                 }
             }),
         };
@@ -151,6 +178,8 @@ impl Client {
             in_flight: Mutex::new(0),
             slot_free: Condvar::new(),
             allowlist: options.allowlist.clone(),
+            max_answer_bytes: options.max_answer_bytes,
+            stop: options.stop.clone(),
         })
     }
 
@@ -202,17 +231,29 @@ impl Client {
                 return Err(WsiError::DicomWebRefused { location: shown(url), problem: "not under an approved DICOMweb prefix".into() });
             }
         }
+        let stopped = || self.stop.as_ref().is_some_and(|s| (s.0)());
         let _slot = self.slot();
         let mut last = String::new();
         let mut retry_after: Option<Duration> = None;
         for attempt in 0..self.attempts {
+            if stopped() {
+                return Err(fail(STOPPED.into()));
+            }
             if attempt > 0 {
                 // The server's Retry-After when it gave one (at most 30 s), else exponential
                 // backoff with jitter: 100 ms, 200 ms, 400 ms, ... ±50%.
                 let base = 100u64 << (attempt - 1).min(6);
                 let jitter = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0) as u64) % base;
                 let backoff = Duration::from_millis(base / 2 + jitter);
-                std::thread::sleep(retry_after.take().map_or(backoff, |d: Duration| d.min(Duration::from_secs(30))));
+                let wait = retry_after.take().map_or(backoff, |d: Duration| d.min(Duration::from_secs(30)));
+                // In steps, so that a stop is noticed within 100 ms.
+                let until = std::time::Instant::now() + wait;
+                while let Some(left) = until.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero()) {
+                    if stopped() {
+                        return Err(fail(STOPPED.into()));
+                    }
+                    std::thread::sleep(left.min(Duration::from_millis(100)));
+                }
             }
             let mut req = self.http.get(url).header("Accept", accept);
             req = match &self.auth {
@@ -221,7 +262,7 @@ impl Client {
                 Auth::Basic { user, password } => req.basic_auth(user, Some(password)),
                 Auth::Bearer(token) => req.bearer_auth(token),
             };
-            let resp = match req.send() {
+            let mut resp = match req.send() {
                 Ok(r) => r,
                 Err(e) if tls_failure(&e).is_some() => {
                     let detail = tls_failure(&e).unwrap_or_default();
@@ -229,8 +270,9 @@ impl Client {
                         "TLS failed: {detail}; if the server uses an in-house certificate authority, pass its PEM file with --ca-cert (DicomWebOptions::ca_certificates) or SSL_CERT_FILE"
                     )));
                 }
-                Err(e) if e.is_redirect() && refused_redirect(&e) => {
-                    let to = e.url().map_or_else(|| "another URL".to_string(), |u| shown(u.as_str()));
+                Err(e) if e.is_redirect() && refused_redirect(&e).is_some() => {
+                    // The hop's target, kept by the policy (the error's own URL is the request's).
+                    let to = refused_redirect(&e).unwrap_or_default();
                     return Err(WsiError::DicomWebRefused {
                         location: shown(url),
                         problem: format!("redirected to {to}, which is not under an approved DICOMweb prefix"),
@@ -245,14 +287,23 @@ impl Client {
             let status = resp.status();
             if status.is_success() {
                 let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                match resp.bytes() {
-                    Ok(b) if !complete(&ct, &b) => {
-                        last = format!("the answer ({} bytes) ended before its closing multipart boundary: cut short, or not multipart", b.len());
+                let limit = self.max_answer_bytes;
+                let too_large = |n: String| fail(format!("the answer is {n} bytes; at most {limit} are read (DicomWebOptions::max_answer_bytes)"));
+                if let Some(n) = resp.content_length().filter(|n| *n > limit) {
+                    return Err(too_large(n.to_string()));
+                }
+                // Read up to one byte past the limit, never the whole of an answer without end.
+                let mut body = Vec::new();
+                let read = std::io::Read::read_to_end(&mut std::io::Read::take(&mut resp, limit.saturating_add(1)), &mut body);
+                match read {
+                    Ok(_) if body.len() as u64 > limit => return Err(too_large(format!("over {limit}"))),
+                    Ok(_) if !complete(&ct, &body) => {
+                        last = format!("the answer ({} bytes) ended before its closing multipart boundary: cut short, or not multipart", body.len());
                         continue;
                     }
-                    Ok(b) => return Ok((ct, b.to_vec())),
+                    Ok(_) => return Ok((ct, body)),
                     Err(e) => {
-                        last = format!("connection dropped while reading the answer: {}", without_url(&e));
+                        last = format!("connection dropped while reading the answer: {}", e.to_string().replace(url, "<url>"));
                         continue;
                     }
                 }
@@ -283,28 +334,29 @@ fn has_closing_boundary(content_type: &str, body: &[u8]) -> bool {
     body.windows(close.len()).rev().any(|w| w == &close[..])
 }
 
-/// The error a redirect policy raises for a hop off the allowlist.
+/// The error a redirect policy raises for a hop off the allowlist, with the hop's target (as
+/// [`shown`] writes it).
 #[derive(Debug)]
-struct RedirectRefused;
+struct RedirectRefused(String);
 
 impl std::fmt::Display for RedirectRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("redirect to a URL off the allowlist")
+        write!(f, "redirect to {}, which is off the allowlist", self.0)
     }
 }
 
 impl std::error::Error for RedirectRefused {}
 
-/// Whether a redirect error is the allowlist's refusal.
-fn refused_redirect(e: &reqwest::Error) -> bool {
+/// The refused target, when a redirect error is the allowlist's refusal.
+fn refused_redirect(e: &reqwest::Error) -> Option<String> {
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
-        if cause.is::<RedirectRefused>() {
-            return true;
+        if let Some(r) = cause.downcast_ref::<RedirectRefused>() {
+            return Some(r.0.clone());
         }
         source = cause.source();
     }
-    false
+    None
 }
 
 /// A URL for messages: without user-info, query or fragment (which may carry credentials).
@@ -353,4 +405,81 @@ fn tls_failure(e: &reqwest::Error) -> Option<String> {
         source = cause.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A server on a free port that answers every request with `head` and then `body_bytes`
+    /// zeros (the connection then closed); its URL.
+    fn answering(head: &'static str, body_bytes: usize) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/dicom-web/studies/1/series/2/metadata", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut c in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(head.as_bytes());
+                let zeros = vec![b'0'; 64 << 10];
+                let mut left = body_bytes;
+                while left > 0 {
+                    let n = left.min(zeros.len());
+                    if c.write_all(&zeros[..n]).is_err() {
+                        break;
+                    }
+                    left -= n;
+                }
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn answers_past_the_limit_are_refused_not_read() {
+        let client = Client::new(&DicomWebOptions { max_answer_bytes: 1 << 20, attempts: 1, ..Default::default() }).unwrap();
+        // Announced: refused before reading a byte of it.
+        let url = answering("HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\nContent-Length: 209715200\r\nConnection: close\r\n\r\n", 0);
+        let e = client.get(&url, "application/dicom+json").unwrap_err().to_string();
+        assert!(e.contains("209715200 bytes") && e.contains("max_answer_bytes"), "{e}");
+        // Not announced (ends when the connection closes): read up to the limit, then refused.
+        let url = answering("HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\nConnection: close\r\n\r\n", 3 << 20);
+        let e = client.get(&url, "application/dicom+json").unwrap_err().to_string();
+        assert!(e.contains("over 1048576 bytes") && e.contains("max_answer_bytes"), "{e}");
+        // Within the limit: read whole.
+        let url = answering("HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\nConnection: close\r\n\r\n", 1000);
+        assert_eq!(client.get(&url, "application/dicom+json").unwrap().1.len(), 1000);
+    }
+
+    #[test]
+    fn a_stopped_read_makes_no_further_attempt() {
+        // A server that answers 503 and counts requests; attempts 4, but stopped after the first.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            for mut c in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = c.write_all(b"HTTP/1.1 503 Busy\r\nRetry-After: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let options =
+            DicomWebOptions { attempts: 4, stop: Some(StopWhen(Arc::new(move || flag.load(std::sync::atomic::Ordering::SeqCst)))), ..Default::default() };
+        let client = Client::new(&options).unwrap();
+        let t = std::time::Instant::now();
+        let reader = std::thread::spawn(move || client.get(&url, "*/*").unwrap_err().to_string());
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let e = reader.join().unwrap();
+        assert!(e.contains(STOPPED), "{e}");
+        // Stopped during the 2 s Retry-After wait, within about 100 ms of the flag.
+        assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 }

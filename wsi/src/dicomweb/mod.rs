@@ -10,6 +10,6 @@ mod open;
 mod source;
 
 pub use allowlist::UrlAllowlist;
-pub use client::{Auth, DicomWebOptions};
+pub use client::{Auth, DicomWebOptions, StopWhen};
 pub use multipart::{parse_body, parse_content_type, MultipartType, Part};
 pub use open::{dataset_from_json, parse_series_url};

@@ -205,7 +205,10 @@ fn finish_instance(client: &Client, mut info: ImageInfo, frames: DicomWebFrames,
         // The profile is optional: without it colour conversion is unavailable, nothing else.
         match fetch_icc(client, item, &instance_url) {
             Ok(icc) => info.icc_profile = icc,
-            Err(e) => info.warnings.push(format!("ICC profile not fetched, so no colour conversion for this image: {e}")),
+            Err(e) => {
+                info.warnings.push(format!("ICC profile not fetched, so no colour conversion for this image: {e}"));
+                info.icc_profile_error = Some(Arc::new(e));
+            }
         }
     }
     Ok(OpenedInstance { info, frames: Arc::new(frames) })
