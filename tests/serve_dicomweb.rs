@@ -215,9 +215,9 @@ fn icc_transforms_start_from_the_levels_profile() {
     ]});
     let (_, answer) = post(&format!("{base}/predict"), &body.to_string());
     let p = answer["predictions"].as_array().unwrap();
-    for i in 0..2 {
-        assert_eq!(p[i]["error"]["code"], "UNAPPROVED_DICOM_STORE_ERROR", "{}", p[i]);
-        assert!(p[i]["error"]["description"].as_str().unwrap().contains("ICC profile could not be read"), "{}", p[i]);
+    for refused in &p[..2] {
+        assert_eq!(refused["error"]["code"], "UNAPPROVED_DICOM_STORE_ERROR", "{refused}");
+        assert!(refused["error"]["description"].as_str().unwrap().contains("ICC profile could not be read"), "{refused}");
     }
     assert!(max_diff(&p[2]["result"]["patch_embeddings"][0]["embedding_vector"], &want[0]) <= 1e-5, "{}", p[2]);
 }

@@ -116,7 +116,7 @@ pub struct ImageInfo {
     /// Why the ICC profile the metadata points at (a DICOMweb BulkDataURI) could not be
     /// fetched; None when there was none to fetch or it was fetched. Colour conversion of such
     /// an image must fail rather than be skipped.
-    pub icc_profile_error: Option<std::sync::Arc<crate::WsiError>>,
+    pub icc_profile_error: Option<std::sync::Arc<crate::error::WsiError>>,
     /// Things that looked wrong but were worked around, in words.
     pub warnings: Vec<String>,
 }
