@@ -100,9 +100,10 @@ struct Cli {
     /// Longest time a request body may take to arrive, in seconds (then 408).
     #[arg(long, default_value_t = 60)]
     body_timeout_s: u64,
-    /// Connections open at once; beyond, new ones wait. Keep it under `ulimit -n`.
-    #[arg(long, default_value_t = 1024)]
-    max_connections: usize,
+    /// Connections open at once; beyond, new ones wait. Keep it under `ulimit -n`
+    /// [default: 1024, or half the open-file limit where that is lower].
+    #[arg(long)]
+    max_connections: Option<usize>,
 }
 
 fn main() {
@@ -168,9 +169,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         max_dicom_reads: cli.max_store_reads,
         header_read_timeout: Duration::from_secs(cli.header_timeout_s),
         body_read_timeout: Duration::from_secs(cli.body_timeout_s),
-        max_connections: cli.max_connections,
         ..ServeOptions::from_env()
     };
+    let opts = ServeOptions { max_connections: cli.max_connections.unwrap_or(opts.max_connections), ..opts };
     let trained = if model.is_trained() { model.weights_id().to_string() } else { "UNTRAINED".to_string() };
     let queue = EncodeQueue::start(model, opts.batch_size, opts.max_wait, opts.max_queued_patches)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -5,6 +5,8 @@
 //! issue (checked against its commit): connections stayed open, 413 was plain text, and a
 //! request's patches kept the encoder busy after its 504.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "support/server.rs"]
 mod server;
 
@@ -174,4 +176,40 @@ fn a_caller_that_hangs_up_leaves_the_encoder_within_a_batch() {
     drop(s);
     drains(&base, Duration::from_secs(5));
     assert!(queue(&base).1 < 600, "every patch was embedded: {:?}", queue(&base));
+}
+
+#[test]
+fn the_serve_example_takes_the_limits_from_its_flags() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(common::example("serve"))
+        .args(["--port", "0", "--header-timeout-s", "1", "--body-timeout-s", "1", "--max-connections", "8", "--max-store-reads", "2"])
+        .current_dir(common::root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // "serving … POST http://127.0.0.1:PORT/predict  GET …"
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("serving") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the serve example ended before serving");
+    }
+    let base = line.split_whitespace().find(|w| w.starts_with("http://")).map(|u| u.trim_end_matches("/predict").to_string());
+    let base = base.unwrap_or_else(|| panic!("no address in {line:?}"));
+    let outcome = std::panic::catch_unwind(|| {
+        assert_eq!(client().get(format!("{base}/health")).send().unwrap().status().as_u16(), 200);
+        let mut s = TcpStream::connect(addr(&base)).unwrap();
+        s.write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\n").unwrap();
+        assert!(closed_within(&mut s, Duration::from_secs(4), |_| true).0, "--header-timeout-s 1 did not close a half-sent head");
+        let mut s = TcpStream::connect(addr(&base)).unwrap();
+        s.write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{").unwrap();
+        let (_, got) = closed_within(&mut s, Duration::from_secs(4), |_| true);
+        assert!(got.starts_with("HTTP/1.1 408"), "--body-timeout-s 1: {got:?}");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e);
+    }
 }

@@ -84,7 +84,8 @@ pub struct ServeOptions {
     pub tls_handshake_timeout: Duration,
     /// Connections open at once (idle kept-alive ones included); beyond, new connections wait
     /// in the kernel's backlog until one closes. Keep it under the process's file-descriptor
-    /// limit (`ulimit -n`), which the stores' connections share. Default 1,024.
+    /// limit (`ulimit -n`), which the stores' connections and the files share. Default 1,024,
+    /// or half the open-file limit where that is lower (read from `/proc/self/limits`).
     pub max_connections: usize,
 }
 
@@ -121,9 +122,19 @@ impl Default for ServeOptions {
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
             tls_handshake_timeout: Duration::from_secs(10),
-            max_connections: 1024,
+            max_connections: default_max_connections(),
         }
     }
+}
+
+/// 1,024, or half the process's soft open-file limit where that is lower (the other half for
+/// the stores' connections, slides and files); 1,024 where the limit cannot be read.
+fn default_max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits").ok().and_then(|l| {
+        let line = l.lines().find(|l| l.starts_with("Max open files"))?;
+        line.trim_start_matches("Max open files").split_whitespace().next()?.parse::<usize>().ok()
+    });
+    soft.map_or(1024, |n| (n / 2).clamp(16, 1024))
 }
 
 impl ServeOptions {
