@@ -175,6 +175,11 @@ fn main() {
     let approved: Vec<String> = store.iter().map(|s| format!("{}/dicom-web", s.base())).collect();
     let stores = DicomStores::new(&approved, DicomWebOptions::default(), 4).unwrap();
     let opts = ServeOptions { batch_size: batch, dicom: Some(Arc::new(stores)), ..ServeOptions::default() };
+    // The server's limits in effect (the defaults), printed with the figures.
+    let limits = format!(
+        "limits: {} requests in progress, {} reads per store, {} connections, head {:?}, body {:?}, request {:?}",
+        opts.max_concurrent_requests, opts.max_dicom_reads, opts.max_connections, opts.header_read_timeout, opts.body_read_timeout, opts.request_timeout
+    );
     let (tx, rx) = std::sync::mpsc::channel();
     let server_model = model(&device);
     std::thread::spawn(move || {
@@ -208,6 +213,7 @@ fn main() {
         device_name(&device),
         dtype()
     );
+    println!("{limits}");
     println!("offline (no server, patches from memory) | {offline_rate:.0} embeddings/hour");
     let tolerance = if device.is_cpu() && dtype() == DType::F32 { 1e-5 } else { 5e-2 };
     println!("scenario | embeddings/hour | wall s | p50 s | p99 s | encoder busy | peak RSS MiB | max |diff| vs offline");
