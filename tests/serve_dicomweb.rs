@@ -291,20 +291,23 @@ fn a_dead_store_does_not_hold_up_another_store() {
 #[test]
 fn reads_of_requests_that_ended_stop() {
     let (dead, taken) = dead_store();
-    // Three attempts of 4 s each per read; requests give up after 0.5 s, six in a row (3 s).
-    let options = DicomWebOptions { timeout: Duration::from_secs(4), attempts: 3, ..Default::default() };
+    // Three attempts of 8 s each per read; requests give up after 0.5 s, six in a row (about
+    // 3 s, well within the first reads' 8 s even on a loaded machine).
+    let options = DicomWebOptions { timeout: Duration::from_secs(8), attempts: 3, ..Default::default() };
     let opts = ServeOptions { max_dicom_reads: 2, request_timeout: Duration::from_millis(500), ..ServeOptions::default() };
     let base = server_with(std::slice::from_ref(&dead), options, opts);
+    let t0 = std::time::Instant::now();
     for r in 0..6 {
         let instances: Vec<Value> =
             (0..2).map(|i| dicom(&format!("{dead}/studies/1.2/series/{r}.{i}"), "5.6", "", json!([{"x_origin": 0, "y_origin": 0}]), json!({}))).collect();
         let status = server::client().post(format!("{base}/predict")).body(json!({ "instances": instances }).to_string()).send().unwrap().status();
         assert_eq!(status.as_u16(), 504);
     }
-    // Past the first attempts' 4 s and any retry's: only the two reads holding the store's slots
+    assert!(t0.elapsed() < Duration::from_secs(7), "six 0.5 s requests took {:?}: the test's timing does not hold here", t0.elapsed());
+    // Past the first attempts' 8 s and any retry's: only the two reads holding the store's slots
     // ever reached it (the later requests' reads waited for a slot, and ended with their
     // requests), and, their requests gone, they did not try again.
-    std::thread::sleep(Duration::from_secs(6));
+    std::thread::sleep(Duration::from_secs(11).saturating_sub(t0.elapsed()));
     let n = taken.load(Ordering::SeqCst);
     assert!(n <= 2, "the dead store took {n} connections: reads of ended requests piled up or kept retrying");
 }

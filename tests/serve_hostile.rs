@@ -71,6 +71,33 @@ fn a_request_head_that_trickles_or_never_comes_is_closed() {
 }
 
 #[test]
+fn a_client_that_stops_reading_its_answers_is_closed() {
+    // Requests pipelined without end, answers never read: once the socket buffers are full the
+    // server's writes wait, hyper reads no further request head (so the header timeout never
+    // starts), and before the write-stall limit the connection was held for ever.
+    let base = start(ServeOptions { write_stall_timeout: Duration::from_secs(1), ..ServeOptions::default() });
+    let s = TcpStream::connect(addr(&base)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let requests = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
+        for _ in 0..2000 {
+            if let Err(e) = w.write_all(&requests) {
+                return Some(e.kind());
+            }
+        }
+        None
+    });
+    let t = Instant::now();
+    while !writer.is_finished() {
+        assert!(t.elapsed() < Duration::from_secs(30), "the server still holds a connection whose client stopped reading");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ended = writer.join().unwrap();
+    assert!(ended.is_some(), "72 MB of requests went through without their answers being read");
+    drop(s);
+}
+
+#[test]
 fn a_body_that_never_completes_gets_408_and_is_closed() {
     let base = start(short_limits());
     let mut s = TcpStream::connect(addr(&base)).unwrap();

@@ -450,6 +450,57 @@ impl Budget {
 const VALUE_BYTES: usize = std::mem::size_of::<Value>();
 const ENTRY_BYTES: usize = VALUE_BYTES + 48;
 
+/// A value read and checked as `serde_json::from_slice` checks it (numbers in range, strings
+/// valid UTF-8 without lone surrogates, at most 128 levels deep), then dropped: nothing of it is
+/// kept. (serde's `IgnoredAny` skips without these checks, so a body that is not valid JSON to
+/// serde_json, e.g. `"pad": 1e400`, would have been answered instead of refused.)
+struct Skip;
+
+impl<'de> serde::Deserialize<'de> for Skip {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Skip, D::Error> {
+        d.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_none<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+}
+
 /// Reads one value of `shape`.
 struct Keep<'b> {
     shape: Shape,
@@ -510,7 +561,7 @@ impl<'de> serde::de::Visitor<'de> for Keep<'_> {
                 }
             }
             // A list where the contract wants something else: read, not kept.
-            _ => while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {},
+            _ => while seq.next_element::<Skip>()?.is_some() {},
         }
         Ok(Value::Array(out))
     }
@@ -518,7 +569,7 @@ impl<'de> serde::de::Visitor<'de> for Keep<'_> {
         self.budget.charge(VALUE_BYTES)?;
         let mut out = Map::new();
         let Shape::Object { fields, first_unknown } = self.shape else {
-            while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+            while map.next_entry::<Skip, Skip>()?.is_some() {}
             return Ok(Value::Object(out));
         };
         let mut unknown: Option<String> = None;
@@ -530,7 +581,7 @@ impl<'de> serde::de::Visitor<'de> for Keep<'_> {
                     out.insert((*name).to_string(), v);
                 }
                 None => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
+                    map.next_value::<Skip>()?;
                     if first_unknown && unknown.as_deref().is_none_or(|u| *key < *u) {
                         self.budget.charge(key.len())?;
                         unknown = Some(key.into_owned());
@@ -670,7 +721,22 @@ mod tests {
 
     #[test]
     fn bodies_that_are_not_json_or_too_complex_are_refused() {
-        for bad in [&b""[..], b"{", b"{} x", b"{\"instances\": [}", b"\xff"] {
+        let deep = format!(r#"{{"instances": [], "pad": {}0{}}}"#, "[".repeat(200), "]".repeat(200));
+        let not_json: Vec<&[u8]> = vec![
+            b"",
+            b"{",
+            b"{} x",
+            b"{\"instances\": [}",
+            b"\xff",
+            // Where nothing is kept, still checked as serde_json checks (these are not JSON to it).
+            br#"{"instances": [], "pad": 1e400}"#,
+            br#"{"instances": [], "pad": "\ud800"}"#,
+            b"{\"instances\": [], \"pad\": \"\xff\"}",
+            br#"{"instances": [{"raw_image_bytes": [1e400]}]}"#,
+            deep.as_bytes(),
+        ];
+        for bad in not_json {
+            assert!(serde_json::from_slice::<Value>(bad).is_err(), "{}", String::from_utf8_lossy(bad));
             assert_eq!(read_request(bad), Err(BodyError::NotJson), "{}", String::from_utf8_lossy(bad));
         }
         // 2-byte numbers where the contract keeps them, each a 32-byte value: past the budget.

@@ -198,6 +198,9 @@ impl DicomStores {
             .ok_or_else(|| ApiError::new(Code::LevelNotFound, format!("instance {uid} is not a pyramid level of series {series_url}")))?;
         let (w, h) = (i64::from(level.width()), i64::from(level.height()));
         if let (Some(e), "SRGB" | "ADOBERGB" | "ROMMRGB") = (&level.info().icc_profile_error, icc) {
+            // The slide is opened afresh next time: the failure may have been passing (a store's
+            // 503, a timeout, a read stopped because its request had ended).
+            self.forget(&(series_url.clone(), token.to_string()));
             let e = code_of(e);
             return Err(ApiError::new(
                 e.code,

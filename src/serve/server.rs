@@ -82,6 +82,10 @@ pub struct ServeOptions {
     pub body_read_timeout: Duration,
     /// Longest TLS handshake, from accepting the connection; then it is closed. Default 10 s.
     pub tls_handshake_timeout: Duration,
+    /// Longest time an answer may wait for the client to take any of it; then the connection
+    /// is closed (a client that stops reading would otherwise hold its connection for ever).
+    /// Default 60 s.
+    pub write_stall_timeout: Duration,
     /// Connections open at once (idle kept-alive ones included); beyond, new connections wait
     /// in the kernel's backlog until one closes. Keep it under the process's file-descriptor
     /// limit (`ulimit -n`), which the stores' connections and the files share. Default 1,024,
@@ -122,6 +126,7 @@ impl Default for ServeOptions {
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
             tls_handshake_timeout: Duration::from_secs(10),
+            write_stall_timeout: Duration::from_secs(60),
             max_connections: default_max_connections(),
         }
     }
@@ -425,14 +430,19 @@ async fn prepare(
     }
     // A fetched image is held, with its store's slot, until decoded: fetched objects waiting
     // for a decoding slot are bounded by the reading slots.
+    // The slot goes into the fetching thread and comes back with the object, so that a request
+    // that ends mid-fetch leaves its slot taken until the fetch (one request, within the store
+    // timeout) returns.
     let mut _reading = None;
     if let (Source::Uri(uri), Some(gcs)) = (&inst.source, state.opts.gcs.clone()) {
         let (uri, token) = (uri.clone(), inst.bearer_token.clone());
-        if gcs.is_approved(&uri) {
-            _reading = Some(state.store_slots("gs://").acquire_owned().await.map_err(|_| internal())?);
-        }
-        let bytes = tokio::task::spawn_blocking(move || gcs.fetch(&uri, &token)).await.map_err(|_| internal())??;
-        inst.source = Source::Image(bytes);
+        let slot = match gcs.is_approved(&uri) {
+            true => Some(state.store_slots("gs://").acquire_owned().await.map_err(|_| internal())?),
+            false => None,
+        };
+        let (bytes, slot) = tokio::task::spawn_blocking(move || (gcs.fetch(&uri, &token), slot)).await.map_err(|_| internal())?;
+        _reading = slot;
+        inst.source = Source::Image(bytes?);
     }
     let max_pixels = state.opts.max_image_pixels;
     let _slot = state.decoding.acquire().await.map_err(|_| internal())?;
@@ -443,7 +453,12 @@ async fn prepare(
 
 /// The connection limits of `opts`.
 fn limits(opts: &ServeOptions) -> ConnectionLimits {
-    ConnectionLimits { header_read: opts.header_read_timeout, tls_handshake: opts.tls_handshake_timeout, max_connections: opts.max_connections }
+    ConnectionLimits {
+        header_read: opts.header_read_timeout,
+        tls_handshake: opts.tls_handshake_timeout,
+        write_stall: opts.write_stall_timeout,
+        max_connections: opts.max_connections,
+    }
 }
 
 /// Serves on `listener` until the process ends.

@@ -90,7 +90,7 @@ impl std::fmt::Debug for StopWhen {
 }
 
 /// The problem of a read stopped by [`DicomWebOptions::stop`].
-const STOPPED: &str = "stopped: nobody waits for this read any more";
+pub(crate) const STOPPED: &str = "stopped: nobody waits for this read any more";
 
 impl Default for DicomWebOptions {
     fn default() -> Self {

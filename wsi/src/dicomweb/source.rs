@@ -1,7 +1,7 @@
 //! Frames of one instance over WADO-RS, fetched many per request, as stored (no transcoding),
 //! kept in the slide's cache, with the patch grid's prefetch hints.
 
-use super::client::Client;
+use super::client::{Client, STOPPED};
 use crate::cache::{Bytes, CacheKey, SlideCache};
 use crate::error::{Result, WsiError};
 use crate::frame_source::FrameSource;
@@ -235,6 +235,11 @@ impl FrameSource for DicomWebFrames {
             if let Some((location, problem)) = state.failed.get(&index).cloned() {
                 if left == Some(0) {
                     state.failed.remove(&index);
+                }
+                // Stopped because every reader that wanted it had gone (DicomWebOptions::stop),
+                // yet this one is here: it asks again itself.
+                if problem.starts_with(STOPPED) {
+                    continue;
                 }
                 return Err(WsiError::DicomWeb { location, problem });
             }
