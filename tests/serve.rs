@@ -154,7 +154,7 @@ fn a_full_queue_answers_503_with_retry_after() {
     // Until the first request's patches are in the queue (a fixed sleep was a race on a busy machine).
     let t0 = std::time::Instant::now();
     loop {
-        let m: Value = serde_json::from_str(&client().get(format!("{base}/metrics")).send().unwrap().text().unwrap()).unwrap();
+        let m = metrics(&base);
         if m["patches_queued"] == 3 {
             break;
         }
@@ -196,7 +196,7 @@ fn metrics_count_patches_and_a_slow_request_gets_504() {
     let body =
         json!({"instances": [{"raw_image_bytes": b64(&bytes), "patch_coordinates": [{"x_origin": 0, "y_origin": 0}, {"x_origin": 10, "y_origin": 10}]}]});
     assert_eq!(post(&format!("{base}/predict"), &body.to_string()).0, 200);
-    let m: Value = serde_json::from_str(&client().get(format!("{base}/metrics")).send().unwrap().text().unwrap()).unwrap();
+    let m = metrics(&base);
     assert_eq!((&m["patches_embedded"], &m["patches_queued"]), (&json!(2), &json!(0)), "{m}");
     assert!(m["batches"].as_u64().unwrap() >= 1 && m["encoder_busy_seconds"].as_f64().unwrap() > 0.0, "{m}");
 
@@ -205,7 +205,7 @@ fn metrics_count_patches_and_a_slow_request_gets_504() {
     assert_eq!(r.status().as_u16(), 504);
     // The request is gone: its patches are not embedded (after the encoder's 200 ms gather).
     std::thread::sleep(Duration::from_millis(800));
-    let m: Value = serde_json::from_str(&client().get(format!("{slow}/metrics")).send().unwrap().text().unwrap()).unwrap();
+    let m = metrics(&slow);
     assert_eq!(m["patches_embedded"], 0, "{m}");
 }
 

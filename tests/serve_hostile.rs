@@ -161,7 +161,7 @@ fn many_patches(n: usize) -> String {
 
 /// (patches queued, patches embedded) from the metrics route.
 fn queue(base: &str) -> (u64, u64) {
-    let m: Value = serde_json::from_str(&client().get(format!("{base}/metrics")).send().unwrap().text().unwrap()).unwrap();
+    let m = metrics(base);
     (m["patches_queued"].as_u64().unwrap(), m["patches_embedded"].as_u64().unwrap())
 }
 

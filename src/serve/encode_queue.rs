@@ -130,7 +130,8 @@ impl EncodeQueue {
                     if pending.is_empty() {
                         continue;
                     }
-                    // One batch from the jobs in arrival order: (job, its patches taken).
+                    // One batch from the jobs in arrival order, front first: (job, its patches
+                    // taken), for jobs 0..taken.len().
                     let mut images: Vec<ImageRef<'_>> = Vec::with_capacity(batch_size);
                     let mut taken = Vec::new();
                     for (i, p) in pending.iter().enumerate() {
@@ -173,16 +174,14 @@ impl EncodeQueue {
                         }
                         Err(e) => Some(e),
                     };
-                    // Jobs complete, failed (every job with patches in a failed batch fails,
-                    // whole) or gone meanwhile leave; the others wait for the next batch.
+                    // Jobs complete or failed (every job with patches in a failed batch fails,
+                    // whole) leave; the others wait for the next batch (jobs gone meanwhile are
+                    // dropped before it).
                     let mut kept = VecDeque::with_capacity(pending.len());
                     for (i, p) in std::mem::take(&mut pending).into_iter().enumerate() {
-                        let in_failed = failed.is_some() && taken.iter().any(|&(j, _)| j == i);
-                        if p.job.reply.is_closed() || in_failed {
+                        if let Some(e) = failed.as_ref().filter(|_| i < taken.len()) {
                             q.fetch_sub(p.left(), Ordering::Relaxed);
-                            if let Some(e) = failed.as_ref().filter(|_| in_failed) {
-                                let _ = p.job.reply.send(Err(e.clone()));
-                            }
+                            let _ = p.job.reply.send(Err(e.clone()));
                         } else if p.left() == 0 {
                             let _ = p.job.reply.send(Ok(p.done));
                         } else {

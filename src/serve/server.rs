@@ -6,7 +6,7 @@
 //! valid key when keys are configured. Keys and bearer tokens never appear in answers or logs.
 
 use super::api::{parse_request, prediction, read_request, ApiError, BodyError, Code, MAX_PARSED_BYTES};
-use super::api::{Instance, Patch, Source};
+use super::api::{Instance, Source};
 use super::dicom::DicomStores;
 use super::encode_queue::EncodeQueue;
 use super::gcs::GcsBuckets;
@@ -338,9 +338,9 @@ async fn answer(state: Arc<AppState>, body: Vec<u8>) -> Response {
             .map(|i| {
                 let (state, budget, ended) = (state.clone(), budget.clone(), ended.0.clone());
                 tokio::spawn(async move {
-                    let mut inst = i?;
-                    let coords = std::mem::take(&mut inst.patches);
-                    let pixels = prepare(&state, inst, &coords, &budget, ended).await?;
+                    let inst = i?;
+                    let coords = inst.patches.clone();
+                    let pixels = prepare(&state, inst, &budget, ended).await?;
                     Ok::<_, ApiError>((coords, pixels))
                 })
             })
@@ -393,16 +393,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The RGB8 patches at `coords` of one instance. Reads hold their store's slot in the thread
-/// that reads, until it returns (not until the request ends: a request that ended early leaves
-/// its read running, and the slot taken, until the read notices `ended`).
-async fn prepare(
-    state: &Arc<AppState>,
-    mut inst: Instance,
-    coords: &[Patch],
-    budget: &Arc<PixelBudget>,
-    ended: Arc<AtomicBool>,
-) -> Result<Vec<Vec<u8>>, ApiError> {
+/// The RGB8 patches of one instance. Reads hold their store's slot in the thread that reads,
+/// until it returns (not until the request ends: a request that ended early leaves its read
+/// running, and the slot taken, until the read notices `ended`).
+async fn prepare(state: &Arc<AppState>, mut inst: Instance, budget: &Arc<PixelBudget>, ended: Arc<AtomicBool>) -> Result<Vec<Vec<u8>>, ApiError> {
     let internal = || ApiError::new(Code::DicomError, "internal error while reading the instance");
     // Without approved stores or buckets, such instances get their refusal from pixels::patches.
     if let (Source::Dicom { series_path, .. }, Some(stores)) = (&inst.source, state.opts.dicom.clone()) {
@@ -412,7 +406,6 @@ async fn prepare(
             None => None,
         };
         let targets = state.opts.icc_targets.clone();
-        let coords = coords.to_vec();
         return tokio::task::spawn_blocking(move || {
             let _slot = slot;
             let Source::Dicom { series_path, instance_uids } = &inst.source else { unreachable!("matched above") };
@@ -423,16 +416,15 @@ async fn prepare(
                 dims: inst.image_dimensions,
                 ended: &ended,
             };
-            stores.patches(series_path, instance_uids, &coords, &read, &targets)
+            stores.patches(series_path, instance_uids, &inst.patches, &read, &targets)
         })
         .await
         .map_err(|_| internal())?;
     }
     // A fetched image is held, with its store's slot, until decoded: fetched objects waiting
-    // for a decoding slot are bounded by the reading slots.
-    // The slot goes into the fetching thread and comes back with the object, so that a request
-    // that ends mid-fetch leaves its slot taken until the fetch (one request, within the store
-    // timeout) returns.
+    // for a decoding slot are bounded by the reading slots. The slot goes into the fetching
+    // thread and comes back with the object, so that a request that ends mid-fetch leaves it
+    // taken until the fetch (one request, within the store timeout) returns.
     let mut _reading = None;
     if let (Source::Uri(uri), Some(gcs)) = (&inst.source, state.opts.gcs.clone()) {
         let (uri, token) = (uri.clone(), inst.bearer_token.clone());
@@ -447,7 +439,6 @@ async fn prepare(
     let max_pixels = state.opts.max_image_pixels;
     let _slot = state.decoding.acquire().await.map_err(|_| internal())?;
     let (targets, budget) = (state.opts.icc_targets.clone(), budget.clone());
-    inst.patches = coords.to_vec();
     tokio::task::spawn_blocking(move || pixels::patches(&inst, max_pixels, &budget, &targets)).await.map_err(|_| internal())?
 }
 

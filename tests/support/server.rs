@@ -52,6 +52,11 @@ pub fn post(url: &str, body: &str) -> (u16, Value) {
     (status, serde_json::from_str(&r.text().unwrap()).unwrap())
 }
 
+/// The server's metrics route, parsed.
+pub fn metrics(base: &str) -> Value {
+    serde_json::from_str(&client().get(format!("{base}/metrics")).send().unwrap().text().unwrap()).unwrap()
+}
+
 pub fn max_diff(a: &Value, b: &[f32]) -> f32 {
     let a: Vec<f32> = a.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
     assert_eq!(a.len(), b.len());
