@@ -23,6 +23,8 @@ mod job;
 #[cfg(feature = "heatmaps")]
 mod maps;
 mod output;
+#[cfg(feature = "probes")]
+pub mod probe;
 #[cfg(feature = "serve")]
 pub mod serve;
 mod slide;

@@ -7,4 +7,5 @@ pub(crate) mod render;
 mod scores;
 
 pub(crate) use clusters::{cluster_and_draw, Layout};
+pub(crate) use kmeans::kmeans;
 pub(crate) use scores::draw_score_maps;

@@ -85,7 +85,7 @@ const DIGITS: [[u8; 5]; 10] = [
     [7, 5, 7, 1, 7],
 ];
 
-fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: [u8; 3]) {
+pub(crate) fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: [u8; 3]) {
     for yy in y..(y + h).min(img.height) {
         for xx in x..(x + w).min(img.width) {
             let i = ((yy * img.width + xx) * 3) as usize;
@@ -94,12 +94,25 @@ fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: [u8; 3]) {
     }
 }
 
-/// 3×5 bitmaps of `.`, `-` and `e`, for numbers like `0.25` and `3.1e-5`.
-const SIGNS: [(char, [u8; 5]); 3] = [('.', [0, 0, 0, 0, 2]), ('-', [0, 0, 7, 0, 0]), ('e', [0, 7, 5, 6, 7])];
+/// 3×5 bitmaps of `.`, `-` and `e`, for numbers like `0.25` and `3.1e-5`, and of the few
+/// lower-case letters the charts' legends and axes need (`linear`, `mil`, `auc`).
+const SIGNS: [(char, [u8; 5]); 11] = [
+    ('.', [0, 0, 0, 0, 2]),
+    ('-', [0, 0, 7, 0, 0]),
+    ('e', [0, 7, 5, 6, 7]),
+    ('a', [0, 3, 5, 5, 3]),
+    ('c', [0, 3, 4, 4, 3]),
+    ('i', [2, 0, 2, 2, 2]),
+    ('l', [6, 2, 2, 2, 7]),
+    ('m', [0, 7, 7, 5, 5]),
+    ('n', [0, 6, 5, 5, 5]),
+    ('r', [0, 3, 4, 4, 4]),
+    ('u', [0, 5, 5, 5, 3]),
+];
 
-/// Draws `text` (digits, `.`, `-`, `e`; other characters leave a gap) at (x, y) with pixel
+/// Draws `text` (digits and the [`SIGNS`]; other characters leave a gap) at (x, y) with pixel
 /// scale `s`.
-fn text(img: &mut RgbImage, x: u32, y: u32, s: u32, text: &str) {
+pub(crate) fn text(img: &mut RgbImage, x: u32, y: u32, s: u32, text: &str) {
     for (i, ch) in text.chars().enumerate() {
         let glyph = match ch.to_digit(10) {
             Some(d) => DIGITS[d as usize],
@@ -116,6 +129,16 @@ fn text(img: &mut RgbImage, x: u32, y: u32, s: u32, text: &str) {
             }
         }
     }
+}
+
+/// A map of values in [0, 1] on the patch grid: cell (col, row) of `cell` pixels filled with
+/// its value's colour on the score scale ([`scale_color`]); cells without a value white.
+pub(crate) fn render_value_map(cols: u32, rows: u32, cells: &[(u32, u32, f32)], cell: u32) -> RgbImage {
+    let mut img = RgbImage::white(cols * cell, rows * cell);
+    for &(c, r, v) in cells {
+        fill(&mut img, c * cell, r * cell, cell, cell, scale_color(v.clamp(0.0, 1.0)));
+    }
+    img
 }
 
 /// Copies `thumb` into the top-left corner of `out`.

@@ -311,6 +311,10 @@ impl<'a> Modality for Slides<'a> {
         meta.insert("color_transform".to_string(), color_transform.clone());
         meta.insert("level".to_string(), level.index().to_string());
         meta.insert("series_instance_uid".to_string(), slide.series_instance_uid().to_string());
+        // Level-0 pixels per embedded-level pixel: what places the patches (x, y are the
+        // level's pixels) on the full-resolution image viewers such as QuPath use.
+        let level0_width = slide.levels().first().map_or(level.width(), |l| l.width());
+        meta.insert("level_downsample".to_string(), (f64::from(level0_width) / f64::from(level.width().max(1))).to_string());
 
         let patches_total = grid.len();
         #[cfg(feature = "heatmaps")]

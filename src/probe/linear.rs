@@ -1,0 +1,273 @@
+//! The linear probe: scikit-learn's `StandardScaler` + `LogisticRegressionCV(Cs=10, cv=5)`,
+//! reproduced. Features are standardised once on the training rows; C is chosen from 10 values
+//! log-spaced over 1e-4…1e4 by stratified 5-fold cross-validation scored by accuracy (the
+//! mean over folds, the smaller C on ties, as scikit-learn 1.9 does), then the model is refitted
+//! on all training rows. linfa-logistic fits each model (L-BFGS on the summed log-loss plus
+//! α/2·‖w‖², intercept unpenalised, α = 1/C): binary with one weight vector, more classes
+//! multinomial (softmax over one vector per class).
+
+use crate::probe::error::{ProbeError, ProbeResult};
+use crate::probe::split::cv_folds;
+use linfa::prelude::*;
+use linfa_logistic::{LogisticRegression, MultiLogisticRegression};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+
+/// Per-feature standardisation (`StandardScaler`): mean and standard deviation (ddof 0) of the
+/// training rows; a constant feature keeps scale 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scaler {
+    /// Mean of each feature.
+    pub mean: Vec<f64>,
+    /// Standard deviation of each feature (1 where the feature is constant).
+    pub scale: Vec<f64>,
+}
+
+impl Scaler {
+    /// Fits the scaler to `x` (rows × features).
+    pub fn fit(x: ArrayView2<'_, f64>) -> Self {
+        let n = x.nrows() as f64;
+        let mean = x.mean_axis(Axis(0)).expect("rows").to_vec();
+        let var: Vec<f64> = (0..x.ncols()).map(|j| x.column(j).iter().map(|v| (v - mean[j]) * (v - mean[j])).sum::<f64>() / n).collect();
+        let eps = f64::EPSILON;
+        // scikit-learn's test for a constant feature (its variance is rounding error).
+        let scale = var.iter().zip(&mean).map(|(&v, &m)| if v <= n * eps * v + (n * m * eps).powi(2) { 1.0 } else { v.sqrt() }).collect();
+        Scaler { mean, scale }
+    }
+
+    /// `x` standardised.
+    pub fn apply(&self, x: ArrayView2<'_, f64>) -> Array2<f64> {
+        let mut out = x.to_owned();
+        for mut row in out.rows_mut() {
+            row.iter_mut().zip(self.mean.iter().zip(&self.scale)).for_each(|(v, (m, s))| *v = (*v - m) / s);
+        }
+        out
+    }
+}
+
+/// How the probe is fitted.
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// The values of C tried (inverse regularisation strength).
+    pub cs: Vec<f64>,
+    /// Cross-validation folds that choose C (fewer when a class has fewer rows; see
+    /// [`LinearProbe::warnings`]).
+    pub folds: usize,
+    /// L-BFGS stops when the gradient's norm falls below this times the number of rows.
+    pub tolerance: f64,
+    /// L-BFGS iterations at most, per fit.
+    pub max_iterations: u64,
+    /// With a class of fewer training rows than folds: use fewer folds and warn (the
+    /// data-efficiency curve's small sizes), instead of an error.
+    pub reduce_folds: bool,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions { cs: logspace(-4.0, 4.0, 10), folds: 5, tolerance: 1e-6, max_iterations: 2000, reduce_folds: false }
+    }
+}
+
+/// `n` values log-spaced from 10^`a` to 10^`b` (numpy's `logspace`).
+pub fn logspace(a: f64, b: f64, n: usize) -> Vec<f64> {
+    (0..n).map(|i| 10f64.powf(if n == 1 { a } else { a + (b - a) * i as f64 / (n - 1) as f64 })).collect()
+}
+
+/// A fitted linear probe.
+#[derive(Debug, Clone)]
+pub struct LinearProbe {
+    /// The standardisation of the inputs.
+    pub scaler: Scaler,
+    /// Weights on standardised features: one row for two classes (the second class's log-odds),
+    /// one row per class for more.
+    pub coef: Array2<f64>,
+    /// Intercepts, one per row of `coef`.
+    pub intercept: Vec<f64>,
+    /// Number of classes.
+    pub n_classes: usize,
+    /// The C chosen.
+    pub c: f64,
+    /// The Cs tried and the mean cross-validated accuracy of each.
+    pub cv_scores: Vec<(f64, f64)>,
+    /// Folds used to choose C.
+    pub folds_used: usize,
+    /// What the user should know (fewer folds than asked, a fixed C).
+    pub warnings: Vec<String>,
+}
+
+/// Fits the probe on `x` (rows × features, raw embeddings) with classes `y` in `0..n_classes`
+/// and `groups` (rows of one group stay in one fold; `group_names` orders them as
+/// scikit-learn's `np.unique` would).
+pub fn fit_linear_probe(
+    x: ArrayView2<'_, f64>,
+    y: &[usize],
+    n_classes: usize,
+    groups: &[usize],
+    group_names: &[String],
+    opts: &ProbeOptions,
+) -> ProbeResult<LinearProbe> {
+    let mut counts = vec![0usize; n_classes];
+    y.iter().for_each(|&c| counts[c] += 1);
+    if let Some(c) = counts.iter().position(|&n| n == 0) {
+        return Err(ProbeError::Labels(format!("class {c} has no training rows; every class needs some")));
+    }
+    if opts.cs.is_empty() || opts.cs.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
+        return Err(ProbeError::Options("the values of C must be positive numbers".into()));
+    }
+    let scaler = Scaler::fit(x);
+    let xs = scaler.apply(x);
+    let mut warnings = Vec::new();
+    let min_class = *counts.iter().min().expect("classes");
+    let n_groups = group_names.len();
+    let folds = opts.folds.min(min_class).min(n_groups);
+    if folds < opts.folds && !opts.reduce_folds && opts.cs.len() > 1 {
+        let c = counts.iter().position(|&n| n == min_class).unwrap_or(0);
+        return Err(ProbeError::Labels(format!(
+            "class number {c} has {min_class} training examples (and there are {n_groups} groups), fewer than the {} cross-validation folds that choose C; label more examples, or choose fewer folds",
+            opts.folds
+        )));
+    }
+    if folds < opts.folds {
+        warnings.push(format!("the smallest class has {min_class} training rows: {folds} cross-validation folds instead of {}", opts.folds));
+    }
+    let (c, cv_scores, init) = if folds >= 2 && opts.cs.len() > 1 {
+        let fold_of = cv_folds(y, groups, group_names, folds);
+        // Each fold walks the Cs in order, each fit starting from the last (as scikit-learn's path).
+        let per_fold: Vec<Vec<(f64, Array2<f64>)>> = (0..folds)
+            .into_par_iter()
+            .map(|f| {
+                let train: Vec<usize> = (0..y.len()).filter(|&i| fold_of[i] != f).collect();
+                let test: Vec<usize> = (0..y.len()).filter(|&i| fold_of[i] == f).collect();
+                let (xt, yt) = (xs.select(Axis(0), &train), train.iter().map(|&i| y[i]).collect::<Vec<_>>());
+                let xv = xs.select(Axis(0), &test);
+                let mut init: Option<Array2<f64>> = None;
+                let mut out = Vec::new();
+                for &c in &opts.cs {
+                    let w = fit_once(xt.view(), &yt, n_classes, c, init.as_ref(), opts)?;
+                    let pred = predict_classes(&w, xv.view());
+                    let right = pred.iter().zip(&test).filter(|(p, &i)| **p == y[i]).count();
+                    out.push((right as f64 / test.len().max(1) as f64, w.clone()));
+                    init = Some(w);
+                }
+                Ok(out)
+            })
+            .collect::<ProbeResult<_>>()?;
+        let mean: Vec<f64> = (0..opts.cs.len()).map(|j| per_fold.iter().map(|f| f[j].0).sum::<f64>() / folds as f64).collect();
+        let sums: Vec<f64> = (0..opts.cs.len()).map(|j| per_fold.iter().fold(0.0, |a, f| a + f[j].0)).collect();
+        let best = (0..sums.len()).fold(0, |b, j| if sums[j] > sums[b] { j } else { b });
+        let start = per_fold.iter().map(|f| &f[best].1).fold(Array2::<f64>::zeros(per_fold[0][best].1.raw_dim()), |a, w| a + w) / folds as f64;
+        (opts.cs[best], opts.cs.iter().copied().zip(mean).collect(), Some(start))
+    } else {
+        let c = if opts.cs.len() == 1 { opts.cs[0] } else { 1.0 };
+        if opts.cs.len() > 1 {
+            warnings.push(format!("too few training rows per class ({min_class}) to cross-validate: C = {c} without a choice"));
+        }
+        (c, Vec::new(), None)
+    };
+    let w = fit_once(xs.view(), y, n_classes, c, init.as_ref(), opts)?;
+    let (coef, intercept) = split_params(&w);
+    Ok(LinearProbe { scaler, coef, intercept, n_classes, c, cv_scores, folds_used: folds.max(1), warnings })
+}
+
+/// One L-BFGS fit at C; the parameters as (features + 1) × outputs (intercept last).
+fn fit_once(x: ArrayView2<'_, f64>, y: &[usize], n_classes: usize, c: f64, init: Option<&Array2<f64>>, opts: &ProbeOptions) -> ProbeResult<Array2<f64>> {
+    let tol = opts.tolerance * x.nrows() as f64;
+    let fail = |e: linfa_logistic::error::Error| ProbeError::Fit { what: format!("the logistic regression (C = {c})"), problem: e.to_string() };
+    let d = x.ncols();
+    if n_classes == 2 {
+        // linfa labels the more frequent class +1 (on a tie, the first row's); our weights are
+        // class 1's log-odds, so they change sign where linfa's +1 is class 0.
+        let ones = y.iter().filter(|&&c| c == 1).count();
+        let zeros = y.len() - ones;
+        let pos = if ones != zeros { usize::from(ones > zeros) } else { y[0] };
+        let sign = if pos == 1 { 1.0 } else { -1.0 };
+        let mut params = LogisticRegression::default().alpha(1.0 / c).gradient_tolerance(tol).max_iterations(opts.max_iterations);
+        if let Some(w) = init {
+            params = params.initial_params(w.column(0).mapv(|v| v * sign));
+        }
+        let ds = DatasetBase::new(x, Array1::from(y.to_vec()));
+        let fit = params.fit(&ds).map_err(fail)?;
+        let sign = if fit.labels().pos.class == 1 { 1.0 } else { -1.0 };
+        let mut w = Array2::zeros((d + 1, 1));
+        w.slice_mut(ndarray::s![..d, 0]).assign(&fit.params().mapv(|v| v * sign));
+        w[[d, 0]] = fit.intercept() * sign;
+        Ok(w)
+    } else {
+        let mut params = MultiLogisticRegression::default().alpha(1.0 / c).gradient_tolerance(tol).max_iterations(opts.max_iterations);
+        if let Some(w) = init {
+            params = params.initial_params(w.clone());
+        }
+        let ds = DatasetBase::new(x, Array1::from(y.to_vec()));
+        let fit = params.fit(&ds).map_err(fail)?;
+        let classes = fit.classes();
+        if classes.len() != n_classes || classes.iter().enumerate().any(|(i, &c)| c != i) {
+            return Err(ProbeError::Labels(format!("a cross-validation fold lacks a class (it has classes {classes:?} of {n_classes})")));
+        }
+        let mut w = Array2::zeros((d + 1, n_classes));
+        w.slice_mut(ndarray::s![..d, ..]).assign(fit.params());
+        w.row_mut(d).assign(fit.intercept());
+        Ok(w)
+    }
+}
+
+fn split_params(w: &Array2<f64>) -> (Array2<f64>, Vec<f64>) {
+    let d = w.nrows() - 1;
+    (w.slice(ndarray::s![..d, ..]).t().to_owned(), w.row(d).to_vec())
+}
+
+/// Decision values (rows × outputs) of parameters `w` on standardised `x`.
+fn decision(w: &Array2<f64>, x: ArrayView2<'_, f64>) -> Array2<f64> {
+    let d = w.nrows() - 1;
+    x.dot(&w.slice(ndarray::s![..d, ..])) + &w.row(d)
+}
+
+fn predict_classes(w: &Array2<f64>, x: ArrayView2<'_, f64>) -> Vec<usize> {
+    let z = decision(w, x);
+    if z.ncols() == 1 {
+        z.column(0).iter().map(|&v| usize::from(v > 0.0)).collect()
+    } else {
+        z.rows().into_iter().map(|r| r.iter().enumerate().fold(0, |b, (j, &v)| if v > r[b] { j } else { b })).collect()
+    }
+}
+
+impl LinearProbe {
+    /// Class probabilities (rows × classes) of raw embeddings `x`.
+    pub fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Array2<f64> {
+        let xs = self.scaler.apply(x);
+        let z = xs.dot(&self.coef.t()) + &Array1::from(self.intercept.clone());
+        if self.n_classes == 2 {
+            let mut p = Array2::zeros((x.nrows(), 2));
+            for (i, &v) in z.column(0).iter().enumerate() {
+                let p1 = 1.0 / (1.0 + (-v).exp());
+                p[[i, 0]] = 1.0 - p1;
+                p[[i, 1]] = p1;
+            }
+            p
+        } else {
+            softmax_rows(z)
+        }
+    }
+}
+
+/// Row-wise softmax.
+pub(crate) fn softmax_rows(mut z: Array2<f64>) -> Array2<f64> {
+    for mut row in z.rows_mut() {
+        let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        row.mapv_inplace(|v| (v - m).exp());
+        let s = row.sum();
+        row.mapv_inplace(|v| v / s);
+    }
+    z
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logspace_is_numpys() {
+        let v = super::logspace(-4.0, 4.0, 10);
+        assert_eq!(v.len(), 10);
+        assert!((v[0] - 1e-4).abs() < 1e-18 && (v[9] - 1e4).abs() < 1e-9);
+        // np.logspace(-4, 4, 10)[1] = 7.742636826811278e-04
+        assert!((v[1] - 7.742636826811278e-4).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,284 @@
+//! Classifiers on embeddings against scikit-learn and PyTorch: the linear probe (scaler, the
+//! cross-validated choice of C, coefficients, test AUC) on three data sets scikit-learn ships,
+//! ROC AUC and its bootstrap interval against `roc_auc_score` on the same resamples, the MIL
+//! forward pass against a PyTorch module, and the bad inputs of the label and embedding files.
+//! References: fixtures/probes/make_reference.py (reference.json, mil_reference.safetensors).
+
+use haidef_wsi::encoders::candle::Device;
+use haidef_wsi::probe::{self, Level, ProbeError, ProbeOptions, TrainOptions};
+use ndarray::Array2;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/probes")
+}
+
+fn reference() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("reference.json")).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().flat_map(|x| if x.is_array() { floats(x) } else { vec![x.as_f64().unwrap()] }).collect()
+}
+
+/// Reads a data set through the library (Parquet + labels) and returns its examples, with the
+/// reference's train and test rows checked against the label file's split column.
+fn load(name: &str) -> (probe::EmbeddingRows, probe::Examples) {
+    let rows = probe::read_embeddings(&fixtures().join(format!("{name}.parquet")), "id", "embedding").unwrap();
+    let labels_path = fixtures().join(format!("{name}_labels.csv"));
+    let labels = probe::read_labels(&labels_path, "id").unwrap();
+    let labelled = probe::join(&rows, &labels, &labels_path).unwrap();
+    let ex = probe::examples(&rows, &labelled, Level::Row).unwrap();
+    (rows, ex)
+}
+
+fn tight() -> ProbeOptions {
+    ProbeOptions { tolerance: 1e-9, max_iterations: 3000, ..ProbeOptions::default() }
+}
+
+fn rel_close(ours: &[f64], theirs: &[f64], tol: f64, what: &str) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: lengths");
+    let scale = theirs.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        assert!((a - b).abs() <= tol * scale, "{what}[{i}]: ours {a}, scikit-learn {b} (max |value| {scale})");
+    }
+}
+
+fn check_dataset(name: &str) {
+    let r = reference();
+    let d = &r["datasets"][name];
+    let (_, ex) = load(name);
+    let classes: Vec<String> = d["classes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    assert_eq!(ex.classes, classes, "{name}: classes");
+    let train_mask = ex.train.clone().expect("split column");
+    let train: Vec<usize> = (0..ex.y.len()).filter(|&i| train_mask[i]).collect();
+    let test: Vec<usize> = (0..ex.y.len()).filter(|&i| !train_mask[i]).collect();
+    let want_train: Vec<usize> = d["train_rows"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    assert_eq!(train, want_train, "{name}: the split column read");
+    let xt = ex.x.select(ndarray::Axis(0), &train);
+    let yt: Vec<usize> = train.iter().map(|&i| ex.y[i]).collect();
+    let groups: Vec<usize> = (0..train.len()).collect();
+    let names: Vec<String> = train.iter().map(|i| format!("g{i}")).collect();
+    let probe = probe::fit_linear_probe(xt.view(), &yt, classes.len(), &groups, &names, &tight()).unwrap();
+
+    rel_close(&probe.scaler.mean, &floats(&d["scaler_mean"]), 1e-12, "scaler mean");
+    rel_close(&probe.scaler.scale, &floats(&d["scaler_scale"]), 1e-12, "scaler scale");
+    // The cross-validation: every C's mean accuracy, and the C chosen.
+    let cs = floats(&d["Cs"]);
+    let acc = floats(&d["cv_mean_accuracy"]);
+    assert_eq!(probe.cv_scores.len(), cs.len());
+    for ((c, a), (wc, wa)) in probe.cv_scores.iter().zip(cs.iter().zip(&acc)) {
+        assert!((c - wc).abs() <= 1e-12 * wc, "{name}: C {c} vs {wc}");
+        // Where the data are (nearly) separable, large Cs leave both solvers short of the
+        // optimum after their iteration limits; their fold predictions may differ by a row.
+        let tol = if *c <= 1.0 { 1e-9 } else { 0.01 };
+        assert!((a - wa).abs() < tol, "{name}: mean CV accuracy at C = {c}: ours {a}, scikit-learn {wa}");
+    }
+    let want_c = d["C"].as_f64().unwrap();
+    assert!((probe.c - want_c).abs() <= 1e-12 * want_c, "{name}: C chosen {} vs scikit-learn's {want_c}", probe.c);
+    // Coefficients within 1e-3 relative (of the largest), intercepts centred (multinomial
+    // intercepts are defined up to a constant).
+    rel_close(&probe.coef.iter().copied().collect::<Vec<_>>(), &floats(&d["coef"]), 1e-3, &format!("{name}: coef"));
+    let centre = |v: Vec<f64>| {
+        let m = if v.len() > 1 { v.iter().sum::<f64>() / v.len() as f64 } else { 0.0 };
+        v.into_iter().map(|x| x - m).collect::<Vec<_>>()
+    };
+    rel_close(&centre(probe.intercept.clone()), &centre(floats(&d["intercept"])), 1e-3, &format!("{name}: intercept"));
+    // Test AUC.
+    let p = probe.predict_proba(ex.x.select(ndarray::Axis(0), &test).view());
+    let y: Vec<usize> = test.iter().map(|&i| ex.y[i]).collect();
+    let ours = probe::auc(p.as_slice().unwrap(), classes.len(), &y).unwrap();
+    let theirs = d["test_auc"].as_f64().unwrap();
+    assert!((ours - theirs).abs() < 0.005, "{name}: test AUC {ours} vs scikit-learn's {theirs}");
+    let want_p = floats(&d["test_proba"]);
+    let max_diff = p.iter().zip(&want_p).map(|(a, b)| (a - b).abs()).fold(0f64, f64::max);
+    assert!(max_diff < 1e-3, "{name}: test probabilities differ by up to {max_diff}");
+
+    // Fixed Cs against LogisticRegression(C).
+    for (c, fit) in d["fixed_c"].as_object().unwrap() {
+        let c: f64 = c.parse().unwrap();
+        let opts = ProbeOptions { cs: vec![c], ..tight() };
+        let p = probe::fit_linear_probe(xt.view(), &yt, classes.len(), &groups, &names, &opts).unwrap();
+        rel_close(&p.coef.iter().copied().collect::<Vec<_>>(), &floats(&fit["coef"]), 1e-3, &format!("{name}: coef at C = {c}"));
+    }
+}
+
+#[test]
+fn linear_probe_matches_scikit_learn_binary() {
+    check_dataset("breast_cancer");
+}
+
+#[test]
+fn linear_probe_matches_scikit_learn_three_classes() {
+    check_dataset("wine");
+}
+
+#[test]
+fn linear_probe_matches_scikit_learn_ten_classes() {
+    check_dataset("digits");
+}
+
+#[test]
+fn auc_and_bootstrap_interval_match_roc_auc_score() {
+    let r = reference();
+    for name in ["breast_cancer", "wine", "digits"] {
+        let d = &r["datasets"][name];
+        let (_, ex) = load(name);
+        let k = d["classes"].as_array().unwrap().len();
+        let test: Vec<usize> = d["test_rows"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let y: Vec<usize> = test.iter().map(|&i| ex.y[i]).collect();
+        let p = floats(&d["test_proba"]);
+        let b = &d["bootstrap"];
+        let got = probe::auc_with_interval(&p, k, &y, b["resamples"].as_u64().unwrap() as usize, b["seed"].as_u64().unwrap()).unwrap();
+        let want = d["test_auc"].as_f64().unwrap();
+        assert!((got.auc - want).abs() < 1e-9, "{name}: AUC {} vs roc_auc_score {want}", got.auc);
+        assert!((got.low - b["low"].as_f64().unwrap()).abs() < 1e-9, "{name}: interval low {} vs {}", got.low, b["low"]);
+        assert!((got.high - b["high"].as_f64().unwrap()).abs() < 1e-9, "{name}: interval high {} vs {}", got.high, b["high"]);
+    }
+}
+
+#[test]
+fn mil_forward_matches_pytorch() {
+    let t = haidef_wsi::encoders::candle::safetensors::load(fixtures().join("mil_reference.safetensors"), &Device::Cpu).unwrap();
+    let bag = t["input.bag"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let logits = t["expected.logits"].to_vec1::<f32>().unwrap();
+    let attention = t["expected.attention"].to_vec1::<f32>().unwrap();
+    let weights = t.into_iter().filter(|(k, _)| !k.starts_with("input.") && !k.starts_with("expected.")).collect();
+    let model = probe::MilModel::from_tensors(weights).unwrap();
+    let out = model.forward(&bag, 10).unwrap();
+    for (a, b) in out.logits.iter().zip(&logits).chain(out.attention.iter().zip(&attention)) {
+        assert!((a - b).abs() < 1e-5, "ours {a}, PyTorch {b}");
+    }
+    assert_eq!(out.logits.len(), 3);
+    assert_eq!(out.attention.len(), 10);
+}
+
+#[test]
+fn slide_level_mil_learns_bags_of_digits() {
+    let path = fixtures().join("digit_bags.parquet");
+    let rows = probe::read_embeddings(&path, "slide_id", "embedding").unwrap();
+    let labels_path = fixtures().join("digit_bags_labels.csv");
+    let labels = probe::read_labels(&labels_path, "slide_id").unwrap();
+    let labelled = probe::join(&rows, &labels, &labels_path).unwrap();
+    let ex = probe::examples(&rows, &labelled, Level::Slide).unwrap();
+    assert_eq!(ex.y.len(), 120);
+    assert!(ex.members.iter().all(|m| m.len() == 16));
+    let opts = TrainOptions { level: Level::Slide, bootstrap: 100, ..TrainOptions::default() };
+    let trained = probe::train(&ex, &rows, 2, &opts, &|_| {}).unwrap();
+    let mil = trained.test.iter().find(|f| f.model == "mil").unwrap();
+    let mean = trained.test.iter().find(|f| f.model == "linear").unwrap();
+    // Whether a bag holds a 9: attention finds the one patch; the mean dilutes it.
+    assert!(mil.auc.auc > 0.9, "MIL test AUC {:?}", mil.auc);
+    assert!(mil.auc.low <= mil.auc.auc && mil.auc.auc <= mil.auc.high);
+    assert_eq!(mil.test_examples, 24);
+    eprintln!("MIL {:?}, mean pooling {:?}", mil.auc, mean.auc);
+}
+
+fn err_of(r: Result<impl std::fmt::Debug, ProbeError>) -> String {
+    r.expect_err("an error").to_string()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("haidef-probe-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes a small embeddings file with pyarrow-free arrow-rs: `id` and `embedding` rows.
+fn write_embeddings(path: &Path, ids: &[&str], rows: &[Vec<f32>], model: Option<&str>) {
+    use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let dim = rows[0].len();
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let values = Float32Array::from(rows.iter().flatten().copied().collect::<Vec<_>>());
+    let emb = FixedSizeListArray::new(item.clone(), dim as i32, Arc::new(values), None);
+    let mut schema = Schema::new(vec![Field::new("id", DataType::Utf8, false), Field::new("embedding", DataType::FixedSizeList(item, dim as i32), false)]);
+    if let Some(m) = model {
+        schema = schema.with_metadata([("model_id".to_string(), m.to_string())].into());
+    }
+    let schema = Arc::new(schema);
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(ids.to_vec())) as ArrayRef, Arc::new(emb)]).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn bad_labels_and_embeddings_get_clear_errors() {
+    let dir = tmp("bad");
+    let emb = dir.join("e.parquet");
+    let ids: Vec<String> = (0..12).map(|i| format!("k{i}")).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let rows: Vec<Vec<f32>> = (0..12).map(|i| vec![i as f32, (i % 3) as f32]).collect();
+    write_embeddings(&emb, &id_refs, &rows, Some("path-foundation"));
+    let data = probe::read_embeddings(&emb, "id", "embedding").unwrap();
+
+    // Labels for keys that do not exist: how many, and a few.
+    let l = write(&dir, "missing.csv", "id,label\nk0,a\nk1,b\nnope1,a\nnope2,b\n");
+    let labels = probe::read_labels(&l, "id").unwrap();
+    let e = err_of(probe::join(&data, &labels, &l));
+    assert!(e.contains("2 of 4 labels") && e.contains("'nope1'") && e.contains("missing.csv"), "{e}");
+
+    // One class only.
+    let l = write(&dir, "one.csv", "id,label\nk0,a\nk1,a\n");
+    let e = err_of(probe::join(&data, &probe::read_labels(&l, "id").unwrap(), &l));
+    assert!(e.contains("every label is 'a'") && e.contains("two classes"), "{e}");
+
+    // A label file keyed by another column.
+    let l = write(&dir, "other.csv", "path,label\nk0,a\n");
+    let e = err_of(probe::read_labels(&l, "id"));
+    assert!(e.contains("no column 'id'") && e.contains("path, label") && e.contains("--key"), "{e}");
+
+    // An embeddings file without the key column, or the embedding column.
+    let e = err_of(probe::read_embeddings(&emb, "slide_id", "embedding"));
+    assert!(e.contains("no column 'slide_id'") && e.contains("id, embedding"), "{e}");
+    let e = err_of(probe::read_embeddings(&emb, "id", "features"));
+    assert!(e.contains("no column 'features'") && e.contains("--embedding-column"), "{e}");
+
+    // NaN and infinite values name the row and key.
+    let nan = dir.join("nan.parquet");
+    let mut bad = rows.clone();
+    bad[5][1] = f32::NAN;
+    write_embeddings(&nan, &id_refs, &bad, None);
+    let e = err_of(probe::read_embeddings(&nan, "id", "embedding"));
+    assert!(e.contains("row 5") && e.contains("k5") && e.contains("NaN"), "{e}");
+    bad[5][1] = f32::INFINITY;
+    write_embeddings(&nan, &id_refs, &bad, None);
+    let e = err_of(probe::read_embeddings(&nan, "id", "embedding"));
+    assert!(e.contains("row 5") && e.contains("inf"), "{e}");
+
+    // Mixed widths and mixed models in one dataset folder.
+    let mixed = dir.join("mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    write_embeddings(&mixed.join("a.parquet"), &id_refs, &rows, Some("path-foundation"));
+    write_embeddings(&mixed.join("b.parquet"), &["z"], &[vec![1.0, 2.0, 3.0]], Some("path-foundation"));
+    let e = err_of(probe::read_embeddings(&mixed, "id", "embedding"));
+    assert!(e.contains("b.parquet") && e.contains("width 3") && e.contains("width 2"), "{e}");
+    write_embeddings(&mixed.join("b.parquet"), &["z"], &[vec![1.0, 2.0]], Some("uni"));
+    let e = err_of(probe::read_embeddings(&mixed, "id", "embedding"));
+    assert!(e.contains("b.parquet") && e.contains("model uni") && e.contains("path-foundation") && e.contains("cannot be mixed"), "{e}");
+
+    // A class with fewer examples than folds, outside a curve: an error that says so.
+    let l = write(&dir, "few.csv", &(0..12).map(|i| format!("k{i},{}\n", if i < 3 { "rare" } else { "common" })).fold("id,label\n".to_string(), |a, b| a + &b));
+    let labelled = probe::join(&data, &probe::read_labels(&l, "id").unwrap(), &l).unwrap();
+    let ex = probe::examples(&data, &labelled, Level::Row).unwrap();
+    let groups: Vec<usize> = (0..12).collect();
+    let names: Vec<String> = ids.clone();
+    let e = err_of(probe::fit_linear_probe(ex.x.view(), &ex.y, 2, &groups, &names, &ProbeOptions::default()));
+    assert!(e.contains("3 training examples") && e.contains("5 cross-validation folds"), "{e}");
+    // In a curve the folds shrink, with a warning.
+    let opts = ProbeOptions { reduce_folds: true, ..ProbeOptions::default() };
+    let p = probe::fit_linear_probe(ex.x.view(), &ex.y, 2, &groups, &names, &opts).unwrap();
+    assert_eq!(p.folds_used, 3);
+    assert!(p.warnings.iter().any(|w| w.contains("3 cross-validation folds instead of 5")), "{:?}", p.warnings);
+    let _ = Array2::<f64>::zeros((1, 1));
+}
