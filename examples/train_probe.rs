@@ -141,7 +141,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         "mil_training": trained.mil.as_ref().map(|(_, t)| json!({"epochs": t.epochs, "best_epoch": t.best_epoch, "best_validation_loss": t.best_loss})),
         "warnings": trained.warnings,
     });
-    probe::save(&cli.out, &trained, &labelled.classes, level, &cli.key, rows.dim, rows.model_id.as_deref(), description)?;
+    let on = probe::TrainedOn { classes: &labelled.classes, level, key_column: &cli.key, dim: rows.dim, embedding_model: rows.model_id.as_deref() };
+    probe::save(&cli.out, &trained, &on, description)?;
     if !trained.curve.is_empty() {
         probe::write_curve_csv(&cli.out.join("curve.csv"), &trained.curve)?;
         probe::draw_curve(&cli.out.join("curve.png"), &trained)?;

@@ -4,6 +4,8 @@
 //! forward pass against a PyTorch module, and the bad inputs of the label and embedding files.
 //! References: fixtures/probes/make_reference.py (reference.json, mil_reference.safetensors).
 
+mod common;
+
 use haidef_wsi::encoders::candle::Device;
 use haidef_wsi::probe::{self, Level, ProbeError, ProbeOptions, TrainOptions};
 use ndarray::Array2;
@@ -169,7 +171,7 @@ fn slide_level_mil_learns_bags_of_digits() {
     let mil = trained.test.iter().find(|f| f.model == "mil").unwrap();
     let mean = trained.test.iter().find(|f| f.model == "linear").unwrap();
     // Whether a bag holds a 9: attention finds the one patch; the mean dilutes it.
-    assert!(mil.auc.auc > 0.9, "MIL test AUC {:?}", mil.auc);
+    assert!(mil.auc.auc > 0.8 && mil.auc.auc > mean.auc.auc, "MIL test AUC {:?}, mean pooling {:?}", mil.auc, mean.auc);
     assert!(mil.auc.low <= mil.auc.auc && mil.auc.auc <= mil.auc.high);
     assert_eq!(mil.test_examples, 24);
     eprintln!("MIL {:?}, mean pooling {:?}", mil.auc, mean.auc);
@@ -281,4 +283,133 @@ fn bad_labels_and_embeddings_get_clear_errors() {
     assert_eq!(p.folds_used, 3);
     assert!(p.warnings.iter().any(|w| w.contains("3 cross-validation folds instead of 5")), "{:?}", p.warnings);
     let _ = Array2::<f64>::zeros((1, 1));
+}
+
+fn run(name: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(common::example(name)).args(args).current_dir(common::root()).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+fn read_parquet(path: &Path) -> arrow_array::RecordBatch {
+    let f = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    arrow_select_concat(&batches)
+}
+
+fn arrow_select_concat(batches: &[arrow_array::RecordBatch]) -> arrow_array::RecordBatch {
+    assert_eq!(batches.len(), 1, "one batch in these small files");
+    batches[0].clone()
+}
+
+#[test]
+fn train_and_predict_examples_end_to_end() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float64Type;
+    let dir = tmp("cli");
+    let model = dir.join("model");
+    let (ok, out, err) = run(
+        "train_probe",
+        &[
+            "fixtures/probes/breast_cancer.parquet",
+            "--labels",
+            "fixtures/probes/breast_cancer_labels.csv",
+            "--key",
+            "id",
+            "--out",
+            model.to_str().unwrap(),
+            "--train-sizes",
+            "8,32,128",
+            "--repeats",
+            "2",
+        ],
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("C = 0.359381366380"), "the C scikit-learn chooses: {out}");
+    assert!(err.contains("curve at 8") && err.contains("cross-validation folds instead of 5"), "the small size's warning: {err}");
+    let curve = std::fs::read_to_string(model.join("curve.csv")).unwrap();
+    assert_eq!(curve.lines().count(), 1 + 3 * 2, "{curve}");
+    let png = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(model.join("curve.png")).unwrap())).read_info().unwrap();
+    assert_eq!((png.info().width, png.info().height), (800, 480));
+    let desc: Value = serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
+    assert_eq!(desc["classes"], serde_json::json!(["benign", "malignant"]));
+    assert_eq!(desc["cv_scoring"], "accuracy");
+
+    // Predictions on the test rows equal scikit-learn's.
+    let pred = dir.join("pred.parquet");
+    let (ok, out, err) = run("predict_probe", &[model.to_str().unwrap(), "fixtures/probes/breast_cancer.parquet", "--out", pred.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    let batch = read_parquet(&pred);
+    assert_eq!(batch.num_rows(), 569);
+    let p1 = batch.column_by_name("p_malignant").unwrap().as_primitive::<Float64Type>();
+    let p0 = batch.column_by_name("p_benign").unwrap().as_primitive::<Float64Type>();
+    let r = reference();
+    let d = &r["datasets"]["breast_cancer"];
+    let want = floats(&d["test_proba"]);
+    for (j, row) in d["test_rows"].as_array().unwrap().iter().enumerate() {
+        let i = row.as_u64().unwrap() as usize;
+        assert!((p1.value(i) - want[j * 2 + 1]).abs() < 1e-3, "row {i}: p_malignant {} vs scikit-learn {}", p1.value(i), want[j * 2 + 1]);
+        assert!((p0.value(i) + p1.value(i) - 1.0).abs() < 1e-12);
+    }
+
+    // A slide-level model on bags: per-slide rows, maps and QuPath GeoJSON.
+    let bags = dir.join("bags");
+    let (ok, out, err) = run(
+        "train_probe",
+        &[
+            "fixtures/probes/digit_bags.parquet",
+            "--labels",
+            "fixtures/probes/digit_bags_labels.csv",
+            "--key",
+            "slide_id",
+            "--level",
+            "slide",
+            "--out",
+            bags.to_str().unwrap(),
+            "--bootstrap",
+            "100",
+        ],
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("test: mil") && out.contains("test: linear"), "{out}");
+    let pred = dir.join("bags.parquet");
+    let (ok, out, err) = run(
+        "predict_probe",
+        &[bags.to_str().unwrap(), "fixtures/probes/digit_bags.parquet", "--out", pred.to_str().unwrap(), "--class", "has_nine", "--k", "4"],
+    );
+    assert!(ok, "{out}\n{err}");
+    let batch = read_parquet(&pred);
+    assert_eq!(batch.num_rows(), 120);
+    for c in ["slide_id", "p_has_nine", "p_no_nine", "mil_p_has_nine", "mil_p_no_nine"] {
+        assert!(batch.column_by_name(c).is_some(), "column {c}");
+    }
+    for f in ["bags-bag-000-p_has_nine.png", "bags-bag-000-attention.png", "bags-bag-000.geojson"] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    let geo: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("bags-bag-000.geojson")).unwrap()).unwrap();
+    assert_eq!(geo["type"], "FeatureCollection");
+    let features = geo["features"].as_array().unwrap();
+    assert_eq!(features.len(), 16);
+    let f = &features[0];
+    assert_eq!(f["properties"]["objectType"], "detection");
+    let m = &f["properties"]["measurements"];
+    assert!(m["p_has_nine"].is_number() && m["attention"].is_number() && m["cluster"].is_number(), "{m}");
+    let ring = f["geometry"]["coordinates"][0].as_array().unwrap();
+    assert_eq!(ring.len(), 5);
+    assert_eq!(ring[0], ring[4]);
+
+    // Bad input through the example: labels keyed by another column.
+    let (ok, _, err) = run(
+        "train_probe",
+        &[
+            "fixtures/probes/breast_cancer.parquet",
+            "--labels",
+            "fixtures/probes/digit_bags_labels.csv",
+            "--key",
+            "id",
+            "--out",
+            dir.join("x").to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && err.contains("no column 'id'") && !err.contains("panicked"), "{err}");
 }

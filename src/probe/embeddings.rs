@@ -218,7 +218,7 @@ fn append(rows: &mut EmbeddingRows, file: &Path, batch: &RecordBatch, key_column
         }
         _ => rows.places = None,
     }
-    match (batch.column_by_name("slide_id").and_then(|a| as_text(a)), rows.slides.as_mut()) {
+    match (batch.column_by_name("slide_id").and_then(as_text), rows.slides.as_mut()) {
         (Some(ids), Some(slides)) => slides.extend(ids),
         _ => rows.slides = None,
     }

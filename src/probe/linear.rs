@@ -218,7 +218,7 @@ fn split_params(w: &Array2<f64>) -> (Array2<f64>, Vec<f64>) {
 /// Decision values (rows × outputs) of parameters `w` on standardised `x`.
 fn decision(w: &Array2<f64>, x: ArrayView2<'_, f64>) -> Array2<f64> {
     let d = w.nrows() - 1;
-    x.dot(&w.slice(ndarray::s![..d, ..])) + &w.row(d)
+    x.dot(&w.slice(ndarray::s![..d, ..])) + w.row(d)
 }
 
 fn predict_classes(w: &Array2<f64>, x: ArrayView2<'_, f64>) -> Vec<usize> {

@@ -40,18 +40,25 @@ fn tensor_err(path: &Path) -> impl Fn(candle_core::Error) -> ProbeError + '_ {
     move |e| ProbeError::file(path, e)
 }
 
+/// What a saved classifier was trained on.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainedOn<'a> {
+    /// The classes, by class index.
+    pub classes: &'a [String],
+    /// Row or slide level.
+    pub level: Level,
+    /// The key column.
+    pub key_column: &'a str,
+    /// Width of the embeddings.
+    pub dim: usize,
+    /// The embeddings' model (`model_id`), when known.
+    pub embedding_model: Option<&'a str>,
+}
+
 /// Writes `trained` into `dir` (created), with `description` (the run's options and figures)
 /// merged into `model.json`.
-pub fn save(
-    dir: &Path,
-    trained: &Trained,
-    classes: &[String],
-    level: Level,
-    key_column: &str,
-    dim: usize,
-    embedding_model: Option<&str>,
-    description: Value,
-) -> ProbeResult<()> {
+pub fn save(dir: &Path, trained: &Trained, on: &TrainedOn<'_>, description: Value) -> ProbeResult<()> {
+    let TrainedOn { classes, level, key_column, dim, embedding_model } = *on;
     std::fs::create_dir_all(dir).map_err(|e| ProbeError::file(dir, e))?;
     let p = &trained.linear;
     let lin = dir.join("linear.safetensors");

@@ -28,6 +28,7 @@ pub fn stratified_kfold(y: &[usize], k: usize) -> Vec<usize> {
         allocation[i % k][c] += 1;
     }
     let mut fold_of = vec![0usize; y.len()];
+    #[allow(clippy::needless_range_loop)] // class indexes the inner rows of allocation
     for class in 0..next {
         let mut folds = (0..k).flat_map(|f| std::iter::repeat_n(f, allocation[f][class]));
         for (i, e) in encoded.iter_mut().enumerate() {

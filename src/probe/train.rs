@@ -342,7 +342,7 @@ fn mil_and_test(
     let yt: Vec<usize> = train.iter().map(|&i| ex.y[i]).collect();
     let gt: Vec<usize> = train.iter().map(|&i| ex.groups[i]).collect();
     let (gt, names) = renumber(&gt, &ex.group_names);
-    let fit_mask = train_test_split(&yt, &gt, names.len(), 0.2, seed ^ 0x4d49_4c);
+    let fit_mask = train_test_split(&yt, &gt, names.len(), 0.2, seed ^ 0x004d_494c);
     let fit: Vec<Bag> = train.iter().zip(&fit_mask).filter(|(_, m)| **m).map(|(&i, _)| bag(ex, rows, i)).collect();
     let valid: Vec<Bag> = train.iter().zip(&fit_mask).filter(|(_, m)| !**m).map(|(&i, _)| bag(ex, rows, i)).collect();
     let mil_opts = MilOptions { seed, ..opts.mil.clone() };
