@@ -69,7 +69,7 @@ pub fn draw_curve(path: &Path, trained: &Trained) -> ProbeResult<()> {
         text(&mut img, 10, y.saturating_sub(5), 2, &format!("{t:.1}"));
         t += 0.1;
     }
-    text(&mut img, left + 8, top + 6, 2, "auc");
+    text(&mut img, left + 8, top + ph - 16, 2, "auc");
     let sizes: std::collections::BTreeSet<usize> = all.iter().map(|p| p.0).collect();
     for &n in &sizes {
         let x = px(n as f64).round() as u32;
