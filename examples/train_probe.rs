@@ -8,7 +8,7 @@
 
 use clap::{Parser, ValueEnum};
 use haidef_wsi::encoders::parse_device;
-use haidef_wsi::probe::{self, Level, TestFigures, TrainOptions};
+use haidef_wsi::probe::{self, Level, ProbeOptions, TestFigures, TrainOptions};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -62,6 +62,9 @@ struct Cli {
     /// Device of the MIL model: cpu, cuda, cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// L-BFGS stops when the gradient's norm per training row falls below this.
+    #[arg(long, default_value_t = ProbeOptions::default().tolerance)]
+    tolerance: f64,
     /// MIL epochs at most.
     #[arg(long, default_value_t = 60)]
     mil_epochs: usize,
@@ -108,6 +111,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         ..TrainOptions::default()
     };
     opts.mil.epochs = cli.mil_epochs;
+    opts.probe.tolerance = cli.tolerance;
     if !(0.0 < cli.test_fraction && cli.test_fraction < 1.0) {
         return Err("--test-fraction must be between 0 and 1".into());
     }

@@ -36,7 +36,7 @@ fn load(name: &str) -> (probe::EmbeddingRows, probe::Examples) {
 }
 
 fn tight() -> ProbeOptions {
-    ProbeOptions { tolerance: 1e-9, max_iterations: 3000, ..ProbeOptions::default() }
+    ProbeOptions { tolerance: 1e-9, max_iterations: 1000, ..ProbeOptions::default() }
 }
 
 fn rel_close(ours: &[f64], theirs: &[f64], tol: f64, what: &str) {

@@ -64,7 +64,7 @@ pub struct ProbeOptions {
 
 impl Default for ProbeOptions {
     fn default() -> Self {
-        ProbeOptions { cs: logspace(-4.0, 4.0, 10), folds: 5, tolerance: 1e-6, max_iterations: 2000, reduce_folds: false }
+        ProbeOptions { cs: logspace(-4.0, 4.0, 10), folds: 5, tolerance: 1e-4, max_iterations: 2000, reduce_folds: false }
     }
 }
 
@@ -138,7 +138,7 @@ pub fn fit_linear_probe(
             .map(|f| {
                 let train: Vec<usize> = (0..y.len()).filter(|&i| fold_of[i] != f).collect();
                 let test: Vec<usize> = (0..y.len()).filter(|&i| fold_of[i] == f).collect();
-                let (xt, yt) = (xs.select(Axis(0), &train), train.iter().map(|&i| y[i]).collect::<Vec<_>>());
+                let (xt, yt) = (column_major(xs.select(Axis(0), &train)), train.iter().map(|&i| y[i]).collect::<Vec<_>>());
                 let xv = xs.select(Axis(0), &test);
                 let mut init: Option<Array2<f64>> = None;
                 let mut out = Vec::new();
@@ -164,9 +164,17 @@ pub fn fit_linear_probe(
         }
         (c, Vec::new(), None)
     };
-    let w = fit_once(xs.view(), y, n_classes, c, init.as_ref(), opts)?;
+    let w = fit_once(column_major(xs).view(), y, n_classes, c, init.as_ref(), opts)?;
     let (coef, intercept) = split_params(&w);
     Ok(LinearProbe { scaler, coef, intercept, n_classes, c, cv_scores, folds_used: folds.max(1), warnings })
+}
+
+/// `x` laid out column by column. linfa-logistic's gradient is `xᵀ · r`, a matrix–vector
+/// product that ndarray (without BLAS) walks along `xᵀ`'s rows: contiguous in this layout,
+/// strided in row-major. Measured on 100,000 × 384 (docs/BENCHMARKS.md): most of the fit's
+/// time was that product before.
+fn column_major(x: Array2<f64>) -> Array2<f64> {
+    x.reversed_axes().as_standard_layout().into_owned().reversed_axes()
 }
 
 /// One L-BFGS fit at C; the parameters as (features + 1) × outputs (intercept last).
