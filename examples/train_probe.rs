@@ -41,7 +41,7 @@ struct Cli {
     /// Row: every embedding is an example. Slide: rows sharing a key are one.
     #[arg(long, value_enum, default_value = "row")]
     level: LevelArg,
-    /// Training-set sizes of the data-efficiency curve: counts (8,16,32) or fractions of the training split (0.1,0.5).
+    /// Training-set sizes of the data-efficiency curve: counts (8,16,32), or fractions below 1 of the training split (0.1,0.5); each class keeps at least two rows, and the curve records the size used.
     #[arg(long, value_delimiter = ',')]
     train_sizes: Vec<f64>,
     /// Repeats (seeds) per training-set size.

@@ -282,6 +282,10 @@ fn bad_labels_and_embeddings_get_clear_errors() {
     let p = probe::fit_linear_probe(ex.x.view(), &ex.y, 2, &groups, &names, &opts).unwrap();
     assert_eq!(p.folds_used, 3);
     assert!(p.warnings.iter().any(|w| w.contains("3 cross-validation folds instead of 5")), "{:?}", p.warnings);
+    // Groups limit the folds too: the rare class in one patient cannot be cross-validated.
+    let one_patient: Vec<usize> = (0..12).map(|i| if i < 3 { 0 } else { i }).collect();
+    let e = err_of(probe::fit_linear_probe(ex.x.view(), &ex.y, 2, &one_patient, &names, &ProbeOptions::default()));
+    assert!(e.contains("in 1 groups"), "{e}");
     let _ = Array2::<f64>::zeros((1, 1));
 }
 

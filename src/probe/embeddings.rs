@@ -128,22 +128,21 @@ pub fn read_embeddings(path: &Path, key_column: &str, embedding_column: &str) ->
         let meta = builder.schema().metadata().clone();
         let (model, weights) = (meta.get("model_id").cloned(), meta.get("weights_sha256").cloned());
         match &first {
-            None => first = Some((file.clone(), model.clone(), weights.clone())),
-            Some((f0, m0, w0)) => {
-                if model.is_some() && m0.is_some() && (model != *m0 || weights != *w0) {
-                    return Err(ProbeError::data(
-                        file,
-                        format!(
-                            "embeddings of model {} (weights {}), but {} holds model {} (weights {}); embeddings of different models cannot be mixed in one classifier",
-                            model.as_deref().unwrap_or("?"),
-                            weights.as_deref().unwrap_or("?"),
-                            f0.display(),
-                            m0.as_deref().unwrap_or("?"),
-                            w0.as_deref().unwrap_or("?")
-                        ),
-                    ));
-                }
+            None if model.is_some() => first = Some((file.clone(), model.clone(), weights.clone())),
+            Some((f0, m0, w0)) if model.is_some() && (model != *m0 || weights != *w0) => {
+                return Err(ProbeError::data(
+                    file,
+                    format!(
+                        "embeddings of model {} (weights {}), but {} holds model {} (weights {}); embeddings of different models cannot be mixed in one classifier",
+                        model.as_deref().unwrap_or("?"),
+                        weights.as_deref().unwrap_or("?"),
+                        f0.display(),
+                        m0.as_deref().unwrap_or("?"),
+                        w0.as_deref().unwrap_or("?")
+                    ),
+                ));
             }
+            _ => {}
         }
         if rows.model_id.is_none() {
             rows.model_id = model;
@@ -162,7 +161,7 @@ pub fn read_embeddings(path: &Path, key_column: &str, embedding_column: &str) ->
         let reader = builder.build().map_err(|e| ProbeError::data(file, e.to_string()))?;
         for batch in reader {
             let batch = batch.map_err(|e| ProbeError::data(file, format!("cannot be read: {e}")))?;
-            append(&mut rows, file, &batch, key_column, embedding_column)?;
+            append(&mut rows, file, start, &batch, key_column, embedding_column)?;
         }
         rows.file_rows.push(start..rows.keys.len());
     }
@@ -172,13 +171,15 @@ pub fn read_embeddings(path: &Path, key_column: &str, embedding_column: &str) ->
     Ok(rows)
 }
 
-fn append(rows: &mut EmbeddingRows, file: &Path, batch: &RecordBatch, key_column: &str, embedding_column: &str) -> ProbeResult<()> {
+/// Appends `batch`; `file_start` is where the file's rows begin (error messages count rows
+/// from the start of the file).
+fn append(rows: &mut EmbeddingRows, file: &Path, file_start: usize, batch: &RecordBatch, key_column: &str, embedding_column: &str) -> ProbeResult<()> {
     let n = batch.num_rows();
     let key = batch.column_by_name(key_column).expect("checked above");
     let keys = as_text(key).ok_or_else(|| {
         ProbeError::data(file, format!("column '{key_column}' is {}, not text or integers; choose a key column of text or integers", key.data_type()))
     })?;
-    let first_row = rows.keys.len();
+    let first_row = rows.keys.len() - file_start;
     let emb = batch.column_by_name(embedding_column).expect("checked above");
     let (dim, values) = numbers(emb).ok_or_else(|| {
         ProbeError::data(
@@ -188,7 +189,7 @@ fn append(rows: &mut EmbeddingRows, file: &Path, batch: &RecordBatch, key_column
     })?;
     let dim = match dim {
         Some(d) => d,
-        None => lengths_agree(emb, file, embedding_column, &keys)?,
+        None => lengths_agree(emb, file, embedding_column, &keys, first_row)?,
     };
     if dim == 0 {
         return Err(ProbeError::data(file, format!("column '{embedding_column}' holds empty embeddings")));
@@ -281,7 +282,7 @@ fn sliced_values_fixed(l: &arrow_array::FixedSizeListArray) -> ArrayRef {
 
 /// The one length every list in a `List` column has (an error naming the first row that
 /// differs).
-fn lengths_agree(a: &ArrayRef, file: &Path, column: &str, keys: &[String]) -> ProbeResult<usize> {
+fn lengths_agree(a: &ArrayRef, file: &Path, column: &str, keys: &[String], first_row: usize) -> ProbeResult<usize> {
     let lens: Vec<usize> = match a.data_type() {
         DataType::List(_) => a.as_list::<i32>().value_offsets().windows(2).map(|w| (w[1] - w[0]) as usize).collect(),
         _ => a.as_list::<i64>().value_offsets().windows(2).map(|w| (w[1] - w[0]) as usize).collect(),
@@ -290,7 +291,12 @@ fn lengths_agree(a: &ArrayRef, file: &Path, column: &str, keys: &[String]) -> Pr
     if let Some(i) = lens.iter().position(|&l| l != first) {
         return Err(ProbeError::data(
             file,
-            format!("column '{column}': row {i} ({}) has {} numbers but row 0 has {first}; every embedding must have the same width", keys[i], lens[i]),
+            format!(
+                "column '{column}': row {} ({}) has {} numbers but row {first_row} has {first}; every embedding must have the same width",
+                first_row + i,
+                keys[i],
+                lens[i]
+            ),
         ));
     }
     Ok(first)

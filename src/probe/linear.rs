@@ -118,17 +118,26 @@ pub fn fit_linear_probe(
     let xs = scaler.apply(x);
     let mut warnings = Vec::new();
     let min_class = *counts.iter().min().expect("classes");
-    let n_groups = group_names.len();
-    let folds = opts.folds.min(min_class).min(n_groups);
+    // A fold's training rows must hold every class: no more folds than the rows, or the groups
+    // (patients, slides), of the class that has fewest.
+    let mut class_groups = vec![std::collections::BTreeSet::new(); n_classes];
+    y.iter().zip(groups).for_each(|(&c, &g)| {
+        class_groups[c].insert(g);
+    });
+    let per_class: Vec<usize> = (0..n_classes).map(|c| counts[c].min(class_groups[c].len())).collect();
+    let limit = *per_class.iter().min().expect("classes");
+    let folds = opts.folds.min(limit);
     if folds < opts.folds && !opts.reduce_folds && opts.cs.len() > 1 {
-        let c = counts.iter().position(|&n| n == min_class).unwrap_or(0);
+        let c = per_class.iter().position(|&n| n == limit).unwrap_or(0);
         return Err(ProbeError::Labels(format!(
-            "class number {c} has {min_class} training examples (and there are {n_groups} groups), fewer than the {} cross-validation folds that choose C; label more examples, or choose fewer folds",
+            "class number {c} has {} training examples in {} groups, fewer than the {} cross-validation folds that choose C; label more examples (of more patients or slides), or choose fewer folds",
+            counts[c],
+            class_groups[c].len(),
             opts.folds
         )));
     }
     if folds < opts.folds {
-        warnings.push(format!("the smallest class has {min_class} training rows: {folds} cross-validation folds instead of {}", opts.folds));
+        warnings.push(format!("a class has only {limit} training rows or groups: {folds} cross-validation folds instead of {}", opts.folds));
     }
     let (c, cv_scores, init) = if folds >= 2 && opts.cs.len() > 1 {
         let fold_of = cv_folds(y, groups, group_names, folds);

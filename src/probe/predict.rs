@@ -169,11 +169,21 @@ fn draw(
     }
     let file_of = |i: usize| rows.file_rows.iter().position(|r| r.contains(&i)).unwrap_or(0);
     for (slide, members) in slides {
-        let size = places[members[0]].width.max(1);
-        let cols = members.iter().map(|&i| places[i].x / size + 1).max().unwrap_or(1);
-        let rws = members.iter().map(|&i| places[i].y / size + 1).max().unwrap_or(1);
+        if let Some(&i) = members.iter().find(|&&i| places[i].width == 0 || places[i].height == 0) {
+            return Err(ProbeError::data(
+                &rows.files[file_of(i)],
+                format!("row {i} ({}) has a patch of width or height 0; the x, y, width, height columns must describe the patch", rows.keys[i]),
+            ));
+        }
+        let size = places[members[0]].width;
+        let cols = members.iter().map(|&i| (places[i].x / size).saturating_add(1)).max().unwrap_or(1);
+        let rws = members.iter().map(|&i| (places[i].y / size).saturating_add(1)).max().unwrap_or(1);
         let cell = (1024 / cols.max(rws)).clamp(2, 32);
         let grid = |i: usize| (places[i].x / size, places[i].y / size);
+        // Pictures of grids wider than 8,192 cells (patch sizes that do not match the
+        // coordinates) are left out; the GeoJSON below still places every patch.
+        let drawable = cols.max(rws) <= 8192;
+        let shown: &[usize] = if drawable { shown } else { &[] };
         for &c in shown {
             let cells: Vec<(u32, u32, f32)> = members.iter().map(|&i| (grid(i).0, grid(i).1, per_row[[i, c]] as f32)).collect();
             let img = render_value_map(cols, rws, &cells, cell);
@@ -187,10 +197,12 @@ fn draw(
                 let a = m.predict_proba(&bag, members.len())?.1;
                 let max = a.iter().copied().fold(0f32, f32::max).max(f32::MIN_POSITIVE);
                 let cells: Vec<(u32, u32, f32)> = members.iter().zip(&a).map(|(&i, &v)| (grid(i).0, grid(i).1, v / max)).collect();
-                let img = render_value_map(cols, rws, &cells, cell);
-                let path = dir.join(format!("{stem}-{}-attention.png", tame(&slide)));
-                crate::output::atomic::write_png(&path, img.width, img.height, &img.data).map_err(|e| ProbeError::file(&path, e))?;
-                files.push(path);
+                if drawable {
+                    let img = render_value_map(cols, rws, &cells, cell);
+                    let path = dir.join(format!("{stem}-{}-attention.png", tame(&slide)));
+                    crate::output::atomic::write_png(&path, img.width, img.height, &img.data).map_err(|e| ProbeError::file(&path, e))?;
+                    files.push(path);
+                }
                 Some(a)
             }
             None => None,
@@ -207,7 +219,8 @@ fn draw(
             .enumerate()
             .map(|(j, &i)| {
                 let p = places[i];
-                let (x0, y0, x1, y1) = (f64::from(p.x) * ds, f64::from(p.y) * ds, f64::from(p.x + p.width) * ds, f64::from(p.y + p.height) * ds);
+                let (x0, y0) = (f64::from(p.x) * ds, f64::from(p.y) * ds);
+                let (x1, y1) = (x0 + f64::from(p.width) * ds, y0 + f64::from(p.height) * ds);
                 let best = (0..probe.classes.len()).fold(0, |b, c| if per_row[[i, c]] > per_row[[i, b]] { c } else { b });
                 let mut measurements = serde_json::Map::new();
                 for (c, class) in probe.classes.iter().enumerate() {

@@ -71,6 +71,13 @@ pub fn save(dir: &Path, trained: &Trained, on: &TrainedOn<'_>, description: Valu
         ("scale".to_string(), Tensor::from_vec(p.scaler.scale.clone(), cols, &Device::Cpu).map_err(&e)?),
     ]);
     candle_core::safetensors::save(&tensors, &lin).map_err(&e)?;
+    if trained.mil.is_none() {
+        // A MIL model left from an earlier run in this folder must not be loaded with this one.
+        let stale = dir.join("mil.safetensors");
+        if stale.exists() {
+            std::fs::remove_file(&stale).map_err(|e| ProbeError::file(&stale, e))?;
+        }
+    }
     if let Some((mil, _)) = &trained.mil {
         let path = dir.join("mil.safetensors");
         let cpu: HashMap<String, Tensor> =
@@ -125,10 +132,17 @@ pub fn load(dir: &Path, device: &Device) -> ProbeResult<SavedProbe> {
     }
     let coef = ndarray::Array2::from_shape_vec((rows, cols), coef.flatten_all().and_then(|t| t.to_vec1::<f64>()).map_err(&e)?).expect("shape checked");
     let vec = |name: &str| -> ProbeResult<Vec<f64>> { get(name)?.to_vec1::<f64>().map_err(&e) };
+    let (mean, scale, intercept) = (vec("mean")?, vec("scale")?, vec("intercept")?);
+    if mean.len() != dim || scale.len() != dim || intercept.len() != rows {
+        return Err(ProbeError::data(
+            &lin,
+            format!("mean, scale and intercept have {}, {} and {} values; expected {dim}, {dim} and {rows}", mean.len(), scale.len(), intercept.len()),
+        ));
+    }
     let linear = LinearProbe {
-        scaler: Scaler { mean: vec("mean")?, scale: vec("scale")? },
+        scaler: Scaler { mean, scale },
         coef,
-        intercept: vec("intercept")?,
+        intercept,
         n_classes: classes.len(),
         c: v["c"].as_f64().unwrap_or(f64::NAN),
         cv_scores: Vec::new(),
@@ -138,7 +152,14 @@ pub fn load(dir: &Path, device: &Device) -> ProbeResult<SavedProbe> {
     let mil_path = dir.join("mil.safetensors");
     let mil = if mil_path.exists() {
         let t = candle_core::safetensors::load(&mil_path, device).map_err(tensor_err(&mil_path))?;
-        Some(MilModel::from_tensors(t)?)
+        let m = MilModel::from_tensors(t)?;
+        if m.n_classes != classes.len() || m.dim() != dim {
+            return Err(ProbeError::data(
+                &mil_path,
+                format!("a MIL model of {} classes on width {}; model.json says {} classes on width {dim}", m.n_classes, m.dim(), classes.len()),
+            ));
+        }
+        Some(m)
     } else {
         None
     };

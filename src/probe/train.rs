@@ -234,14 +234,26 @@ pub fn train(ex: &Examples, rows: &EmbeddingRows, n_classes: usize, opts: &Train
     };
     let mut folds = Vec::new();
     if opts.folds >= 2 {
+        for c in 0..n_classes {
+            let groups: std::collections::BTreeSet<usize> = (0..n).filter(|&i| ex.y[i] == c).map(|i| ex.groups[i]).collect();
+            if groups.len() < opts.folds {
+                return Err(ProbeError::Labels(format!(
+                    "--folds {}: class '{}' has examples in only {} groups (patients, slides or keys); choose at most {} folds",
+                    opts.folds,
+                    ex.classes[c],
+                    groups.len(),
+                    groups.len()
+                )));
+            }
+        }
         let fold_of = stratified_group_kfold(&ex.y, &ex.groups, &ex.group_names, opts.folds, Some(opts.seed));
         for f in 0..opts.folds {
             progress(&format!("fold {} of {}", f + 1, opts.folds));
             let tr: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
             let te: Vec<usize> = (0..n).filter(|&i| fold_of[i] == f).collect();
-            let mut figs = vec![fit_and_test(ex, &tr, &te, n_classes, opts, opts.seed + f as u64)?.1];
+            let mut figs = vec![fit_and_test(ex, &tr, &te, n_classes, opts, opts.seed.wrapping_add(f as u64))?.1];
             if opts.level == Level::Slide {
-                figs.push(mil_and_test(ex, rows, &tr, &te, n_classes, opts, opts.seed + f as u64)?.2);
+                figs.push(mil_and_test(ex, rows, &tr, &te, n_classes, opts, opts.seed.wrapping_add(f as u64))?.2);
             }
             folds.push(figs);
         }
@@ -254,7 +266,7 @@ pub fn train(ex: &Examples, rows: &EmbeddingRows, n_classes: usize, opts: &Train
         }
         for r in 0..opts.repeats {
             progress(&format!("curve: {size} training examples, repeat {}", r + 1));
-            let seed = opts.seed + r as u64;
+            let seed = opts.seed.wrapping_add(r as u64);
             let subset = stratified_subset(&ex.y, &train_idx, size, seed);
             let small = TrainOptions { probe: ProbeOptions { reduce_folds: true, ..opts.probe.clone() }, ..opts.clone() };
             let (probe, fig) = fit_and_test(ex, &subset, &test_idx, n_classes, &small, seed)?;
@@ -264,10 +276,12 @@ pub fn train(ex: &Examples, rows: &EmbeddingRows, n_classes: usize, opts: &Train
                     warnings.push(w);
                 }
             }
-            curve.push(CurvePoint { model: "linear", train_size: size, repeat: r, auc: fig.auc });
+            curve.push(CurvePoint { model: "linear", train_size: subset.len(), repeat: r, auc: fig.auc });
             if opts.level == Level::Slide && subset.len() >= 4 {
-                let (_, _, fig) = mil_and_test(ex, rows, &subset, &test_idx, n_classes, opts, seed)?;
-                curve.push(CurvePoint { model: "mil", train_size: size, repeat: r, auc: fig.auc });
+                match mil_and_test(ex, rows, &subset, &test_idx, n_classes, opts, seed) {
+                    Ok((_, _, fig)) => curve.push(CurvePoint { model: "mil", train_size: subset.len(), repeat: r, auc: fig.auc }),
+                    Err(e) => warnings.push(format!("curve at {size}, repeat {}: attention MIL left out: {e}", r + 1)),
+                }
             }
         }
     }
