@@ -67,6 +67,26 @@ impl EmbeddingRows {
     pub fn row(&self, i: usize) -> &[f32] {
         &self.values[i * self.dim..(i + 1) * self.dim]
     }
+
+    /// The rows `members`, in order, as one f64 matrix (`members.len() × dim`).
+    pub fn matrix(&self, members: &[usize]) -> ndarray::Array2<f64> {
+        ndarray::Array2::from_shape_fn((members.len(), self.dim), |(e, j)| f64::from(self.values[members[e] * self.dim + j]))
+    }
+
+    /// The mean of the rows `members` (summed, then divided by their number), in f64: a
+    /// slide's pooled embedding, the same in training and prediction.
+    pub fn mean(&self, members: &[usize]) -> ndarray::Array1<f64> {
+        let mut sum = ndarray::Array1::zeros(self.dim);
+        for &r in members {
+            sum.iter_mut().zip(self.row(r)).for_each(|(d, &s): (&mut f64, &f32)| *d += f64::from(s));
+        }
+        sum / members.len() as f64
+    }
+
+    /// The rows `members` one after another (a MIL bag, k-means input).
+    pub fn bag(&self, members: &[usize]) -> Vec<f32> {
+        members.iter().flat_map(|&r| self.row(r).iter().copied()).collect()
+    }
 }
 
 /// The Parquet files under `path` (the file itself, or every `*.parquet` below a folder, sorted;

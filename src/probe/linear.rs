@@ -163,7 +163,7 @@ pub fn fit_linear_probe(
             .collect::<ProbeResult<_>>()?;
         let mean: Vec<f64> = (0..opts.cs.len()).map(|j| per_fold.iter().map(|f| f[j].0).sum::<f64>() / folds as f64).collect();
         let sums: Vec<f64> = (0..opts.cs.len()).map(|j| per_fold.iter().fold(0.0, |a, f| a + f[j].0)).collect();
-        let best = (0..sums.len()).fold(0, |b, j| if sums[j] > sums[b] { j } else { b });
+        let best = argmax(&sums);
         let start = per_fold.iter().map(|f| &f[best].1).fold(Array2::<f64>::zeros(per_fold[0][best].1.raw_dim()), |a, w| a + w) / folds as f64;
         (opts.cs[best], opts.cs.iter().copied().zip(mean).collect(), Some(start))
     } else {
@@ -243,7 +243,7 @@ fn predict_classes(w: &Array2<f64>, x: ArrayView2<'_, f64>) -> Vec<usize> {
     if z.ncols() == 1 {
         z.column(0).iter().map(|&v| usize::from(v > 0.0)).collect()
     } else {
-        z.rows().into_iter().map(|r| r.iter().enumerate().fold(0, |b, (j, &v)| if v > r[b] { j } else { b })).collect()
+        z.rows().into_iter().map(argmax).collect()
     }
 }
 
@@ -264,6 +264,17 @@ impl LinearProbe {
             softmax_rows(z)
         }
     }
+}
+
+/// Index of the largest value, the first on ties (numpy's `argmax`).
+pub(crate) fn argmax<'a>(values: impl IntoIterator<Item = &'a f64>) -> usize {
+    let mut best = (0, f64::NAN);
+    for (j, &v) in values.into_iter().enumerate() {
+        if j == 0 || v > best.1 {
+            best = (j, v);
+        }
+    }
+    best.0
 }
 
 /// Row-wise softmax.

@@ -5,8 +5,10 @@
 //! detections) with the probabilities and its k-means cluster as measurements.
 
 use crate::maps::render::{render_value_map, PALETTE};
+use crate::output::atomic::AtomicFile;
 use crate::probe::embeddings::{EmbeddingRows, PatchPlace};
 use crate::probe::error::{ProbeError, ProbeResult};
+use crate::probe::linear::argmax;
 use crate::probe::saved::SavedProbe;
 use crate::probe::train::Level;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array};
@@ -63,10 +65,12 @@ pub fn predict(probe: &SavedProbe, rows: &EmbeddingRows, out: &Path, opts: &Pred
         None if classes.len() == 2 => vec![1],
         None => (0..classes.len()).collect(),
     };
-    let x = Array2::from_shape_fn((rows.len(), rows.dim), |(i, j)| f64::from(rows.values[i * rows.dim + j]));
+    let x = rows.matrix(&(0..rows.len()).collect::<Vec<_>>());
     // Per row: the linear probe on each row (at slide level, a patch's own score).
     let per_row = probe.linear.predict_proba(x.view());
     let mut written = Predicted::default();
+    // MIL's attention over each row, from its key's bag (slide level with MIL).
+    let mut attention: Option<Vec<f32>> = None;
     match probe.level {
         Level::Row => {
             write_parquet(out, &probe.key_column, &rows.keys, rows.slides.as_deref(), rows.places.as_deref(), classes, &per_row, None)?;
@@ -80,12 +84,12 @@ pub fn predict(probe: &SavedProbe, rows: &EmbeddingRows, out: &Path, opts: &Pred
             let mut mean = Array2::zeros((keys.len(), rows.dim));
             let mut mil = Array2::zeros((keys.len(), classes.len()));
             for (e, members) in by_key.values().enumerate() {
-                for &r in members {
-                    mean.row_mut(e).iter_mut().zip(rows.row(r)).for_each(|(d, &s)| *d += f64::from(s) / members.len() as f64);
-                }
+                mean.row_mut(e).assign(&rows.mean(members));
                 if let Some(m) = &probe.mil {
-                    let bag: Vec<f32> = members.iter().flat_map(|&r| rows.row(r).iter().copied()).collect();
-                    mil.row_mut(e).assign(&ndarray::Array1::from(m.predict_proba(&bag, members.len())?.0));
+                    let (p, a) = m.predict_proba(&rows.bag(members), members.len())?;
+                    mil.row_mut(e).assign(&ndarray::Array1::from(p));
+                    let per_row = attention.get_or_insert_with(|| vec![0.0; rows.len()]);
+                    members.iter().zip(a).for_each(|(&r, v)| per_row[r] = v);
                 }
             }
             let p = probe.linear.predict_proba(mean.view());
@@ -94,7 +98,8 @@ pub fn predict(probe: &SavedProbe, rows: &EmbeddingRows, out: &Path, opts: &Pred
         }
     }
     if let Some(places) = &rows.places {
-        written.files = draw(probe, rows, places, &per_row, &shown, out, opts)?;
+        let maps = Maps { per_row: &per_row, attention: attention.as_deref(), shown: &shown };
+        written.files = draw(probe, rows, places, &maps, out, opts)?;
     }
     Ok(written)
 }
@@ -134,12 +139,11 @@ fn write_parquet(
     }
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| ProbeError::file(out, e))?;
-    let partial = out.with_extension("parquet.partial");
-    let file = std::fs::File::create(&partial).map_err(|e| ProbeError::file(&partial, e))?;
+    let (atomic, file) = AtomicFile::create(out).map_err(|e| ProbeError::file(out, e))?;
     let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(|e| ProbeError::file(out, e))?;
     w.write(&batch).map_err(|e| ProbeError::file(out, e))?;
     w.close().map_err(|e| ProbeError::file(out, e))?;
-    std::fs::rename(&partial, out).map_err(|e| ProbeError::file(out, e))
+    atomic.commit().map(|_| ()).map_err(|e| ProbeError::file(out, e))
 }
 
 /// File-name-safe text: letters, digits, `-`, `_`, `.`; others as `_`.
@@ -147,15 +151,15 @@ fn tame(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).take(80).collect()
 }
 
-fn draw(
-    probe: &SavedProbe,
-    rows: &EmbeddingRows,
-    places: &[PatchPlace],
-    per_row: &Array2<f64>,
-    shown: &[usize],
-    out: &Path,
-    opts: &PredictOptions,
-) -> ProbeResult<Vec<PathBuf>> {
+/// What the maps show: each row's class probabilities, its MIL attention, the classes drawn.
+struct Maps<'a> {
+    per_row: &'a Array2<f64>,
+    attention: Option<&'a [f32]>,
+    shown: &'a [usize],
+}
+
+fn draw(probe: &SavedProbe, rows: &EmbeddingRows, places: &[PatchPlace], maps: &Maps<'_>, out: &Path, opts: &PredictOptions) -> ProbeResult<Vec<PathBuf>> {
+    let Maps { per_row, attention, shown } = *maps;
     let stem = out.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut files = Vec::new();
@@ -183,33 +187,30 @@ fn draw(
         // Pictures of grids wider than 8,192 cells (patch sizes that do not match the
         // coordinates) are left out; the GeoJSON below still places every patch.
         let drawable = cols.max(rws) <= 8192;
-        let shown: &[usize] = if drawable { shown } else { &[] };
-        for &c in shown {
-            let cells: Vec<(u32, u32, f32)> = members.iter().map(|&i| (grid(i).0, grid(i).1, per_row[[i, c]] as f32)).collect();
-            let img = render_value_map(cols, rws, &cells, cell);
-            let path = dir.join(format!("{stem}-{}-p_{}.png", tame(&slide), tame(&probe.classes[c])));
-            crate::output::atomic::write_png(&path, img.width, img.height, &img.data).map_err(|e| ProbeError::file(&path, e))?;
-            files.push(path);
-        }
-        let attention = match &probe.mil {
-            Some(m) => {
-                let bag: Vec<f32> = members.iter().flat_map(|&r| rows.row(r).iter().copied()).collect();
-                let a = m.predict_proba(&bag, members.len())?.1;
-                let max = a.iter().copied().fold(0f32, f32::max).max(f32::MIN_POSITIVE);
-                let cells: Vec<(u32, u32, f32)> = members.iter().zip(&a).map(|(&i, &v)| (grid(i).0, grid(i).1, v / max)).collect();
-                if drawable {
-                    let img = render_value_map(cols, rws, &cells, cell);
-                    let path = dir.join(format!("{stem}-{}-attention.png", tame(&slide)));
-                    crate::output::atomic::write_png(&path, img.width, img.height, &img.data).map_err(|e| ProbeError::file(&path, e))?;
-                    files.push(path);
-                }
-                Some(a)
+        let mut picture = |values: &[f32], name: String| -> ProbeResult<()> {
+            if drawable {
+                let cells: Vec<(u32, u32, f32)> = members.iter().zip(values).map(|(&i, &v)| (grid(i).0, grid(i).1, v)).collect();
+                let img = render_value_map(cols, rws, &cells, cell);
+                let path = dir.join(format!("{stem}-{}-{name}.png", tame(&slide)));
+                crate::output::atomic::write_png(&path, img.width, img.height, &img.data).map_err(|e| ProbeError::file(&path, e))?;
+                files.push(path);
             }
-            None => None,
+            Ok(())
         };
+        for &c in shown {
+            let values: Vec<f32> = members.iter().map(|&i| per_row[[i, c]] as f32).collect();
+            picture(&values, format!("p_{}", tame(&probe.classes[c])))?;
+        }
+        if let Some(a) = attention {
+            let values: Vec<f32> = members.iter().map(|&i| a[i]).collect();
+            let max = values.iter().copied().fold(0f32, f32::max).max(f32::MIN_POSITIVE);
+            picture(&values.iter().map(|v| v / max).collect::<Vec<_>>(), "attention".to_string())?;
+        }
         let clusters = if opts.k > 0 && members.len() >= opts.k {
-            let emb: Vec<f32> = members.iter().flat_map(|&r| rows.row(r).iter().copied()).collect();
-            Some(crate::maps::kmeans(&emb, rows.dim, opts.k, opts.seed).map_err(|e| ProbeError::Fit { what: "k-means".into(), problem: e.to_string() })?)
+            Some(
+                crate::maps::kmeans(&rows.bag(&members), rows.dim, opts.k, opts.seed)
+                    .map_err(|e| ProbeError::Fit { what: "k-means".into(), problem: e.to_string() })?,
+            )
         } else {
             None
         };
@@ -221,13 +222,13 @@ fn draw(
                 let p = places[i];
                 let (x0, y0) = (f64::from(p.x) * ds, f64::from(p.y) * ds);
                 let (x1, y1) = (x0 + f64::from(p.width) * ds, y0 + f64::from(p.height) * ds);
-                let best = (0..probe.classes.len()).fold(0, |b, c| if per_row[[i, c]] > per_row[[i, b]] { c } else { b });
+                let best = argmax(per_row.row(i));
                 let mut measurements = serde_json::Map::new();
                 for (c, class) in probe.classes.iter().enumerate() {
                     measurements.insert(format!("p_{class}"), json!(per_row[[i, c]]));
                 }
-                if let Some(a) = &attention {
-                    measurements.insert("attention".into(), json!(a[j]));
+                if let Some(a) = attention {
+                    measurements.insert("attention".into(), json!(a[i]));
                 }
                 if let Some(k) = &clusters {
                     measurements.insert("cluster".into(), json!(k[j]));

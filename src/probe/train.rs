@@ -10,7 +10,7 @@ use crate::probe::auc::{auc_with_interval, AucInterval};
 use crate::probe::embeddings::EmbeddingRows;
 use crate::probe::error::{ProbeError, ProbeResult};
 use crate::probe::labels::Labelled;
-use crate::probe::linear::{fit_linear_probe, LinearProbe, ProbeOptions};
+use crate::probe::linear::{argmax, fit_linear_probe, LinearProbe, ProbeOptions};
 use crate::probe::mil::{train_mil, Bag, MilModel, MilOptions, MilTraining};
 use crate::probe::split::{stratified_group_kfold, stratified_subset, train_test_split};
 use haidef_wsi_encoders::candle::Device;
@@ -52,23 +52,16 @@ pub struct Examples {
 pub fn examples(rows: &EmbeddingRows, labelled: &Labelled, level: Level) -> ProbeResult<Examples> {
     let dim = rows.dim;
     match level {
-        Level::Row => {
-            let n = labelled.rows.len();
-            let mut x = Array2::zeros((n, dim));
-            for (e, &r) in labelled.rows.iter().enumerate() {
-                x.row_mut(e).iter_mut().zip(rows.row(r)).for_each(|(d, &s)| *d = f64::from(s));
-            }
-            Ok(Examples {
-                x,
-                y: labelled.y.clone(),
-                groups: labelled.groups.clone(),
-                group_names: labelled.group_names.clone(),
-                train: labelled.train.clone(),
-                keys: labelled.rows.iter().map(|&r| rows.keys[r].clone()).collect(),
-                members: labelled.rows.iter().map(|&r| vec![r]).collect(),
-                classes: labelled.classes.clone(),
-            })
-        }
+        Level::Row => Ok(Examples {
+            x: rows.matrix(&labelled.rows),
+            y: labelled.y.clone(),
+            groups: labelled.groups.clone(),
+            group_names: labelled.group_names.clone(),
+            train: labelled.train.clone(),
+            keys: labelled.rows.iter().map(|&r| rows.keys[r].clone()).collect(),
+            members: labelled.rows.iter().map(|&r| vec![r]).collect(),
+            classes: labelled.classes.clone(),
+        }),
         Level::Slide => {
             let mut by_key: BTreeMap<&str, usize> = BTreeMap::new();
             let mut ex = Examples {
@@ -96,11 +89,7 @@ pub fn examples(rows: &EmbeddingRows, labelled: &Labelled, level: Level) -> Prob
             }
             let mut x = Array2::zeros((ex.keys.len(), dim));
             for (e, members) in ex.members.iter().enumerate() {
-                let mut row = x.row_mut(e);
-                for &r in members {
-                    row.iter_mut().zip(rows.row(r)).for_each(|(d, &s)| *d += f64::from(s));
-                }
-                row.mapv_inplace(|v| v / members.len() as f64);
+                x.row_mut(e).assign(&rows.mean(members));
             }
             ex.x = x;
             ex.train = labelled.train.as_ref().map(|_| train.into_iter().map(|t| t.unwrap_or(true)).collect());
@@ -304,7 +293,7 @@ fn figures(
         .enumerate()
         .filter(|(i, &c)| {
             let row = &proba[i * n_classes..(i + 1) * n_classes];
-            (0..n_classes).fold(0, |b, j| if row[j] > row[b] { j } else { b }) == c
+            argmax(row) == c
         })
         .count();
     Ok(TestFigures { model, train_examples, test_examples: y.len(), auc, accuracy: right as f64 / y.len().max(1) as f64 })
@@ -340,7 +329,7 @@ fn renumber(groups: &[usize], names: &[String]) -> (Vec<usize>, Vec<String>) {
 
 fn bag(ex: &Examples, rows: &EmbeddingRows, e: usize) -> Bag {
     let members = &ex.members[e];
-    Bag { x: members.iter().flat_map(|&r| rows.row(r).iter().copied()).collect(), n: members.len(), y: ex.y[e] }
+    Bag { x: rows.bag(members), n: members.len(), y: ex.y[e] }
 }
 
 fn mil_and_test(
