@@ -5,7 +5,10 @@ LogisticRegressionCV(Cs=10, cv=5) (scikit-learn's defaults: lbfgs, tol 1e-4, max
 accuracy scoring), predicts the test rows and prints the wall time, C_ and the test ROC AUC.
 
 Usage: python3 benches/peers/sklearn_probe.py DIR   (DIR from make_probe_data.py)
+Also pickles the fitted scaler and model to DIR/sklearn_model.pkl (after the time is taken) for
+sklearn_predict.py.
 """
+import pickle
 import sys
 import time
 import warnings
@@ -39,6 +42,8 @@ def main():
     p = m.predict_proba(scaler.transform(x[~train]))[:, 1]
     auc = roc_auc_score(y[~train] == m.classes_[1], p)
     print(f"sklearn: {time.perf_counter() - t0:.2f} s wall (imports included), C = {m.C_[0]:.6g}, test AUC {auc:.6f}, {train.sum()} train / {(~train).sum()} test")
+    with open(f"{d}/sklearn_model.pkl", "wb") as f:
+        pickle.dump((scaler, m), f)
 
 
 if __name__ == "__main__":

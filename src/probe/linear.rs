@@ -2,14 +2,13 @@
 //! reproduced. Features are standardised once on the training rows; C is chosen from 10 values
 //! log-spaced over 1e-4…1e4 by stratified 5-fold cross-validation scored by accuracy (the
 //! mean over folds, the smaller C on ties, as scikit-learn 1.9 does), then the model is refitted
-//! on all training rows. linfa-logistic fits each model (L-BFGS on the summed log-loss plus
-//! α/2·‖w‖², intercept unpenalised, α = 1/C): binary with one weight vector, more classes
-//! multinomial (softmax over one vector per class).
+//! on all training rows. Each model is fitted as scikit-learn's `lbfgs` solver fits it
+//! ([`crate::probe::logistic`]: mean log-loss plus ‖w‖²/(2·C·n), intercept unpenalised, binary
+//! with one weight vector, more classes multinomial).
 
 use crate::probe::error::{ProbeError, ProbeResult};
+use crate::probe::logistic::fit_logistic;
 use crate::probe::split::cv_folds;
-use linfa::prelude::*;
-use linfa_logistic::{LogisticRegression, MultiLogisticRegression};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -53,7 +52,8 @@ pub struct ProbeOptions {
     /// Cross-validation folds that choose C (fewer when a class has fewer rows; see
     /// [`LinearProbe::warnings`]).
     pub folds: usize,
-    /// L-BFGS stops when the gradient's norm falls below this times the number of rows.
+    /// L-BFGS stops when no component of the mean loss's gradient exceeds this (scikit-learn's
+    /// `tol`).
     pub tolerance: f64,
     /// L-BFGS iterations at most, per fit.
     pub max_iterations: u64,
@@ -147,12 +147,11 @@ pub fn fit_linear_probe(
             .map(|f| {
                 let train: Vec<usize> = (0..y.len()).filter(|&i| fold_of[i] != f).collect();
                 let test: Vec<usize> = (0..y.len()).filter(|&i| fold_of[i] == f).collect();
-                let (xt, yt) = (column_major(xs.select(Axis(0), &train)), train.iter().map(|&i| y[i]).collect::<Vec<_>>());
                 let xv = xs.select(Axis(0), &test);
                 let mut init: Option<Array2<f64>> = None;
                 let mut out = Vec::new();
                 for &c in &opts.cs {
-                    let w = fit_once(xt.view(), &yt, n_classes, c, init.as_ref(), opts)?;
+                    let w = fit_logistic(xs.view(), &train, y, n_classes, c, init.as_ref(), opts.tolerance, opts.max_iterations)?;
                     let pred = predict_classes(&w, xv.view());
                     let right = pred.iter().zip(&test).filter(|(p, &i)| **p == y[i]).count();
                     out.push((right as f64 / test.len().max(1) as f64, w.clone()));
@@ -173,58 +172,9 @@ pub fn fit_linear_probe(
         }
         (c, Vec::new(), None)
     };
-    let w = fit_once(column_major(xs).view(), y, n_classes, c, init.as_ref(), opts)?;
+    let w = fit_logistic(xs.view(), &(0..y.len()).collect::<Vec<_>>(), y, n_classes, c, init.as_ref(), opts.tolerance, opts.max_iterations)?;
     let (coef, intercept) = split_params(&w);
     Ok(LinearProbe { scaler, coef, intercept, n_classes, c, cv_scores, folds_used: folds.max(1), warnings })
-}
-
-/// `x` laid out column by column. linfa-logistic's gradient is `xᵀ · r`, a matrix–vector
-/// product that ndarray (without BLAS) walks along `xᵀ`'s rows: contiguous in this layout,
-/// strided in row-major. Measured on 100,000 × 384 (docs/BENCHMARKS.md): most of the fit's
-/// time was that product before.
-fn column_major(x: Array2<f64>) -> Array2<f64> {
-    x.reversed_axes().as_standard_layout().into_owned().reversed_axes()
-}
-
-/// One L-BFGS fit at C; the parameters as (features + 1) × outputs (intercept last).
-fn fit_once(x: ArrayView2<'_, f64>, y: &[usize], n_classes: usize, c: f64, init: Option<&Array2<f64>>, opts: &ProbeOptions) -> ProbeResult<Array2<f64>> {
-    let tol = opts.tolerance * x.nrows() as f64;
-    let fail = |e: linfa_logistic::error::Error| ProbeError::Fit { what: format!("the logistic regression (C = {c})"), problem: e.to_string() };
-    let d = x.ncols();
-    if n_classes == 2 {
-        // linfa labels the more frequent class +1 (on a tie, the first row's); our weights are
-        // class 1's log-odds, so they change sign where linfa's +1 is class 0.
-        let ones = y.iter().filter(|&&c| c == 1).count();
-        let zeros = y.len() - ones;
-        let pos = if ones != zeros { usize::from(ones > zeros) } else { y[0] };
-        let sign = if pos == 1 { 1.0 } else { -1.0 };
-        let mut params = LogisticRegression::default().alpha(1.0 / c).gradient_tolerance(tol).max_iterations(opts.max_iterations);
-        if let Some(w) = init {
-            params = params.initial_params(w.column(0).mapv(|v| v * sign));
-        }
-        let ds = DatasetBase::new(x, Array1::from(y.to_vec()));
-        let fit = params.fit(&ds).map_err(fail)?;
-        let sign = if fit.labels().pos.class == 1 { 1.0 } else { -1.0 };
-        let mut w = Array2::zeros((d + 1, 1));
-        w.slice_mut(ndarray::s![..d, 0]).assign(&fit.params().mapv(|v| v * sign));
-        w[[d, 0]] = fit.intercept() * sign;
-        Ok(w)
-    } else {
-        let mut params = MultiLogisticRegression::default().alpha(1.0 / c).gradient_tolerance(tol).max_iterations(opts.max_iterations);
-        if let Some(w) = init {
-            params = params.initial_params(w.clone());
-        }
-        let ds = DatasetBase::new(x, Array1::from(y.to_vec()));
-        let fit = params.fit(&ds).map_err(fail)?;
-        let classes = fit.classes();
-        if classes.len() != n_classes || classes.iter().enumerate().any(|(i, &c)| c != i) {
-            return Err(ProbeError::Labels(format!("a cross-validation fold lacks a class (it has classes {classes:?} of {n_classes})")));
-        }
-        let mut w = Array2::zeros((d + 1, n_classes));
-        w.slice_mut(ndarray::s![..d, ..]).assign(fit.params());
-        w.row_mut(d).assign(fit.intercept());
-        Ok(w)
-    }
 }
 
 fn split_params(w: &Array2<f64>) -> (Array2<f64>, Vec<f64>) {
@@ -248,10 +198,25 @@ fn predict_classes(w: &Array2<f64>, x: ArrayView2<'_, f64>) -> Vec<usize> {
 }
 
 impl LinearProbe {
-    /// Class probabilities (rows × classes) of raw embeddings `x`.
+    /// Class probabilities (rows × classes) of raw embeddings `x`. Rows are standardised one at
+    /// a time (no scaled copy of `x`: prediction runs over whole cohorts).
     pub fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Array2<f64> {
-        let xs = self.scaler.apply(x);
-        let z = xs.dot(&self.coef.t()) + &Array1::from(self.intercept.clone());
+        const ROWS: usize = 1024;
+        let (n, d, k) = (x.nrows(), x.ncols(), self.coef.nrows());
+        let mut z = Array2::<f64>::zeros((n, k));
+        if k > 0 {
+            let out = z.as_slice_mut().expect("a new array is contiguous");
+            out.par_chunks_mut(k * ROWS).enumerate().for_each(|(t, chunk)| {
+                let mut scaled = Array1::<f64>::zeros(d);
+                for (r, zr) in chunk.chunks_mut(k).enumerate() {
+                    let row = x.row(t * ROWS + r);
+                    scaled.iter_mut().zip(row.iter()).zip(self.scaler.mean.iter().zip(&self.scaler.scale)).for_each(|((s, v), (m, sc))| *s = (v - m) / sc);
+                    for (o, zo) in zr.iter_mut().enumerate() {
+                        *zo = scaled.dot(&self.coef.row(o)) + self.intercept[o];
+                    }
+                }
+            });
+        }
         if self.n_classes == 2 {
             let mut p = Array2::zeros((x.nrows(), 2));
             for (i, &v) in z.column(0).iter().enumerate() {

@@ -1,12 +1,12 @@
 //! Classifiers on embeddings, the HAI-DEF data-efficiency recipe: linear probes (scikit-learn's
-//! `StandardScaler` + `LogisticRegressionCV`, reproduced on linfa-logistic), slide-level models
+//! `StandardScaler` + `LogisticRegressionCV`, reproduced: its lbfgs fits on argmin's L-BFGS), slide-level models
 //! (mean pooling and gated-attention MIL on candle), ROC AUC with bootstrap intervals, the
 //! data-efficiency curve, and predictions with maps and QuPath GeoJSON.
 //!
 //! - `embeddings`, `labels`: rows of any Parquet with a key and an embedding column, joined
 //!   to a label CSV ([`read_embeddings`], [`read_labels`], [`join`]).
 //! - `split`, `rng`: folds as scikit-learn makes them; seeded, stratified, grouped splits.
-//! - `linear`, `mil`: the two model families. `auc`: the figures.
+//! - `linear` (choosing C; `logistic`, one fit), `mil`: the two model families. `auc`: the figures.
 //! - `train`: one run (test split, folds, curve); `saved`: the model folder; `report`: curve
 //!   CSV and picture; `predict`: a saved model applied.
 
@@ -15,6 +15,7 @@ mod embeddings;
 mod error;
 mod labels;
 mod linear;
+mod logistic;
 mod mil;
 mod predict;
 mod report;
