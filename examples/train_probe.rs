@@ -147,6 +147,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     });
     let on = probe::TrainedOn { classes: &labelled.classes, level, key_column: &cli.key, dim: rows.dim, embedding_model: rows.model_id.as_deref() };
     probe::save(&cli.out, &trained, &on, description)?;
+    probe::write_split(&cli.out, &cli.key, &ex, &trained.train_mask)?;
     if !trained.curve.is_empty() {
         probe::write_curve_csv(&cli.out.join("curve.csv"), &trained.curve)?;
         probe::draw_curve(&cli.out.join("curve.png"), &trained)?;

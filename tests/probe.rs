@@ -177,6 +177,37 @@ fn slide_level_mil_learns_bags_of_digits() {
     eprintln!("MIL {:?}, mean pooling {:?}", mil.auc, mean.auc);
 }
 
+/// On a GPU (built with `--features cuda`, run where CUDA device 0 exists; `tools/gpu_check.sh`):
+/// the MIL forward pass on CUDA equals PyTorch's (1e-4), and MIL trained on CUDA learns the
+/// bags of digits (test AUC > 0.8). Skipped, with a message, in CUDA builds on machines without
+/// a GPU; absent from CPU builds.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_mil_matches_pytorch_and_learns() {
+    let Ok(gpu) = Device::new_cuda(0) else {
+        eprintln!("no CUDA device 0: cuda_mil_matches_pytorch_and_learns not run");
+        return;
+    };
+    let t = haidef_wsi::encoders::candle::safetensors::load(fixtures().join("mil_reference.safetensors"), &gpu).unwrap();
+    let bag = t["input.bag"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let logits = t["expected.logits"].to_vec1::<f32>().unwrap();
+    let weights = t.into_iter().filter(|(k, _)| !k.starts_with("input.") && !k.starts_with("expected.")).collect();
+    let out = probe::MilModel::from_tensors(weights).unwrap().forward(&bag, 10).unwrap();
+    for (a, b) in out.logits.iter().zip(&logits) {
+        assert!((a - b).abs() < 1e-4, "CUDA {a}, PyTorch {b}");
+    }
+    let path = fixtures().join("digit_bags.parquet");
+    let rows = probe::read_embeddings(&path, "slide_id", "embedding").unwrap();
+    let labels_path = fixtures().join("digit_bags_labels.csv");
+    let labelled = probe::join(&rows, &probe::read_labels(&labels_path, "slide_id").unwrap(), &labels_path).unwrap();
+    let ex = probe::examples(&rows, &labelled, Level::Slide).unwrap();
+    let opts = TrainOptions { level: Level::Slide, bootstrap: 100, device: gpu, ..TrainOptions::default() };
+    let trained = probe::train(&ex, &rows, 2, &opts, &|_| {}).unwrap();
+    let mil = trained.test.iter().find(|f| f.model == "mil").unwrap();
+    assert!(mil.auc.auc > 0.8, "MIL on CUDA: test AUC {:?}", mil.auc);
+    eprintln!("MIL on CUDA: {:?}, {:?}", mil.auc, trained.mil.as_ref().map(|(_, t)| t));
+}
+
 fn err_of(r: Result<impl std::fmt::Debug, ProbeError>) -> String {
     r.expect_err("an error").to_string()
 }
@@ -342,6 +373,10 @@ fn train_and_predict_examples_end_to_end() {
     let desc: Value = serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
     assert_eq!(desc["classes"], serde_json::json!(["benign", "malignant"]));
     assert_eq!(desc["cv_scoring"], "accuracy");
+    let split = std::fs::read_to_string(model.join("split.csv")).unwrap();
+    let given = std::fs::read_to_string("fixtures/probes/breast_cancer_labels.csv").unwrap();
+    let rows = |t: &str| t.lines().skip(1).map(|l| l.split(',').take(3).collect::<Vec<_>>().join(",")).collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(rows(&split), rows(&given), "split.csv: each key's label and split as given");
 
     // Predictions on the test rows equal scikit-learn's.
     let pred = dir.join("pred.parquet");
@@ -380,6 +415,37 @@ fn train_and_predict_examples_end_to_end() {
     );
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("test: mil") && out.contains("test: linear"), "{out}");
+    // The split used, as a labels file: every bag once, its label, a seeded fifth as test;
+    // passed back as --labels it gives the same test figures.
+    let split = std::fs::read_to_string(bags.join("split.csv")).unwrap();
+    let lines: Vec<&str> = split.lines().collect();
+    assert_eq!(lines[0], "slide_id,label,split");
+    assert_eq!(lines.len(), 121);
+    assert_eq!(lines.iter().filter(|l| l.ends_with(",test")).count(), 24);
+    let labels = std::fs::read_to_string("fixtures/probes/digit_bags_labels.csv").unwrap();
+    for l in labels.lines().skip(1) {
+        assert!(lines.iter().any(|s| s.starts_with(&format!("{l},"))), "{l} in split.csv");
+    }
+    let again = dir.join("bags-again");
+    let (ok, out2, err) = run(
+        "train_probe",
+        &[
+            "fixtures/probes/digit_bags.parquet",
+            "--labels",
+            bags.join("split.csv").to_str().unwrap(),
+            "--key",
+            "slide_id",
+            "--level",
+            "slide",
+            "--out",
+            again.to_str().unwrap(),
+            "--bootstrap",
+            "100",
+        ],
+    );
+    assert!(ok, "{out2}\n{err}");
+    let figures = |o: &str| o.lines().filter(|l| l.starts_with("test: linear")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(figures(&out), figures(&out2), "the linear probe's test figures on the split read back");
     let pred = dir.join("bags.parquet");
     let (ok, out, err) = run(
         "predict_probe",

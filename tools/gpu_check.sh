@@ -12,9 +12,10 @@ case "${1:-}" in
        && cargo bench --features cuda --bench encoder --no-run && cargo bench --features cuda --bench pipeline --no-run \
        && cargo bench --features cuda --bench siglip --no-run \
        && cargo test --release --features cuda --test audio --no-run && cargo bench --features cuda --bench hear --no-run \
-       && cargo bench --features cuda --bench serve_load --no-run && cargo bench --features cuda --bench cohort_throughput --no-run)
+       && cargo bench --features cuda --bench serve_load --no-run && cargo bench --features cuda --bench cohort_throughput --no-run \
+       && cargo test --release --features cuda --test probe --no-run)
     rm -rf .gpu && mkdir -p .gpu
-    for pat in 'parity-*' 'preprocess-*' 'encoder-*' 'pipeline-*' 'siglip_model-*' 'siglip-*' 'audio-*' 'hear-*' 'serve_load-*' 'cohort_throughput-*'; do
+    for pat in 'parity-*' 'preprocess-*' 'encoder-*' 'pipeline-*' 'siglip_model-*' 'siglip-*' 'audio-*' 'hear-*' 'serve_load-*' 'cohort_throughput-*' 'probe-*'; do
       f=$(ls -t target/cuda/release/deps/$pat | grep -v '\.d$' | head -1)
       name=$(basename "${pat%-\*}")
       strip --strip-debug -o ".gpu/$name" "$f" && gzip -f ".gpu/$name"   # the carry limit is 64 MiB
@@ -32,7 +33,7 @@ case "${1:-}" in
     ;;
   run)
     export LD_LIBRARY_PATH=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:/usr/local/nvidia/lib64
-    for b in parity preprocess encoder pipeline siglip_model siglip audio hear serve_load cohort_throughput; do gunzip -c ".gpu/$b.gz" > "/tmp/$b" && chmod +x "/tmp/$b"; done
+    for b in parity preprocess encoder pipeline siglip_model siglip audio hear serve_load cohort_throughput probe; do gunzip -c ".gpu/$b.gz" > "/tmp/$b" && chmod +x "/tmp/$b"; done
     nvidia-smi --query-gpu=name,memory.total --format=csv
     /tmp/parity --nocapture cuda_half_precision_matches_cpu_f32
     /tmp/preprocess --nocapture cuda_packing_matches_cpu
@@ -40,6 +41,8 @@ case "${1:-}" in
     # MedSigLIP towers: CUDA f32 / bf16 against transformers' features, then full-depth bf16 speed.
     /tmp/siglip_model --nocapture cuda_matches_transformers
     /tmp/siglip --bench cuda_bf16
+    # Attention MIL on CUDA: forward against PyTorch, and training on the bags of digits.
+    /tmp/probe --nocapture cuda_mil_matches_pytorch_and_learns
     # HeAR: the front end's matrix form and the model on CUDA against the references, then
     # front end alone and full model (bf16, batch 256) speed.
     /tmp/audio --nocapture cuda_matches_the_reference

@@ -95,8 +95,9 @@ pub(crate) fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: [u8; 3
 }
 
 /// 3×5 bitmaps of `.`, `-` and `e`, for numbers like `0.25` and `3.1e-5`, and of the few
-/// lower-case letters the charts' legends and axes need (`linear`, `mil`, `auc`).
-const SIGNS: [(char, [u8; 5]); 11] = [
+/// lower-case letters the charts' legends and axes need (`linear`, `mil`, `test auc`,
+/// `training examples`).
+const SIGNS: [(char, [u8; 5]); 17] = [
     ('.', [0, 0, 0, 0, 2]),
     ('-', [0, 0, 7, 0, 0]),
     ('e', [0, 7, 5, 6, 7]),
@@ -108,6 +109,12 @@ const SIGNS: [(char, [u8; 5]); 11] = [
     ('n', [0, 6, 5, 5, 5]),
     ('r', [0, 3, 4, 4, 4]),
     ('u', [0, 5, 5, 5, 3]),
+    ('t', [2, 7, 2, 2, 3]),
+    ('s', [0, 3, 4, 1, 6]),
+    ('g', [0, 3, 4, 5, 3]),
+    ('x', [0, 5, 2, 2, 5]),
+    ('p', [0, 6, 5, 6, 4]),
+    ('o', [0, 2, 5, 5, 2]),
 ];
 
 /// Draws `text` (digits and the [`SIGNS`]; other characters leave a gap) at (x, y) with pixel

@@ -33,6 +33,6 @@ pub use mil::{train_mil, Bag, MilModel, MilOptions, MilOutput, MilTraining};
 pub use predict::{predict, PredictOptions, Predicted};
 pub use report::{curve_means, draw_curve, write_curve_csv};
 pub use rng::SplitMix64;
-pub use saved::{load, save, SavedProbe, TrainedOn, FORMAT};
+pub use saved::{load, save, write_split, SavedProbe, TrainedOn, FORMAT};
 pub use split::{cv_folds, stratified_group_kfold, stratified_kfold, stratified_subset, train_test_split};
 pub use train::{examples, train, CurvePoint, Examples, Level, TestFigures, TrainOptions, Trained};

@@ -69,7 +69,9 @@ pub fn draw_curve(path: &Path, trained: &Trained) -> ProbeResult<()> {
         text(&mut img, 10, y.saturating_sub(5), 2, &format!("{t:.1}"));
         t += 0.1;
     }
-    text(&mut img, left + 8, top + ph - 16, 2, "auc");
+    text(&mut img, left + 8, top + ph - 16, 2, "test auc");
+    let axis = "training examples";
+    text(&mut img, (left + pw / 2).saturating_sub(axis.len() as u32 * 4), top + ph + 32, 2, axis);
     let sizes: std::collections::BTreeSet<usize> = all.iter().map(|p| p.0).collect();
     for &n in &sizes {
         let x = px(n as f64).round() as u32;

@@ -1,16 +1,45 @@
 //! A trained classifier on disk, a folder: `model.json` (classes, level, key column, the
 //! embedding width and model, the C chosen, the options, the test figures),
 //! `linear.safetensors` (`coef` outputs × dim, `intercept`, the scaler's `mean` and `scale`,
-//! all f64) and, at slide level, `mil.safetensors` (the MIL layers, f32).
+//! all f64), at slide level `mil.safetensors` (the MIL layers, f32), and `split.csv` (the
+//! split used, as a labels file).
 
 use crate::probe::error::{ProbeError, ProbeResult};
 use crate::probe::linear::{LinearProbe, Scaler};
 use crate::probe::mil::MilModel;
-use crate::probe::train::{Level, Trained};
+use crate::probe::train::{Examples, Level, Trained};
 use haidef_wsi_encoders::candle::{Device, Tensor};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
+
+/// Writes `split.csv` into `dir`: each example's key (once), class and side of the test split
+/// (`train`/`test`), and its group where the labels gave groups. Passed back as `--labels` it
+/// trains on the same split.
+pub fn write_split(dir: &Path, key_column: &str, ex: &Examples, train_mask: &[bool]) -> ProbeResult<()> {
+    let path = dir.join("split.csv");
+    let err = |e: csv::Error| ProbeError::file(&path, e);
+    let with_groups = !ex.group_names.iter().any(|g| g.starts_with("key:"));
+    let mut w = csv::Writer::from_path(&path).map_err(err)?;
+    let mut header = vec![key_column, "label", "split"];
+    if with_groups {
+        header.push("group");
+    }
+    w.write_record(&header).map_err(err)?;
+    let mut seen = std::collections::HashSet::new();
+    for (i, key) in ex.keys.iter().enumerate() {
+        if !seen.insert(key.as_str()) {
+            continue;
+        }
+        let side = if train_mask[i] { "train" } else { "test" };
+        let mut record = vec![key.as_str(), ex.classes[ex.y[i]].as_str(), side];
+        if with_groups {
+            record.push(ex.group_names[ex.groups[i]].as_str());
+        }
+        w.write_record(&record).map_err(err)?;
+    }
+    w.flush().map_err(|e| ProbeError::file(&path, e))
+}
 
 /// The format tag in `model.json`.
 pub const FORMAT: &str = "haidef-wsi probe 1";

@@ -185,6 +185,8 @@ pub struct Trained {
     pub warnings: Vec<String>,
     /// Examples on each side of the main split: (train, test).
     pub split_sizes: (usize, usize),
+    /// Each example's side of the main split (`true`: training).
+    pub train_mask: Vec<bool>,
 }
 
 /// Trains and evaluates: the linear probe (and MIL at slide level) on the training split,
@@ -274,7 +276,7 @@ pub fn train(ex: &Examples, rows: &EmbeddingRows, n_classes: usize, opts: &Train
             }
         }
     }
-    Ok(Trained { linear, mil, test, folds, curve, warnings, split_sizes: (train_idx.len(), test_idx.len()) })
+    Ok(Trained { linear, mil, test, folds, curve, warnings, split_sizes: (train_idx.len(), test_idx.len()), train_mask })
 }
 
 fn figures(
