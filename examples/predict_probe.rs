@@ -7,6 +7,9 @@
 //!
 //! `cargo run --release --example predict_probe -- MODEL_DIR EMBEDDINGS --out F.parquet [--class NAME] [--k 8]`
 
+#[path = "common/threads.rs"]
+mod threads;
+
 use clap::Parser;
 use haidef_wsi::encoders::parse_device;
 use haidef_wsi::probe::{self, PredictOptions};
@@ -50,6 +53,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() {
+    threads::pin_candle_threads();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);

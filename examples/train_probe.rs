@@ -6,6 +6,9 @@
 //!
 //! `cargo run --release --example train_probe -- EMBEDDINGS --labels labels.csv --key COLUMN --out DIR [--level slide] [--train-sizes 8,16,32] [--repeats R] [--folds K]`
 
+#[path = "common/threads.rs"]
+mod threads;
+
 use clap::{Parser, ValueEnum};
 use haidef_wsi::encoders::parse_device;
 use haidef_wsi::probe::{self, Level, ProbeOptions, TestFigures, TrainOptions};
@@ -162,6 +165,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() {
+    threads::pin_candle_threads();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);
