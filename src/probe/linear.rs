@@ -114,6 +114,9 @@ pub fn fit_linear_probe(
     if opts.cs.is_empty() || opts.cs.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
         return Err(ProbeError::Options("the values of C must be positive numbers".into()));
     }
+    if !(opts.tolerance.is_finite() && opts.tolerance >= 0.0) {
+        return Err(ProbeError::Options(format!("the tolerance must be a number of at least 0 (scikit-learn's tol; default 1e-4), not {}", opts.tolerance)));
+    }
     let scaler = Scaler::fit(x);
     let xs = scaler.apply(x);
     let mut warnings = Vec::new();
@@ -255,6 +258,20 @@ pub(crate) fn softmax_rows(mut z: Array2<f64>) -> Array2<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tolerance_must_be_a_number_of_at_least_zero() {
+        let x = ndarray::array![[0.0], [1.0], [2.0], [3.0]];
+        let names: Vec<String> = (0..4).map(|i| i.to_string()).collect();
+        for tol in [-1.0, f64::NAN] {
+            let opts = super::ProbeOptions { tolerance: tol, cs: vec![1.0], ..Default::default() };
+            let e = super::fit_linear_probe(x.view(), &[0, 0, 1, 1], 2, &[0, 1, 2, 3], &names, &opts).unwrap_err().to_string();
+            assert!(e.contains("tolerance must be a number of at least 0"), "{e}");
+        }
+        let opts = super::ProbeOptions { tolerance: 0.0, cs: vec![1.0], max_iterations: 50, ..Default::default() };
+        let p = super::fit_linear_probe(x.view(), &[0, 0, 1, 1], 2, &[0, 1, 2, 3], &names, &opts).unwrap();
+        assert!(p.coef[[0, 0]] > 0.0, "class 1 grows with the feature: {}", p.coef);
+    }
+
     #[test]
     fn logspace_is_numpys() {
         let v = super::logspace(-4.0, 4.0, 10);
