@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo package --workspace --allow-dirty --no-verify
+# python/ is published as a wheel (tools/python_tests.sh builds it), not as a crate.
+cargo package --workspace --exclude haidef-wsi-python --allow-dirty --no-verify
 unpacked="$(mktemp -d)"
 trap 'rm -rf "$unpacked"' EXIT
 members=()

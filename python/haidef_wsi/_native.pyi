@@ -1,0 +1,76 @@
+"""Type stubs of the compiled module haidef_wsi._native."""
+from os import PathLike
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class HaidefError(Exception):
+    """An error of the haidef-wsi library: reading a slide, decoding a frame, loading or running
+    a model. The message names the file, frame, tag or field and what was expected."""
+
+def models() -> List[str]:
+    """The names of the models the library knows, the default first."""
+
+class Slide:
+    """A DICOM whole-slide image: a folder of DICOM files (one series) or one file of it.
+
+    Coordinates passed to `read_region` are in the pixels of the level read (OpenSlide takes
+    level-0 coordinates instead). Pickles as the path it was opened from."""
+
+    def __init__(self, path: Union[str, PathLike[str]]) -> None: ...
+    @staticmethod
+    def open(path: Union[str, PathLike[str]]) -> "Slide": ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def study_instance_uid(self) -> str: ...
+    @property
+    def series_instance_uid(self) -> str: ...
+    @property
+    def level_count(self) -> int: ...
+    @property
+    def level_dimensions(self) -> List[Tuple[int, int]]: ...
+    @property
+    def level_downsamples(self) -> List[float]: ...
+    @property
+    def level_mpp(self) -> List[Optional[float]]: ...
+    @property
+    def level_tile_size(self) -> List[Tuple[int, int]]: ...
+    @property
+    def warnings(self) -> List[str]: ...
+    def read_region(
+        self, x: int, y: int, width: int, height: int, level: int = 0, pad: bool = False
+    ) -> npt.NDArray[np.uint8]:
+        """The rectangle at (x, y) of `level`, in that level's pixels: (height, width, 3) uint8 RGB.
+        Outside the level it is an error unless `pad` (then white)."""
+
+class Encoder:
+    """A foundation-model encoder by name. Without weights, the model's untrained seeded
+    stand-in runs, with a warning."""
+
+    def __init__(
+        self,
+        model: str = "path-foundation",
+        weights: Optional[Union[str, PathLike[str]]] = None,
+        device: str = "cpu",
+        batch_size: int = 32,
+    ) -> None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def embedding_dim(self) -> int: ...
+    @property
+    def is_trained(self) -> bool: ...
+    @property
+    def weights_id(self) -> str: ...
+    @property
+    def input_description(self) -> str: ...
+    def embed(
+        self, images: Union[npt.NDArray[np.uint8], npt.NDArray[np.uint16], npt.NDArray[np.float32]]
+    ) -> npt.NDArray[np.float32]:
+        """(N, H, W, C) or (H, W, C) images, channels last -> (N, D) float32 embeddings."""

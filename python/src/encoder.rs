@@ -1,0 +1,159 @@
+//! `Encoder`: a model of the registry by name, embedding numpy batches with the model's own
+//! declared preprocessing (the same batching core as the Rust examples).
+
+use crate::errors::library;
+use haidef_wsi::encoders::candle::DType;
+use haidef_wsi::encoders::{parse_device, registry, Batcher, Encoder as RustEncoder, ImageRef};
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// The names of the models the library knows, the default first.
+#[pyfunction]
+pub fn models() -> Vec<String> {
+    registry::models().iter().map(|m| m.name.to_string()).collect()
+}
+
+/// A foundation-model encoder: `Encoder("path-foundation", weights=None, device="cpu")`.
+///
+/// Without `weights` the model's untrained, seeded stand-in runs (with a warning): right shape,
+/// right preprocessing, no learned features. `embed` takes a numpy batch `(N, H, W, C)` (or one
+/// image `(H, W, C)`) of uint8, uint16 or float32 and gives `(N, D)` float32.
+#[pyclass(module = "haidef_wsi._native", frozen)]
+pub struct Encoder {
+    name: String,
+    model: Box<dyn RustEncoder>,
+    batcher: Mutex<Batcher>,
+    batch_size: usize,
+}
+
+/// Samples of one batch, copied out of the numpy array (so the GIL can be released while the
+/// model runs and no Python thread can change them meanwhile).
+enum Owned {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    F32(Vec<f32>),
+}
+
+#[pymethods]
+impl Encoder {
+    #[new]
+    #[pyo3(signature = (model = "path-foundation", weights = None, device = "cpu", batch_size = 32))]
+    fn new(py: Python<'_>, model: &str, weights: Option<PathBuf>, device: &str, batch_size: usize) -> PyResult<Self> {
+        if batch_size == 0 {
+            return Err(PyValueError::new_err("batch_size must be at least 1"));
+        }
+        let entry = registry::find(model).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let device = parse_device(device).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let name = entry.name.to_string();
+        let loaded = py.detach(|| entry.open(weights.as_deref(), &device, DType::F32)).map_err(library)?;
+        if !loaded.is_trained() {
+            let warning = py.get_type::<pyo3::exceptions::PyUserWarning>();
+            PyErr::warn(py, &warning, &std::ffi::CString::new(format!("no weights given: {name} runs as an untrained, seeded stand-in (right shape and preprocessing, no learned features); pass weights= for real embeddings")).expect("no NUL"), 1)?;
+        }
+        let batcher = Batcher::new(loaded.input_spec().clone(), batch_size, loaded.device().clone(), loaded.input_dtype()).map_err(library)?;
+        Ok(Encoder { name, model: loaded, batcher: Mutex::new(batcher), batch_size })
+    }
+
+    /// The model's name in the registry.
+    #[getter]
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// The model id written into outputs (`google/path-foundation`).
+    #[getter]
+    fn model_id(&self) -> String {
+        self.model.model_id().to_string()
+    }
+
+    /// Floats per embedding.
+    #[getter]
+    fn embedding_dim(&self) -> usize {
+        self.model.embedding_dim()
+    }
+
+    /// Whether real weights are loaded (False for the seeded stand-in).
+    #[getter]
+    fn is_trained(&self) -> bool {
+        self.model.is_trained()
+    }
+
+    /// The weights' SHA-256, or `untrained`.
+    #[getter]
+    fn weights_id(&self) -> String {
+        self.model.weights_id().to_string()
+    }
+
+    /// What the model takes, in words (size, resizing, scaling).
+    #[getter]
+    fn input_description(&self) -> String {
+        self.model.input_spec().describe()
+    }
+
+    /// Embeds `images`: a numpy array `(N, H, W, C)` or `(H, W, C)` of uint8, uint16 (all 16
+    /// bits used) or float32, channels last. Returns `(N, D)` float32. Arrays that are not
+    /// C-contiguous are copied first.
+    fn embed<'py>(&self, py: Python<'py>, images: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let (shape, owned) = samples(images)?;
+        let (n, h, w, c) = match shape.as_slice() {
+            [h, w, c] => (1, *h, *w, *c),
+            [n, h, w, c] => (*n, *h, *w, *c),
+            other => return Err(PyValueError::new_err(format!("images must have shape (N, H, W, C) or (H, W, C), channels last; got shape {other:?}"))),
+        };
+        if !(1..=4).contains(&c) {
+            return Err(PyValueError::new_err(format!("images must have 1 to 4 channels, last (N, H, W, C); got {c} channels in shape {shape:?}")));
+        }
+        let per = h * w * c;
+        let dim = self.model.embedding_dim();
+        let result = py.detach(|| -> haidef_wsi::encoders::Result<Vec<f32>> {
+            let mut batcher = self.batcher.lock().unwrap_or_else(|e| e.into_inner());
+            let mut out = Vec::with_capacity(n * dim);
+            for start in (0..n).step_by(self.batch_size) {
+                let end = (start + self.batch_size).min(n);
+                let refs: Vec<ImageRef<'_>> = (start..end)
+                    .map(|i| match &owned {
+                        Owned::U8(v) => ImageRef::u8(w, h, c, &v[i * per..(i + 1) * per]),
+                        Owned::U16(v) => ImageRef::u16(w, h, c, &v[i * per..(i + 1) * per], 16),
+                        Owned::F32(v) => ImageRef::f32(w, h, c, &v[i * per..(i + 1) * per]),
+                    })
+                    .collect();
+                let batch = batcher.pack(&refs)?;
+                let emb = self.model.embed(&batch)?;
+                out.extend(emb.flatten_all()?.to_vec1::<f32>()?);
+            }
+            Ok(out)
+        });
+        let out = result.map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let array = Array2::from_shape_vec((n, dim), out).map_err(library)?;
+        Ok(array.into_pyarray(py))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Encoder({:?}, weights={:?}, dim={})", self.name, self.model.weights_id(), self.model.embedding_dim())
+    }
+}
+
+/// The shape and samples of a numpy array of uint8, uint16 or float32.
+fn samples(images: &Bound<'_, PyAny>) -> PyResult<(Vec<usize>, Owned)> {
+    if let Ok(a) = images.cast::<PyArrayDyn<u8>>() {
+        let r = a.readonly();
+        return Ok((r.shape().to_vec(), Owned::U8(r.as_array().iter().copied().collect())));
+    }
+    if let Ok(a) = images.cast::<PyArrayDyn<u16>>() {
+        let r = a.readonly();
+        return Ok((r.shape().to_vec(), Owned::U16(r.as_array().iter().copied().collect())));
+    }
+    if let Ok(a) = images.cast::<PyArrayDyn<f32>>() {
+        let r = a.readonly();
+        return Ok((r.shape().to_vec(), Owned::F32(r.as_array().iter().copied().collect())));
+    }
+    let described = match images.getattr("dtype") {
+        Ok(d) => format!("a numpy array of dtype {}", d.str()?),
+        Err(_) => format!("a {}", images.get_type().name()?),
+    };
+    Err(PyTypeError::new_err(format!("images must be a numpy array of uint8, uint16 or float32 (N, H, W, C); got {described}")))
+}

@@ -1,0 +1,86 @@
+"""Slide and read_region against wsidicom's pixels, the Rust reader's own output, and bad input."""
+import pickle
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import haidef_wsi
+from conftest import FIXTURES, ROOT, assert_close, png_rgb
+
+
+def test_levels_as_the_files_say():
+    s = haidef_wsi.Slide(FIXTURES / "slides" / "ihc-full")
+    assert s.level_count == 4
+    assert s.level_dimensions == [(2500, 1800), (1250, 900), (625, 450), (313, 225)]
+    assert s.level_tile_size == [(256, 256)] * 4
+    assert s.level_downsamples[0] == 1.0 and abs(s.level_downsamples[1] - 2.0) < 1e-12
+    assert all(m is None or m > 0 for m in s.level_mpp)
+    assert s.series_instance_uid and s.study_instance_uid
+    assert "2500x1800" in repr(s)
+
+
+def test_regions_equal_wsidicom(regions):
+    opened = {}
+    for r in regions:
+        s = opened.setdefault(r["slide"], haidef_wsi.Slide(FIXTURES / "slides" / r["slide"]))
+        ours = s.read_region(r["x"], r["y"], r["width"], r["height"], level=r["level"])
+        assert ours.dtype == np.uint8 and ours.shape == (r["height"], r["width"], 3)
+        assert_close(f"{r['slide']} level {r['level']} at {r['x']},{r['y']}", ours, png_rgb(FIXTURES / r["png"]))
+    assert len(opened) >= 3
+
+
+def test_regions_equal_the_rust_example(tmp_path):
+    """The same bytes as `extract_patch` (the Rust reader through the example) writes."""
+    exe = ROOT / "target" / "release" / "examples" / "extract_patch"
+    assert exe.exists(), f"{exe} is built by `cargo test --release` (.ci/run runs it first)"
+    out = tmp_path / "p.png"
+    subprocess.run([str(exe), str(FIXTURES / "slides" / "ihc-j2k"), "--level", "1", "--x", "50", "--y", "30",
+                    "--width", "250", "--height", "190", "--out", str(out)], check=True, capture_output=True)
+    ours = haidef_wsi.Slide(FIXTURES / "slides" / "ihc-j2k").read_region(50, 30, 250, 190, level=1)
+    assert np.array_equal(ours, png_rgb(out))
+
+
+def test_pad_fills_outside_with_white():
+    s = haidef_wsi.Slide(FIXTURES / "slides" / "ihc-full")
+    w, h = s.level_dimensions[3]
+    r = s.read_region(w - 10, h - 10, 20, 20, level=3, pad=True)
+    assert (r[10:, :] == 255).all() and (r[:, 10:] == 255).all()
+    assert np.array_equal(r[:10, :10], s.read_region(w - 10, h - 10, 10, 10, level=3))
+
+
+def test_pickles_as_its_path_and_reads_the_same():
+    s = haidef_wsi.Slide.open(str(FIXTURES / "slides" / "ihc-full"))
+    t = pickle.loads(pickle.dumps(s))
+    assert t.path == s.path
+    assert np.array_equal(t.read_region(100, 100, 64, 64, level=1), s.read_region(100, 100, 64, 64, level=1))
+
+
+def test_threads_read_in_parallel_and_agree():
+    s = haidef_wsi.Slide(FIXTURES / "slides" / "ihc-full")
+    spots = [(x, y) for x in range(0, 2200, 300) for y in range(0, 1500, 300)]
+    alone = [s.read_region(x, y, 224, 224) for x, y in spots]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda p: s.read_region(p[0], p[1], 224, 224), spots))
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together))
+    assert threading.active_count() >= 1
+
+
+def test_bad_input_raises_clear_errors(tmp_path):
+    with pytest.raises(haidef_wsi.HaidefError, match="nope"):
+        haidef_wsi.Slide(tmp_path / "nope")
+    s = haidef_wsi.Slide(FIXTURES / "slides" / "ihc-full")
+    with pytest.raises(haidef_wsi.HaidefError, match="level"):
+        s.read_region(0, 0, 10, 10, level=9)
+    with pytest.raises(haidef_wsi.HaidefError):
+        s.read_region(2490, 0, 20, 20, level=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        s.read_region(0, 0, 0, 10)
+    with pytest.raises(OverflowError):
+        s.read_region(0, 0, -5, 10)
+    not_dicom = tmp_path / "x.dcm"
+    not_dicom.write_bytes(b"not a dicom file")
+    with pytest.raises(haidef_wsi.HaidefError):
+        haidef_wsi.Slide(not_dicom)
