@@ -10,6 +10,6 @@ the same models and preprocessing, the same error messages.
     >>> enc.embed(patch[None]).shape
     (1, 384)
 """
-from ._native import Encoder, HaidefError, Slide, __version__, models
+from ._native import Encoder, HaidefError, Patches, Slide, __version__, embed_slide, models
 
-__all__ = ["Encoder", "HaidefError", "Slide", "__version__", "models"]
+__all__ = ["Encoder", "HaidefError", "Patches", "Slide", "__version__", "embed_slide", "models"]

@@ -1,6 +1,7 @@
 """Type stubs of the compiled module haidef_wsi._native."""
 from os import PathLike
-from typing import List, Optional, Tuple, Union
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +25,7 @@ class Slide:
     @staticmethod
     def open(path: Union[str, PathLike[str]]) -> "Slide": ...
     @property
-    def path(self) -> str: ...
+    def path(self) -> Path: ...
     @property
     def study_instance_uid(self) -> str: ...
     @property
@@ -46,6 +47,24 @@ class Slide:
     ) -> npt.NDArray[np.uint8]:
         """The rectangle at (x, y) of `level`, in that level's pixels: (height, width, 3) uint8 RGB.
         Outside the level it is an error unless `pad` (then white)."""
+    @property
+    def associated_images(self) -> List[str]:
+        """Kinds of the associated images: LABEL, OVERVIEW, THUMBNAIL."""
+    def read_associated(self, kind: str) -> npt.NDArray[np.uint8]:
+        """The whole associated image ("label", "overview" or "thumbnail") as (H, W, 3) uint8."""
+    def patches(self, level: int = 0, size: int = 224, stride: Optional[int] = None) -> Patches:
+        """The level's grid of whole size x size patches every `stride` pixels (default `size`),
+        row by row, as (x, y, patch) in that level's pixels."""
+
+class Patches:
+    """The patches of one level's grid, row by row: an iterator of (x, y, patch)."""
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        """(columns, rows) of the grid."""
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Tuple[int, int, npt.NDArray[np.uint8]]]: ...
+    def __next__(self) -> Tuple[int, int, npt.NDArray[np.uint8]]: ...
 
 class Encoder:
     """A foundation-model encoder by name. Without weights, the model's untrained seeded
@@ -74,3 +93,24 @@ class Encoder:
         self, images: Union[npt.NDArray[np.uint8], npt.NDArray[np.uint16], npt.NDArray[np.float32]]
     ) -> npt.NDArray[np.float32]:
         """(N, H, W, C) or (H, W, C) images, channels last -> (N, D) float32 embeddings."""
+
+def embed_slide(
+    slide: Slide,
+    out: Union[str, PathLike[str]],
+    encoder: Encoder,
+    *,
+    level: Optional[int] = None,
+    mpp: Optional[float] = None,
+    min_tissue: float = 0.5,
+    all_patches: bool = False,
+    k: int = 6,
+    seed: int = 0,
+    batch_size: Optional[int] = None,
+    progress: Union[bool, Callable[[int, int], Any], None] = None,
+) -> Dict[str, Any]:
+    """Embeds the slide's tissue patches into the folder `out` as the slide_heatmap example does
+    (embeddings.parquet, heatmap.png, clusters.png); the level by index or nearest `mpp` (default
+    1.0 um/px). progress: True (default) a tqdm bar if tqdm is installed, False none, or a
+    function of (done, total). Ctrl-C stops it cleanly (KeyboardInterrupt). Returns a summary:
+    parquet, outputs, embedded, patches_total, patches_skipped, slide_id, level, mpp,
+    tissue_coverage, seconds, trained (paths as pathlib.Path)."""

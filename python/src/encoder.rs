@@ -38,6 +38,18 @@ enum Owned {
     F32(Vec<f32>),
 }
 
+impl Encoder {
+    /// The Rust model, for the jobs.
+    pub(crate) fn model(&self) -> &dyn RustEncoder {
+        self.model.as_ref()
+    }
+
+    /// Images per batch.
+    pub(crate) fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+}
+
 #[pymethods]
 impl Encoder {
     #[new]
@@ -49,7 +61,7 @@ impl Encoder {
         let entry = registry::find(model).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let device = parse_device(device).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let name = entry.name.to_string();
-        let loaded = py.detach(|| entry.open(weights.as_deref(), &device, DType::F32)).map_err(library)?;
+        let loaded = py.detach(|| crate::pool::run(|| entry.open(weights.as_deref(), &device, DType::F32))).map_err(library)?;
         if !loaded.is_trained() {
             let warning = py.get_type::<pyo3::exceptions::PyUserWarning>();
             PyErr::warn(py, &warning, &std::ffi::CString::new(format!("no weights given: {name} runs as an untrained, seeded stand-in (right shape and preprocessing, no learned features); pass weights= for real embeddings")).expect("no NUL"), 1)?;
@@ -109,23 +121,25 @@ impl Encoder {
         }
         let per = h * w * c;
         let dim = self.model.embedding_dim();
-        let result = py.detach(|| -> haidef_wsi::encoders::Result<Vec<f32>> {
-            let mut batcher = self.batcher.lock().unwrap_or_else(|e| e.into_inner());
-            let mut out = Vec::with_capacity(n * dim);
-            for start in (0..n).step_by(self.batch_size) {
-                let end = (start + self.batch_size).min(n);
-                let refs: Vec<ImageRef<'_>> = (start..end)
-                    .map(|i| match &owned {
-                        Owned::U8(v) => ImageRef::u8(w, h, c, &v[i * per..(i + 1) * per]),
-                        Owned::U16(v) => ImageRef::u16(w, h, c, &v[i * per..(i + 1) * per], 16),
-                        Owned::F32(v) => ImageRef::f32(w, h, c, &v[i * per..(i + 1) * per]),
-                    })
-                    .collect();
-                let batch = batcher.pack(&refs)?;
-                let emb = self.model.embed(&batch)?;
-                out.extend(emb.flatten_all()?.to_vec1::<f32>()?);
-            }
-            Ok(out)
+        let result = py.detach(|| {
+            crate::pool::run(|| -> haidef_wsi::encoders::Result<Vec<f32>> {
+                let mut batcher = self.batcher.lock().unwrap_or_else(|e| e.into_inner());
+                let mut out = Vec::with_capacity(n * dim);
+                for start in (0..n).step_by(self.batch_size) {
+                    let end = (start + self.batch_size).min(n);
+                    let refs: Vec<ImageRef<'_>> = (start..end)
+                        .map(|i| match &owned {
+                            Owned::U8(v) => ImageRef::u8(w, h, c, &v[i * per..(i + 1) * per]),
+                            Owned::U16(v) => ImageRef::u16(w, h, c, &v[i * per..(i + 1) * per], 16),
+                            Owned::F32(v) => ImageRef::f32(w, h, c, &v[i * per..(i + 1) * per]),
+                        })
+                        .collect();
+                    let batch = batcher.pack(&refs)?;
+                    let emb = self.model.embed(&batch)?;
+                    out.extend(emb.flatten_all()?.to_vec1::<f32>()?);
+                }
+                Ok(out)
+            })
         });
         let out = result.map_err(|e| PyValueError::new_err(e.to_string()))?;
         let array = Array2::from_shape_vec((n, dim), out).map_err(library)?;

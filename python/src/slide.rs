@@ -2,14 +2,15 @@
 //! numpy arrays.
 
 use crate::errors::library;
-use haidef_wsi::wsi::{OutOfBounds, Slide as WsiSlide};
+use haidef_wsi::wsi::{AssociatedKind, OutOfBounds, PatchGridOptions, PatchRows, Slide as WsiSlide};
 use numpy::ndarray::Array3;
 use numpy::{IntoPyArray, PyArray3};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A DICOM whole-slide image: a folder of DICOM files (one series) or one file of it.
 ///
@@ -23,12 +24,19 @@ pub struct Slide {
     path: PathBuf,
 }
 
+impl Slide {
+    /// The Rust slide, for the jobs.
+    pub(crate) fn inner(&self) -> &WsiSlide {
+        &self.inner
+    }
+}
+
 #[pymethods]
 impl Slide {
     /// Opens the slide at `path` (a folder holding one series, or one of its files).
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let opened = py.detach(|| WsiSlide::open(&path)).map_err(library)?;
+        let opened = py.detach(|| crate::pool::run(|| WsiSlide::open(&path))).map_err(library)?;
         Ok(Slide { inner: Arc::new(opened), path })
     }
 
@@ -99,9 +107,52 @@ impl Slide {
         }
         let slide = self.inner.clone();
         let policy = if pad { OutOfBounds::PadWhite } else { OutOfBounds::Error };
-        let image = py.detach(move || slide.level(level).and_then(|l| l.read_region_with(x, y, width, height, policy))).map_err(library)?;
+        let image =
+            py.detach(move || crate::pool::run(move || slide.level(level).and_then(|l| l.read_region_with(x, y, width, height, policy)))).map_err(library)?;
         let array = Array3::from_shape_vec((image.height as usize, image.width as usize, 3), image.data).map_err(library)?;
         Ok(array.into_pyarray(py))
+    }
+
+    /// The associated images the slide has, by kind: `LABEL`, `OVERVIEW`, `THUMBNAIL`.
+    #[getter]
+    fn associated_images(&self) -> Vec<&'static str> {
+        self.inner.associated().iter().map(|a| a.kind.name()).collect()
+    }
+
+    /// The whole associated image `kind` (`"label"`, `"overview"` or `"thumbnail"`, any case) as
+    /// a `(height, width, 3)` uint8 array of RGB.
+    fn read_associated<'py>(&self, py: Python<'py>, kind: &str) -> PyResult<Bound<'py, PyArray3<u8>>> {
+        let wanted = match kind.to_ascii_uppercase().as_str() {
+            "LABEL" => AssociatedKind::Label,
+            "OVERVIEW" | "MACRO" => AssociatedKind::Overview,
+            "THUMBNAIL" => AssociatedKind::Thumbnail,
+            _ => return Err(PyValueError::new_err(format!("associated image kind {kind:?}: expected \"label\", \"overview\" or \"thumbnail\""))),
+        };
+        let Some(found) = self.inner.associated_image(wanted) else {
+            let has = self.associated_images();
+            return Err(PyValueError::new_err(format!(
+                "{} has no {} image; it has: {}",
+                self.path.display(),
+                wanted.name(),
+                if has.is_empty() { "none".to_string() } else { has.join(", ") }
+            )));
+        };
+        let level = found.image.clone();
+        let image = py.detach(move || crate::pool::run(move || level.read_all())).map_err(library)?;
+        let array = Array3::from_shape_vec((image.height as usize, image.width as usize, 3), image.data).map_err(library)?;
+        Ok(array.into_pyarray(py))
+    }
+
+    /// The patch grid of `level`: square `size` × `size` patches every `stride` pixels (default:
+    /// `size`, no overlap), row by row, as `(x, y, patch)` with x, y the patch's origin in the
+    /// level's pixels and patch a `(size, size, 3)` uint8 array. Only whole patches: the grid
+    /// stops short of a right or bottom edge narrower than a patch. Frames are decoded a band
+    /// of rows at a time, in parallel, with the GIL released.
+    #[pyo3(signature = (level = 0, size = 224, stride = None))]
+    fn patches(&self, level: usize, size: u32, stride: Option<u32>) -> PyResult<Patches> {
+        let lv = self.inner.level(level).map_err(library)?;
+        let grid = lv.patch_grid(PatchGridOptions { size, stride: stride.unwrap_or(size) }).map_err(library)?;
+        Ok(Patches { cols: grid.cols(), rows: grid.rows(), size, reader: Mutex::new(grid.rows_iter()), pending: Mutex::new(VecDeque::new()) })
     }
 
     /// Warnings the reader collected while opening (skipped files, odd tags).
@@ -119,5 +170,55 @@ impl Slide {
     fn __repr__(&self) -> String {
         let dims: Vec<String> = self.inner.levels().iter().map(|l| format!("{}x{}", l.width(), l.height())).collect();
         format!("Slide({:?}, levels=[{}])", self.path.display().to_string(), dims.join(", "))
+    }
+}
+
+/// One patch as Python gets it: `(x, y, patch)`.
+type PatchItem<'py> = (u32, u32, Bound<'py, PyArray3<u8>>);
+
+/// The patches of one level's grid, row by row: an iterator of `(x, y, patch)`.
+#[pyclass(module = "haidef_wsi._native", frozen)]
+pub struct Patches {
+    cols: u32,
+    rows: u32,
+    size: u32,
+    reader: Mutex<PatchRows>,
+    pending: Mutex<VecDeque<(u32, u32, Vec<u8>)>>,
+}
+
+#[pymethods]
+impl Patches {
+    /// (columns, rows) of the grid.
+    #[getter]
+    fn shape(&self) -> (u32, u32) {
+        (self.cols, self.rows)
+    }
+
+    fn __len__(&self) -> usize {
+        self.cols as usize * self.rows as usize
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<PatchItem<'py>>> {
+        loop {
+            let next = self.pending.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+            if let Some((x, y, rgb)) = next {
+                let side = self.size as usize;
+                let array = Array3::from_shape_vec((side, side, 3), rgb).map_err(library)?;
+                return Ok(Some((x, y, array.into_pyarray(py))));
+            }
+            let row = py.detach(|| crate::pool::run(|| self.reader.lock().unwrap_or_else(|e| e.into_inner()).next()));
+            match row {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(library(e)),
+                Some(Ok(patches)) => {
+                    let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    pending.extend(patches.into_iter().map(|p| (p.x, p.y, p.into_rgb())));
+                }
+            }
+        }
     }
 }

@@ -84,3 +84,54 @@ def test_bad_input_raises_clear_errors(tmp_path):
     not_dicom.write_bytes(b"not a dicom file")
     with pytest.raises(haidef_wsi.HaidefError):
         haidef_wsi.Slide(not_dicom)
+
+
+def test_patches_are_the_regions_at_their_places():
+    s = haidef_wsi.Slide(FIXTURES / "slides" / "ihc-full")
+    grid = s.patches(level=1, size=224, stride=200)
+    w, h = s.level_dimensions[1]
+    cols, rows = (w - 224) // 200 + 1, (h - 224) // 200 + 1
+    assert grid.shape == (cols, rows) and len(grid) == cols * rows
+    seen = list(grid)
+    assert len(seen) == cols * rows
+    assert [(x, y) for x, y, _ in seen] == [(c * 200, r * 200) for r in range(rows) for c in range(cols)]
+    for x, y, patch in seen:
+        assert patch.shape == (224, 224, 3) and patch.dtype == np.uint8
+        assert np.array_equal(patch, s.read_region(x, y, 224, 224, level=1)), (x, y)
+    assert list(grid) == [], "an iterator, used once"
+    assert len(list(s.patches(level=3, size=400))) == 0, "no whole patch fits level 3 (313 x 225)"
+    with pytest.raises(haidef_wsi.HaidefError, match="positive"):
+        s.patches(size=0)
+
+
+def test_label_equals_pydicom():
+    import pydicom
+
+    s = haidef_wsi.Slide(FIXTURES / "slides" / "ihc-full")
+    assert "LABEL" in s.associated_images
+    ours = s.read_associated("label")
+    theirs = pydicom.dcmread(FIXTURES / "slides" / "ihc-full" / "label.dcm").pixel_array
+    assert_close("label", ours, theirs)
+    with pytest.raises(ValueError, match="label.*overview.*thumbnail"):
+        s.read_associated("barcode")
+    if "THUMBNAIL" not in s.associated_images:
+        with pytest.raises(ValueError, match="has no THUMBNAIL image"):
+            s.read_associated("thumbnail")
+
+
+def _read_in_worker(slide):
+    """What a DataLoader worker does with a slide it was given: regions and grid patches."""
+    region = slide.read_region(100, 100, 300, 200, level=1)
+    first = next(iter(slide.patches(level=2, size=128)))
+    return region, first[2]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_slides_work_in_forked_and_spawned_workers(method):
+    import multiprocessing as mp
+
+    s = haidef_wsi.Slide(FIXTURES / "slides" / "ihc-full")
+    want = _read_in_worker(s)  # the parent has used its threads before the workers start
+    with mp.get_context(method).Pool(1) as pool:
+        got = pool.apply_async(_read_in_worker, (s,)).get(timeout=120)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
