@@ -36,11 +36,16 @@ impl Scaler {
 
     /// `x` standardised.
     pub fn apply(&self, x: ArrayView2<'_, f64>) -> Array2<f64> {
-        let mut out = x.to_owned();
-        for mut row in out.rows_mut() {
-            row.iter_mut().zip(self.mean.iter().zip(&self.scale)).for_each(|(v, (m, s))| *v = (*v - m) / s);
+        let mut out = Array2::zeros(x.raw_dim());
+        for (row, mut scaled) in x.rows().into_iter().zip(out.rows_mut()) {
+            self.apply_row(row, scaled.view_mut());
         }
         out
+    }
+
+    /// One row of raw features standardised into `out`.
+    fn apply_row(&self, row: ndarray::ArrayView1<'_, f64>, mut out: ndarray::ArrayViewMut1<'_, f64>) {
+        out.iter_mut().zip(row.iter()).zip(self.mean.iter().zip(&self.scale)).for_each(|((o, v), (m, s))| *o = (v - m) / s);
     }
 }
 
@@ -212,8 +217,7 @@ impl LinearProbe {
             out.par_chunks_mut(k * ROWS).enumerate().for_each(|(t, chunk)| {
                 let mut scaled = Array1::<f64>::zeros(d);
                 for (r, zr) in chunk.chunks_mut(k).enumerate() {
-                    let row = x.row(t * ROWS + r);
-                    scaled.iter_mut().zip(row.iter()).zip(self.scaler.mean.iter().zip(&self.scaler.scale)).for_each(|((s, v), (m, sc))| *s = (v - m) / sc);
+                    self.scaler.apply_row(x.row(t * ROWS + r), scaled.view_mut());
                     for (o, zo) in zr.iter_mut().enumerate() {
                         *zo = scaled.dot(&self.coef.row(o)) + self.intercept[o];
                     }
