@@ -93,6 +93,20 @@ class Encoder:
         self, images: Union[npt.NDArray[np.uint8], npt.NDArray[np.uint16], npt.NDArray[np.float32]]
     ) -> npt.NDArray[np.float32]:
         """(N, H, W, C) or (H, W, C) images, channels last -> (N, D) float32 embeddings."""
+    def embed_texts(self, texts: Union[str, List[str]]) -> npt.NDArray[np.float32]:
+        """Texts -> (N, D) float32 in the image embeddings' space (image-text models: medsiglip).
+        An empty text is a ValueError."""
+    def embed_audio(
+        self,
+        clips: Union[
+            npt.NDArray[np.float32], npt.NDArray[np.float64], npt.NDArray[np.int16], npt.NDArray[np.int32]
+        ],
+        rate: int,
+    ) -> npt.NDArray[np.float32]:
+        """Clips (N, S) or (S,) recorded at `rate` Hz -> (N, D) float32 (audio models: hear).
+        Floats are full scale +-1, int16/int32 PCM is scaled as Google's serving does; each clip
+        is resampled to the model's rate (scipy.signal.resample) and must then be exactly its
+        clip (HeAR: 2 s at 16 kHz)."""
 
 def embed_slide(
     slide: Slide,

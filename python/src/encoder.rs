@@ -4,10 +4,12 @@
 use crate::errors::library;
 use haidef_wsi::encoders::candle::DType;
 use haidef_wsi::encoders::{parse_device, registry, Batcher, Encoder as RustEncoder, ImageRef};
+use haidef_wsi::{Clip, Input};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -146,6 +148,77 @@ impl Encoder {
         Ok(array.into_pyarray(py))
     }
 
+    /// Embeds `texts` (a list of strings, or one string) with the model's text side
+    /// (MedSigLIP): `(N, D)` float32 in the image embeddings' space. Models without a text
+    /// side raise ValueError.
+    fn embed_texts<'py>(&self, py: Python<'py>, texts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let Some(text) = self.model.text_encoder() else {
+            let with_text: Vec<String> = registry::models().iter().filter(|m| m.name.contains("siglip")).map(|m| m.name.to_string()).collect();
+            return Err(PyValueError::new_err(format!("{} embeds images only; texts need an image-text model ({})", self.name, with_text.join(", "))));
+        };
+        let texts: Vec<String> = if texts.is_instance_of::<PyString>() {
+            vec![texts.extract()?]
+        } else {
+            texts.extract().map_err(|_| PyTypeError::new_err(format!("texts must be a list of str (or one str); got a {}", texts.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?
+        };
+        let dim = self.model.embedding_dim();
+        let n = texts.len();
+        let out = py
+            .detach(|| {
+                crate::pool::run(|| -> haidef_wsi::encoders::Result<Vec<f32>> {
+                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                    let mut out = Vec::with_capacity(n * dim);
+                    for chunk in refs.chunks(self.batch_size) {
+                        out.extend(text.embed_texts(chunk)?.flatten_all()?.to_vec1::<f32>()?);
+                    }
+                    Ok(out)
+                })
+            })
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let array = Array2::from_shape_vec((n, dim), out).map_err(library)?;
+        Ok(array.into_pyarray(py))
+    }
+
+    /// Embeds audio clips with an audio model (HeAR): `clips` is one clip `(S,)` or a batch
+    /// `(N, S)` of float32/float64 samples (full scale ±1) or int16/int32 PCM (scaled by 2^-15 /
+    /// 2^-31, as Google's serving does), recorded at `rate` Hz. Each clip is resampled to the
+    /// model's rate as `scipy.signal.resample` does and must then be exactly the model's clip
+    /// (HeAR: 2 s, 32000 samples at 16 kHz). Returns `(N, D)` float32. Whole recordings of any
+    /// length: the `embed_audio` job.
+    fn embed_audio<'py>(&self, py: Python<'py>, clips: &Bound<'py, PyAny>, rate: u32) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let Some(spec) = self.model.audio_spec().copied() else {
+            return Err(PyValueError::new_err(format!("{} does not take audio; audio needs an audio model (hear)", self.name)));
+        };
+        let (shape, samples) = waveform(clips)?;
+        let (n, len) = match shape.as_slice() {
+            [s] => (1, *s),
+            [n, s] => (*n, *s),
+            other => return Err(PyValueError::new_err(format!("clips must have shape (N, S) or (S,): one clip per row; got shape {other:?}"))),
+        };
+        let dim = self.model.embedding_dim();
+        let out = py.detach(|| {
+            crate::pool::run(|| -> PyResult<Vec<f32>> {
+                let mut batcher = self.batcher.lock().unwrap_or_else(|e| e.into_inner());
+                let mut out = Vec::with_capacity(n * dim);
+                for start in (0..n).step_by(self.batch_size) {
+                    let end = (start + self.batch_size).min(n);
+                    let clips = (start..end)
+                        .map(|i| Clip::from_samples(&samples[i * len..(i + 1) * len], rate, &spec).map_err(|e| PyValueError::new_err(format!("clip {i}: {e}"))))
+                        .collect::<PyResult<Vec<Clip>>>()?;
+                    let refs: Vec<ImageRef<'_>> = clips.iter().map(Input::image).collect();
+                    let mut run = || -> haidef_wsi::encoders::Result<Vec<f32>> {
+                        let batch = batcher.pack(&refs)?;
+                        Ok(self.model.embed(&batch)?.flatten_all()?.to_vec1::<f32>()?)
+                    };
+                    out.extend(run().map_err(|e| PyValueError::new_err(e.to_string()))?);
+                }
+                Ok(out)
+            })
+        })?;
+        let array = Array2::from_shape_vec((n, dim), out).map_err(library)?;
+        Ok(array.into_pyarray(py))
+    }
+
     fn __repr__(&self) -> String {
         format!("Encoder({:?}, weights={:?}, dim={})", self.name, self.model.weights_id(), self.model.embedding_dim())
     }
@@ -170,4 +243,30 @@ fn samples(images: &Bound<'_, PyAny>) -> PyResult<(Vec<usize>, Owned)> {
         Err(_) => format!("a {}", images.get_type().name()?),
     };
     Err(PyTypeError::new_err(format!("images must be a numpy array of uint8, uint16 or float32 (N, H, W, C); got {described}")))
+}
+
+/// The shape and float samples of a waveform array: float32 and float64 as they are, int16 and
+/// int32 PCM scaled to full scale ±1 as HeAR's serving scales them (2^-15, 2^-31).
+fn waveform(clips: &Bound<'_, PyAny>) -> PyResult<(Vec<usize>, Vec<f32>)> {
+    if let Ok(a) = clips.cast::<PyArrayDyn<f32>>() {
+        let r = a.readonly();
+        return Ok((r.shape().to_vec(), r.as_array().iter().copied().collect()));
+    }
+    if let Ok(a) = clips.cast::<PyArrayDyn<f64>>() {
+        let r = a.readonly();
+        return Ok((r.shape().to_vec(), r.as_array().iter().map(|&v| v as f32).collect()));
+    }
+    if let Ok(a) = clips.cast::<PyArrayDyn<i16>>() {
+        let r = a.readonly();
+        return Ok((r.shape().to_vec(), r.as_array().iter().map(|&v| f32::from(v) / 32_768.0).collect()));
+    }
+    if let Ok(a) = clips.cast::<PyArrayDyn<i32>>() {
+        let r = a.readonly();
+        return Ok((r.shape().to_vec(), r.as_array().iter().map(|&v| (f64::from(v) / 2_147_483_648.0) as f32).collect()));
+    }
+    let described = match clips.getattr("dtype") {
+        Ok(d) => format!("a numpy array of dtype {}", d.str()?),
+        Err(_) => format!("a {}", clips.get_type().name()?),
+    };
+    Err(PyTypeError::new_err(format!("clips must be a numpy array of float32, float64, int16 or int32 samples (N, S); got {described}")))
 }

@@ -71,6 +71,34 @@ impl Input for Clip {
     }
 }
 
+impl Clip {
+    /// One clip of `samples` at `rate` Hz as the model takes it: resampled as a whole to the
+    /// model's rate (as the job resamples a recording) and then exactly the model's clip length,
+    /// which HeAR's serving requires (it refuses other lengths; the resampled length is rounded
+    /// down, as there). The error says which length was expected.
+    pub fn from_samples(samples: &[f32], rate: u32, audio: &AudioSpec) -> std::result::Result<Clip, String> {
+        let model_rate = audio.sample_rate;
+        let seconds = audio.clip_samples as f64 / f64::from(model_rate);
+        if rate == 0 {
+            return Err("the sample rate must be at least 1 Hz, not 0".into());
+        }
+        if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
+            return Err(format!("sample {i} is {}: samples must be finite numbers (full scale ±1)", samples[i]));
+        }
+        let n = resampled_len(samples.len(), rate, model_rate);
+        if n != audio.clip_samples {
+            let at_rate = seconds * f64::from(rate);
+            return Err(format!(
+                "a clip must be {seconds} s: {} samples at {model_rate} Hz ({at_rate} at {rate} Hz); got {} samples ({:.4} s). Cut recordings into clips, or embed whole files with the audio job",
+                audio.clip_samples,
+                samples.len(),
+                samples.len() as f64 / f64::from(rate)
+            ));
+        }
+        Ok(Clip { samples: resample(samples, n)? })
+    }
+}
+
 /// Window starts (in samples) over `len` samples for clips of `clip` samples every `hop`:
 /// `(start, padded)`, stopping at the first window that reaches the end, or before a start
 /// past the end (a hop longer than the clip leaves gaps).
@@ -200,6 +228,27 @@ impl Source for AudioWindows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clip_is_resampled_and_must_have_the_model_length() {
+        let spec = haidef_wsi_encoders::hear::audio_spec();
+        let same: Vec<f32> = (0..32_000).map(|i| (i as f32 * 0.01).sin() * 0.5).collect();
+        assert_eq!(Clip::from_samples(&same, 16_000, &spec).unwrap().samples, same);
+        // 44.1 kHz: 88,200 samples are 2 s; scipy's resample of a pure tone keeps it.
+        let tone = |rate: f64, n: usize| (0..n).map(|i| (std::f64::consts::TAU * 440.0 * i as f64 / rate).sin() as f32).collect::<Vec<f32>>();
+        let clip = Clip::from_samples(&tone(44_100.0, 88_200), 44_100, &spec).unwrap();
+        let want = tone(16_000.0, 32_000);
+        let worst = clip.samples.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-3, "{worst}");
+        let e = Clip::from_samples(&same[..16_000], 16_000, &spec).unwrap_err();
+        assert!(e.contains("2 s: 32000 samples at 16000 Hz") && e.contains("got 16000 samples"), "{e}");
+        let e = Clip::from_samples(&tone(44_100.0, 44_100), 44_100, &spec).unwrap_err();
+        assert!(e.contains("88200 at 44100 Hz"), "{e}");
+        let mut nan = same.clone();
+        nan[7] = f32::NAN;
+        assert!(Clip::from_samples(&nan, 16_000, &spec).unwrap_err().contains("sample 7 is NaN"));
+        assert!(Clip::from_samples(&same, 0, &spec).unwrap_err().contains("0"));
+    }
 
     #[test]
     fn windows_cover_every_sample_and_pad_only_the_last() {
