@@ -10,6 +10,8 @@ the same models and preprocessing, the same error messages.
     >>> enc.embed(patch[None]).shape
     (1, 384)
 """
-from ._native import Encoder, HaidefError, Patches, Slide, __version__, embed_slide, models
+from ._native import (Encoder, HaidefError, Patches, Slide, __version__, embed_audio, embed_images, embed_slide,
+                      models)
 
-__all__ = ["Encoder", "HaidefError", "Patches", "Slide", "__version__", "embed_slide", "models"]
+__all__ = ["Encoder", "HaidefError", "Patches", "Slide", "__version__", "embed_audio", "embed_images", "embed_slide",
+           "models"]

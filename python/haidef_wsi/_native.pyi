@@ -5,6 +5,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow
 
 __version__: str
 
@@ -108,9 +109,12 @@ class Encoder:
         is resampled to the model's rate (scipy.signal.resample) and must then be exactly its
         clip (HeAR: 2 s at 16 kHz)."""
 
+PathArg = Union[str, PathLike[str]]
+Progress = Union[bool, Callable[[int, int], Any], None]
+
 def embed_slide(
     slide: Slide,
-    out: Union[str, PathLike[str]],
+    out: PathArg,
     encoder: Encoder,
     *,
     level: Optional[int] = None,
@@ -119,12 +123,51 @@ def embed_slide(
     all_patches: bool = False,
     k: int = 6,
     seed: int = 0,
+    prompts: Optional[List[str]] = None,
     batch_size: Optional[int] = None,
-    progress: Union[bool, Callable[[int, int], Any], None] = None,
-) -> Dict[str, Any]:
+    progress: Progress = None,
+    table: bool = False,
+) -> Union[Dict[str, Any], "pyarrow.Table"]:
     """Embeds the slide's tissue patches into the folder `out` as the slide_heatmap example does
     (embeddings.parquet, heatmap.png, clusters.png); the level by index or nearest `mpp` (default
-    1.0 um/px). progress: True (default) a tqdm bar if tqdm is installed, False none, or a
-    function of (done, total). Ctrl-C stops it cleanly (KeyboardInterrupt). Returns a summary:
-    parquet, outputs, embedded, patches_total, patches_skipped, slide_id, level, mpp,
-    tissue_coverage, seconds, trained (paths as pathlib.Path)."""
+    1.0 um/px); `prompts` (medsiglip) add a score column and picture each. progress: True
+    (default) a tqdm bar if tqdm is installed, False none, or a function of (done, total).
+    Ctrl-C stops it cleanly (KeyboardInterrupt). Returns a summary: parquet, outputs, embedded,
+    skipped, seconds, trained, patches_total, patches_skipped, slide_id, level, mpp,
+    tissue_coverage (paths as pathlib.Path); with table=True the Parquet file as a
+    pyarrow.Table (its metadata included)."""
+
+def embed_images(
+    inputs: Union[PathArg, List[PathArg]],
+    out: PathArg,
+    encoder: Encoder,
+    *,
+    prompts: Optional[List[str]] = None,
+    max_pixels: int = ...,
+    batch_size: Optional[int] = None,
+    progress: Progress = None,
+    table: bool = False,
+) -> Union[Dict[str, Any], "pyarrow.Table"]:
+    """Embeds PNG/JPEG files (folders searched) into the Parquet file `out`, one row per image,
+    as the embed_images example does. Unusable files are skipped and listed (summary `skipped`,
+    the file's `failed_files`). Returns the summary (parquet, outputs, embedded, skipped,
+    seconds, trained) or, with table=True, a pyarrow.Table."""
+
+def embed_audio(
+    inputs: Union[PathArg, List[PathArg]],
+    out: PathArg,
+    encoder: Encoder,
+    *,
+    hop: float = 1.0,
+    max_seconds: float = 1200.0,
+    picture: Optional[PathArg] = None,
+    batch_size: Optional[int] = None,
+    progress: Progress = None,
+    table: bool = False,
+) -> Union[Dict[str, Any], "pyarrow.Table"]:
+    """Embeds the windows of audio recordings (WAV, FLAC, Ogg Vorbis, MP3; folders searched)
+    with an audio model (hear) into the Parquet file `out` as the embed_audio example does: mono,
+    resampled to the model's rate, clips every `hop` seconds, one row per window. `picture`:
+    the first recording's spectrogram and window similarity as PNG. Returns the summary
+    (parquet, outputs, embedded, skipped, seconds, trained, picture) or, with table=True, a
+    pyarrow.Table."""

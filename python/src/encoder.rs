@@ -46,6 +46,11 @@ impl Encoder {
         self.model.as_ref()
     }
 
+    /// The model's name in the registry.
+    pub(crate) fn registry_name(&self) -> &str {
+        &self.name
+    }
+
     /// Images per batch.
     pub(crate) fn batch_size(&self) -> usize {
         self.batch_size

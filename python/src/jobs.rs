@@ -1,14 +1,16 @@
-//! The jobs from Python: `embed_slide` runs the library's slide job (the `slide_heatmap`
-//! example's: tissue patches → encoder → Parquet → k-means heatmap) with a progress bar and
-//! Ctrl-C that stops it cleanly.
+//! The jobs from Python: `embed_slide`, `embed_images` and `embed_audio` run the library's
+//! jobs (those of the `slide_heatmap`, `embed_images` and `embed_audio` examples, the same
+//! Parquet) on a thread of their own while the calling thread shows progress and watches for
+//! Ctrl-C, which stops the job cleanly.
 
 use crate::encoder::Encoder;
 use crate::errors::library;
 use crate::slide::Slide;
-use haidef_wsi::{LevelChoice, PipelineOptions, SlideJob};
-use pyo3::exceptions::PyValueError;
+use haidef_wsi::{find_audio, find_images, AudioJob, AudioOptions, ImageJob, ImageOptions, JobSummary, Skipped};
+use haidef_wsi::{LevelChoice, PipelineOptions, SlideJob, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SECONDS};
+use pyo3::exceptions::{PyImportError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -22,7 +24,10 @@ enum Progress<'py> {
 }
 
 impl<'py> Progress<'py> {
-    fn new(py: Python<'py>, progress: &Bound<'py, PyAny>, what: &str) -> PyResult<Self> {
+    fn new(py: Python<'py>, progress: Option<&Bound<'py, PyAny>>, what: &str, unit: &str) -> PyResult<Self> {
+        let Some(progress) = progress else {
+            return Progress::new(py, Some(pyo3::types::PyBool::new(py, true).as_any()), what, unit);
+        };
         if progress.is_callable() {
             return Ok(Progress::Call(progress.clone()));
         }
@@ -34,7 +39,7 @@ impl<'py> Progress<'py> {
             Ok(tqdm) => {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item("total", 0)?;
-                kwargs.set_item("unit", "patch")?;
+                kwargs.set_item("unit", unit)?;
                 kwargs.set_item("desc", what)?;
                 Ok(Progress::Bar(tqdm.call((), Some(&kwargs))?))
             }
@@ -62,16 +67,129 @@ impl<'py> Progress<'py> {
     }
 }
 
+/// What the job's thread tells the calling thread.
+enum Event {
+    Progress(usize, usize),
+    Skipped,
+}
+
+/// Runs `job` on a thread of its own, showing its progress (in `unit`s; files skipped count as
+/// done when `skips_count`) and stopping it on Ctrl-C, which then raises KeyboardInterrupt.
+/// `job` gets the cancel flag, the progress function and the function told of skipped files.
+fn run_job<'py, R: Send>(
+    py: Python<'py>,
+    progress: Option<&Bound<'py, PyAny>>,
+    what: &str,
+    unit: &str,
+    skips_count: bool,
+    job: impl FnOnce(&AtomicBool, &(dyn Fn(usize, usize) + Sync), &(dyn Fn(&Skipped) + Sync)) -> haidef_wsi::Result<R> + Send,
+) -> PyResult<R> {
+    if crate::pool::forked() {
+        // The job's own threads use rayon's global pool, which a forked process has without its
+        // threads: it would wait forever.
+        return Err(library(format!("{what} cannot run in a process forked from the one that imported haidef_wsi (a DataLoader worker started by fork): use the \"spawn\" start method, or run the job in the main process")));
+    }
+    let shown = Progress::new(py, progress, what, unit)?;
+    let cancel = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<Event>();
+    let rx = Mutex::new(rx);
+    let outcome = std::thread::scope(|scope| -> PyResult<_> {
+        let worker = scope.spawn(|| {
+            let skip_tx = tx.clone();
+            let send = move |done: usize, total: usize| {
+                let _ = tx.send(Event::Progress(done, total));
+            };
+            let skipped = move |_: &Skipped| {
+                let _ = skip_tx.send(Event::Skipped);
+            };
+            job(&cancel, &send, &skipped)
+        });
+        let (mut done, mut total, mut skips) = (0usize, 0usize, 0usize);
+        loop {
+            let events: Vec<Event> = py.detach(|| {
+                let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+                rx.recv_timeout(Duration::from_millis(100)).ok().into_iter().chain(rx.try_iter()).collect()
+            });
+            let fresh = !events.is_empty();
+            for e in events {
+                match e {
+                    Event::Progress(d, t) => (done, total) = (d, t),
+                    Event::Skipped => skips += 1,
+                }
+            }
+            let counted = if skips_count { done + skips } else { done };
+            let interrupted = py.check_signals().and_then(|()| if fresh { shown.show(counted, total.max(counted)) } else { Ok(()) });
+            if let Err(e) = interrupted {
+                cancel.store(true, Ordering::Relaxed);
+                let _ = py.detach(|| worker.join());
+                let _ = shown.close();
+                return Err(e);
+            }
+            if worker.is_finished() {
+                break;
+            }
+        }
+        py.detach(|| worker.join()).map_err(|_| library(format!("the {what} job's thread panicked")))
+    });
+    shown.close()?;
+    outcome?.map_err(library)
+}
+
+/// The summary every job returns, as a dict; `extra` adds the modality's own entries.
+fn summary<'py, R>(py: Python<'py>, s: &JobSummary<R>) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("parquet", s.output().to_path_buf())?;
+    d.set_item("outputs", s.outputs.clone())?;
+    d.set_item("embedded", s.embedded)?;
+    let skipped = PyList::empty(py);
+    for k in &s.skipped {
+        let e = PyDict::new(py);
+        e.set_item("path", &k.path)?;
+        e.set_item("error", &k.error)?;
+        skipped.append(e)?;
+    }
+    d.set_item("skipped", skipped)?;
+    d.set_item("seconds", s.seconds)?;
+    d.set_item("trained", s.trained)?;
+    Ok(d)
+}
+
+/// The job's Parquet file as a `pyarrow.Table` (pyarrow maps the file; nothing goes through
+/// this library), when `table` was asked for; the summary otherwise.
+fn result<'py>(py: Python<'py>, summary: Bound<'py, PyDict>, parquet: PathBuf, table: bool) -> PyResult<Bound<'py, PyAny>> {
+    if !table {
+        return Ok(summary.into_any());
+    }
+    let pq = py.import("pyarrow.parquet").map_err(|e| PyImportError::new_err(format!("table=True needs pyarrow (pip install pyarrow): {e}")))?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("memory_map", true)?;
+    let table = pq.call_method("read_table", (&parquet,), Some(&kwargs))?;
+    // The metadata written at the end of the file (rows embedded, failed_files) beside the
+    // schema's: pyarrow gives a table only the schema's.
+    let meta = pq.call_method1("read_metadata", (&parquet,))?.getattr("metadata")?.cast_into::<PyDict>()?;
+    meta.del_item(pyo3::types::PyBytes::new(py, b"ARROW:schema"))?;
+    table.call_method1("replace_schema_metadata", (meta,))
+}
+
+/// `inputs` as paths: one path or a list of them.
+fn paths(inputs: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
+    if let Ok(one) = inputs.extract::<PathBuf>() {
+        return Ok(vec![one]);
+    }
+    inputs.extract::<Vec<PathBuf>>().map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("inputs must be a path or a list of paths (files or folders); got a {}", inputs.get_type().name().map(|n| n.to_string()).unwrap_or_default())))
+}
+
 /// Embeds the tissue patches of `slide` with `encoder` into the folder `out`, as the
 /// `slide_heatmap` example does: `embeddings.parquet` (one row per patch: slide_id, level, mpp,
 /// x, y, width, height, tissue_fraction, embedding, cluster) and the k-means `heatmap.png` and
 /// `clusters.png`. The level is `level` by index or the one nearest `mpp` µm/px (default 1.0);
-/// patches with at least `min_tissue` tissue are embedded (all with `all_patches`). `progress`:
-/// True shows a tqdm bar when tqdm is installed, False nothing, a function is called with
-/// (done, total). Ctrl-C stops the job (nothing half-written is left) and raises
-/// KeyboardInterrupt. Returns what was done, as a dict.
+/// patches with at least `min_tissue` tissue are embedded (all with `all_patches`). `prompts`
+/// (image-text models) add a score column and picture each. `progress`: True (the default)
+/// shows a tqdm bar when tqdm is installed, False nothing, a function is called with (done,
+/// total). Ctrl-C stops the job (nothing half-written is left) and raises KeyboardInterrupt.
+/// Returns what was done, as a dict, or with `table=True` the Parquet file as a pyarrow.Table.
 #[pyfunction]
-#[pyo3(signature = (slide, out, encoder, *, level = None, mpp = None, min_tissue = 0.5, all_patches = false, k = 6, seed = 0, batch_size = None, progress = None))]
+#[pyo3(signature = (slide, out, encoder, *, level = None, mpp = None, min_tissue = 0.5, all_patches = false, k = 6, seed = 0, prompts = None, batch_size = None, progress = None, table = false))]
 #[allow(clippy::too_many_arguments)]
 pub fn embed_slide<'py>(
     py: Python<'py>,
@@ -84,14 +202,11 @@ pub fn embed_slide<'py>(
     all_patches: bool,
     k: usize,
     seed: u64,
+    prompts: Option<Vec<String>>,
     batch_size: Option<usize>,
     progress: Option<Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyDict>> {
-    if crate::pool::forked() {
-        // The job's own threads use rayon's global pool, which a forked process has without its
-        // threads: it would wait forever.
-        return Err(library("embed_slide cannot run in a process forked from the one that imported haidef_wsi (a DataLoader worker started by fork): use the \"spawn\" start method, or run the job in the main process"));
-    }
+    table: bool,
+) -> PyResult<Bound<'py, PyAny>> {
     let mut opts = PipelineOptions::default();
     opts.level = match (level, mpp) {
         (Some(_), Some(_)) => return Err(PyValueError::new_err("give level or mpp, not both")),
@@ -103,62 +218,102 @@ pub fn embed_slide<'py>(
     if !(0.0..=1.0).contains(&min_tissue) {
         return Err(PyValueError::new_err(format!("min_tissue is a fraction between 0 and 1, not {min_tissue}")));
     }
-    opts.min_tissue = min_tissue;
-    opts.all_patches = all_patches;
-    opts.k = k;
-    opts.seed = seed;
+    let opts = opts.min_tissue(min_tissue).all_patches(all_patches).k(k).seed(seed).prompts(prompts.unwrap_or_default());
     let batch = batch_size.unwrap_or(encoder.batch_size());
-    let shown = match &progress {
-        Some(p) => Progress::new(py, p, "embed_slide")?,
-        None => Progress::new(py, pyo3::types::PyBool::new(py, true).as_any(), "embed_slide")?,
-    };
-    let cancel = AtomicBool::new(false);
-    let (tx, rx) = mpsc::channel::<(usize, usize)>();
-    let rx = Mutex::new(rx);
     let (wsi, model) = (slide.inner(), encoder.model());
-    let outcome = std::thread::scope(|scope| -> PyResult<_> {
-        let job = scope.spawn(|| {
-            let send = move |done: usize, total: usize| {
-                let _ = tx.send((done, total));
-            };
-            SlideJob::new(wsi, model, &out).options(opts).batch_size(batch).cancel(&cancel).progress(&send).run()
-        });
-        loop {
-            let latest = py.detach(|| {
-                let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
-                let mut latest = rx.recv_timeout(Duration::from_millis(100)).ok();
-                while let Ok(p) = rx.try_recv() {
-                    latest = Some(p);
-                }
-                latest
-            });
-            let interrupted = py.check_signals().and_then(|()| latest.map_or(Ok(()), |(d, t)| shown.show(d, t)));
-            if let Err(e) = interrupted {
-                cancel.store(true, Ordering::Relaxed);
-                let _ = py.detach(|| job.join());
-                let _ = shown.close();
-                return Err(e);
-            }
-            if job.is_finished() {
-                break;
-            }
+    let s = run_job(py, progress.as_ref(), "embed_slide", "patch", false, |cancel, send, _| {
+        SlideJob::new(wsi, model, &out).options(opts).batch_size(batch).cancel(cancel).progress(send).run()
+    })?;
+    let d = summary(py, &s)?;
+    d.set_item("patches_total", s.patches_total)?;
+    d.set_item("patches_skipped", s.patches_skipped)?;
+    d.set_item("slide_id", s.slide_id.clone())?;
+    d.set_item("level", s.level)?;
+    d.set_item("mpp", s.mpp)?;
+    d.set_item("tissue_coverage", s.tissue_coverage)?;
+    result(py, d, s.output().to_path_buf(), table)
+}
+
+/// Embeds image files (PNG, JPEG; `inputs` is a path or a list of paths, folders searched)
+/// with `encoder` into the Parquet file `out`, one row per image, as the `embed_images` example
+/// does. Files that cannot be used are skipped and listed (in the summary's `skipped` and the
+/// file's metadata); images over `max_pixels` are refused. `prompts` (image-text models) add a
+/// score column each. `progress` and Ctrl-C as for `embed_slide`. Returns the summary dict, or
+/// with `table=True` the Parquet file as a pyarrow.Table.
+#[pyfunction]
+#[pyo3(signature = (inputs, out, encoder, *, prompts = None, max_pixels = DEFAULT_MAX_PIXELS, batch_size = None, progress = None, table = false))]
+#[allow(clippy::too_many_arguments)]
+pub fn embed_images<'py>(
+    py: Python<'py>,
+    inputs: &Bound<'py, PyAny>,
+    out: PathBuf,
+    encoder: &Encoder,
+    prompts: Option<Vec<String>>,
+    max_pixels: u64,
+    batch_size: Option<usize>,
+    progress: Option<Bound<'py, PyAny>>,
+    table: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let files = find_images(&paths(inputs)?).map_err(library)?;
+    if files.is_empty() {
+        return Err(library("no PNG or JPEG files found in the paths given"));
+    }
+    let opts = ImageOptions::default().max_pixels(max_pixels);
+    let batch = batch_size.unwrap_or(encoder.batch_size());
+    let (model, name) = (encoder.model(), encoder.registry_name());
+    let s = run_job(py, progress.as_ref(), "embed_images", "image", true, |cancel, send, skipped| {
+        ImageJob::new(files, model, &out)
+            .model_name(name)
+            .prompts(prompts.unwrap_or_default())
+            .options(opts)
+            .batch_size(batch)
+            .cancel(cancel)
+            .progress(send)
+            .on_skip(skipped)
+            .run()
+    })?;
+    let d = summary(py, &s)?;
+    result(py, d, s.output().to_path_buf(), table)
+}
+
+/// Embeds audio recordings (WAV, FLAC, Ogg Vorbis, MP3; `inputs` is a path or a list of paths,
+/// folders searched) with an audio `encoder` (hear) into the Parquet file `out`, as the
+/// `embed_audio` example does: each recording mixed to mono, resampled to the model's rate and
+/// cut into clips every `hop` seconds, one row per window (path, start_s, end_s, padded,
+/// embedding). Recordings longer than `max_seconds` are refused; `picture` also draws the first
+/// recording's spectrogram and its windows' similarity into that PNG. `progress` and Ctrl-C as
+/// for `embed_slide`. Returns the summary dict, or with `table=True` the Parquet file as a
+/// pyarrow.Table.
+#[pyfunction]
+#[pyo3(signature = (inputs, out, encoder, *, hop = 1.0, max_seconds = DEFAULT_MAX_SECONDS, picture = None, batch_size = None, progress = None, table = false))]
+#[allow(clippy::too_many_arguments)]
+pub fn embed_audio<'py>(
+    py: Python<'py>,
+    inputs: &Bound<'py, PyAny>,
+    out: PathBuf,
+    encoder: &Encoder,
+    hop: f64,
+    max_seconds: f64,
+    picture: Option<PathBuf>,
+    batch_size: Option<usize>,
+    progress: Option<Bound<'py, PyAny>>,
+    table: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let files = find_audio(&paths(inputs)?).map_err(library)?;
+    if files.is_empty() {
+        return Err(library("no audio files (wav, flac, ogg, mp3) found in the paths given"));
+    }
+    let opts = AudioOptions::default().hop_seconds(hop).max_seconds(max_seconds);
+    let batch = batch_size.unwrap_or(encoder.batch_size());
+    let (model, name) = (encoder.model(), encoder.registry_name());
+    let s = run_job(py, progress.as_ref(), "embed_audio", "window", false, |cancel, send, skipped| {
+        let job = AudioJob::new(files, model, &out).model_name(name).options(opts).batch_size(batch).cancel(cancel).progress(send).on_skip(skipped);
+        match &picture {
+            Some(p) => job.picture(p).run(),
+            None => job.run(),
         }
-        let result = py.detach(|| job.join()).map_err(|_| library("the slide job's thread panicked"))?;
-        Ok(result)
-    });
-    shown.close()?;
-    let summary = outcome?.map_err(library)?;
-    let d = PyDict::new(py);
-    d.set_item("parquet", summary.output().to_path_buf())?;
-    d.set_item("outputs", summary.outputs.clone())?;
-    d.set_item("embedded", summary.embedded)?;
-    d.set_item("patches_total", summary.patches_total)?;
-    d.set_item("patches_skipped", summary.patches_skipped)?;
-    d.set_item("slide_id", summary.slide_id.clone())?;
-    d.set_item("level", summary.level)?;
-    d.set_item("mpp", summary.mpp)?;
-    d.set_item("tissue_coverage", summary.tissue_coverage)?;
-    d.set_item("seconds", summary.seconds)?;
-    d.set_item("trained", summary.trained)?;
-    Ok(d)
+    })?;
+    let d = summary(py, &s)?;
+    d.set_item("picture", s.picture.clone())?;
+    result(py, d, s.output().to_path_buf(), table)
 }

@@ -20,6 +20,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encoder::Encoder>()?;
     m.add_function(wrap_pyfunction!(encoder::models, m)?)?;
     m.add_function(wrap_pyfunction!(jobs::embed_slide, m)?)?;
+    m.add_function(wrap_pyfunction!(jobs::embed_images, m)?)?;
+    m.add_function(wrap_pyfunction!(jobs::embed_audio, m)?)?;
     m.add("HaidefError", m.py().get_type::<errors::HaidefError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
