@@ -17,16 +17,38 @@ def models() -> List[str]:
     """The names of the models the library knows, the default first."""
 
 class Slide:
-    """A DICOM whole-slide image: a folder of DICOM files (one series) or one file of it.
+    """A DICOM whole-slide image: a folder of DICOM files (one series) or one file of it, or a
+    series on a DICOMweb server.
 
     Coordinates passed to `read_region` are in the pixels of the level read (OpenSlide takes
-    level-0 coordinates instead). Pickles as the path it was opened from."""
+    level-0 coordinates instead). Pickles as what reopens it: its path, or its URL with the
+    DICOMweb options (credentials included)."""
 
-    def __init__(self, path: Union[str, PathLike[str]]) -> None: ...
+    def __init__(
+        self,
+        source: Union[str, PathLike[str]],
+        *,
+        series: Optional[str] = None,
+        bearer_token: Optional[str] = None,
+        basic_auth: Union[Tuple[str, str], str, None] = None,
+        ca_cert: Optional[Union[str, PathLike[str]]] = None,
+        frames_per_request: Optional[int] = None,
+        requests_in_flight: Optional[int] = None,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """`source`: a folder (`series` picks the SeriesInstanceUID when it holds several), a file,
+        or a DICOMweb series URL (http(s)://host/<root>/studies/<study>/series/<series>, or a study
+        URL holding one slide). DICOMweb options: bearer_token or basic_auth ((user, password) or
+        "user:password"), ca_cert (PEM of an in-house CA), frames_per_request (64),
+        requests_in_flight (4), timeout (seconds per request)."""
     @staticmethod
-    def open(path: Union[str, PathLike[str]]) -> "Slide": ...
+    def open(source: Union[str, PathLike[str]], **options: Any) -> "Slide": ...
     @property
-    def path(self) -> Path: ...
+    def path(self) -> Optional[Path]:
+        """The path opened (None for a DICOMweb slide)."""
+    @property
+    def url(self) -> Optional[str]:
+        """The DICOMweb URL opened (None for files)."""
     @property
     def study_instance_uid(self) -> str: ...
     @property

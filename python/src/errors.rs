@@ -12,7 +12,7 @@ create_exception!(
     "An error of the haidef-wsi library: reading a slide, decoding a frame, loading or running a model. The message names the file, frame, tag or field and what was expected."
 );
 
-/// `e` as a [`HaidefError`] with its message.
+/// `e` as a [`HaidefError`] with its message, the advice in it put in Python's terms.
 pub fn library(e: impl std::fmt::Display) -> PyErr {
-    HaidefError::new_err(e.to_string())
+    HaidefError::new_err(e.to_string().replace("(OutOfBounds::PadWhite, or --pad in the examples)", "(pad=True)"))
 }

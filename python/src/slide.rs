@@ -2,26 +2,119 @@
 //! numpy arrays.
 
 use crate::errors::library;
-use haidef_wsi::wsi::{AssociatedKind, OutOfBounds, PatchGridOptions, PatchRows, Slide as WsiSlide};
+use haidef_wsi::wsi::{AssociatedKind, Auth, DicomWebOptions, OpenOptions, OutOfBounds, PatchGridOptions, PatchRows, Slide as WsiSlide};
 use numpy::ndarray::Array3;
 use numpy::{IntoPyArray, PyArray3};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyTuple};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-/// A DICOM whole-slide image: a folder of DICOM files (one series) or one file of it.
+/// A DICOM whole-slide image: a folder of DICOM files (one series) or one file of it, or a
+/// series on a DICOMweb server.
 ///
 /// Levels are numbered from 0, the full resolution. Coordinates passed to `read_region` are in
 /// the pixels of the level read (OpenSlide takes level-0 coordinates instead; here level N's
-/// pixel (x, y) is level N's own). A slide pickles as the path it was opened from, so it can be
-/// handed to PyTorch `DataLoader` workers.
+/// pixel (x, y) is level N's own). A slide pickles as what reopens it (its path, or its URL and
+/// DICOMweb options, credentials included), so it can be handed to PyTorch `DataLoader` workers.
 #[pyclass(module = "haidef_wsi._native", frozen)]
 pub struct Slide {
     inner: Arc<WsiSlide>,
-    path: PathBuf,
+    origin: Origin,
+}
+
+/// Where a slide was opened from, and how: what reopens it.
+#[derive(Clone)]
+enum Origin {
+    Path { path: PathBuf, series: Option<String> },
+    Url { url: String, web: WebArgs },
+}
+
+/// The DICOMweb options as given in Python (kept to pickle the slide).
+#[derive(Clone, Default)]
+struct WebArgs {
+    bearer_token: Option<String>,
+    basic_auth: Option<(String, String)>,
+    ca_cert: Option<PathBuf>,
+    frames_per_request: Option<usize>,
+    requests_in_flight: Option<usize>,
+    timeout: Option<f64>,
+}
+
+impl WebArgs {
+    /// The names of the options given, for errors.
+    fn given(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (set, name) in [
+            (self.bearer_token.is_some(), "bearer_token"),
+            (self.basic_auth.is_some(), "basic_auth"),
+            (self.ca_cert.is_some(), "ca_cert"),
+            (self.frames_per_request.is_some(), "frames_per_request"),
+            (self.requests_in_flight.is_some(), "requests_in_flight"),
+            (self.timeout.is_some(), "timeout"),
+        ] {
+            if set {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// The client's options: the library's defaults where not given.
+    fn options(&self) -> PyResult<DicomWebOptions> {
+        let auth = match (&self.bearer_token, &self.basic_auth) {
+            (Some(_), Some(_)) => return Err(PyValueError::new_err("give bearer_token or basic_auth, not both")),
+            (Some(t), None) => Auth::Bearer(t.clone()),
+            (None, Some((user, password))) => Auth::Basic { user: user.clone(), password: password.clone() },
+            (None, None) => Auth::None,
+        };
+        let defaults = DicomWebOptions::default();
+        let positive = |name: &str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(PyValueError::new_err(format!("{name} must be at least 1"))),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let timeout = match self.timeout {
+            Some(t) if t.is_finite() && t > 0.0 => Duration::from_secs_f64(t),
+            Some(t) => return Err(PyValueError::new_err(format!("timeout is a positive number of seconds, not {t}"))),
+            None => defaults.timeout,
+        };
+        Ok(DicomWebOptions {
+            auth,
+            ca_certificates: self.ca_cert.iter().cloned().collect(),
+            frames_per_request: positive("frames_per_request", self.frames_per_request, defaults.frames_per_request)?,
+            max_concurrent_requests: positive("requests_in_flight", self.requests_in_flight, defaults.max_concurrent_requests)?,
+            timeout,
+            ..defaults
+        })
+    }
+
+    /// These options as keyword arguments of `Slide`.
+    fn kwargs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("bearer_token", &self.bearer_token)?;
+        d.set_item("basic_auth", &self.basic_auth)?;
+        d.set_item("ca_cert", &self.ca_cert)?;
+        d.set_item("frames_per_request", self.frames_per_request)?;
+        d.set_item("requests_in_flight", self.requests_in_flight)?;
+        d.set_item("timeout", self.timeout)?;
+        Ok(d)
+    }
+}
+
+/// `basic_auth` as `(user, password)` or `"user:password"`.
+fn basic_auth(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<(String, String)>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else { return Ok(None) };
+    if let Ok(pair) = value.extract::<(String, String)>() {
+        return Ok(Some(pair));
+    }
+    match value.extract::<String>().ok().and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string()))) {
+        Some(pair) => Ok(Some(pair)),
+        None => Err(PyTypeError::new_err("basic_auth is (user, password) or \"user:password\"")),
+    }
 }
 
 impl Slide {
@@ -29,27 +122,92 @@ impl Slide {
     pub(crate) fn inner(&self) -> &WsiSlide {
         &self.inner
     }
+
+    /// The path or URL it was opened from, for messages.
+    fn source(&self) -> String {
+        match &self.origin {
+            Origin::Path { path, .. } => path.display().to_string(),
+            Origin::Url { url, .. } => url.clone(),
+        }
+    }
 }
 
 #[pymethods]
 impl Slide {
-    /// Opens the slide at `path` (a folder holding one series, or one of its files).
+    /// Opens the slide at `source`: a folder holding one series (or several: then `series`
+    /// names the SeriesInstanceUID), one of its files, or a DICOMweb URL
+    /// (`http(s)://host/<root>/studies/<study>/series/<series>`, or a study URL holding one
+    /// slide). DICOMweb options: `bearer_token` or `basic_auth` (`(user, password)`), `ca_cert`
+    /// (a PEM file of an in-house certificate authority), `frames_per_request` (64),
+    /// `requests_in_flight` (4), `timeout` (seconds per request).
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let opened = py.detach(|| crate::pool::run(|| WsiSlide::open(&path))).map_err(library)?;
-        Ok(Slide { inner: Arc::new(opened), path })
+    #[pyo3(signature = (source, *, series = None, bearer_token = None, basic_auth = None, ca_cert = None, frames_per_request = None, requests_in_flight = None, timeout = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        source: &Bound<'_, PyAny>,
+        series: Option<String>,
+        bearer_token: Option<String>,
+        basic_auth: Option<&Bound<'_, PyAny>>,
+        ca_cert: Option<PathBuf>,
+        frames_per_request: Option<usize>,
+        requests_in_flight: Option<usize>,
+        timeout: Option<f64>,
+    ) -> PyResult<Self> {
+        let web = WebArgs { bearer_token, basic_auth: self::basic_auth(basic_auth)?, ca_cert, frames_per_request, requests_in_flight, timeout };
+        let url = source.extract::<String>().ok().filter(|s| s.starts_with("http://") || s.starts_with("https://"));
+        let origin = match url {
+            Some(url) => {
+                if series.is_some() {
+                    return Err(PyValueError::new_err("series applies to folders; a DICOMweb URL names its series (…/studies/<study>/series/<series>)"));
+                }
+                Origin::Url { url, web }
+            }
+            None => {
+                let path = source.extract::<PathBuf>().map_err(|_| PyTypeError::new_err(format!("source is a path or a DICOMweb URL; got a {}", source.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+                if let Some(first) = web.given().first() {
+                    return Err(PyValueError::new_err(format!("{first} applies to DICOMweb URLs (http:// or https://), not to the path {}", path.display())));
+                }
+                Origin::Path { path, series }
+            }
+        };
+        let opened = match &origin {
+            Origin::Path { path, series } => {
+                let options = OpenOptions { series_instance_uid: series.clone(), ..Default::default() };
+                py.detach(|| crate::pool::run(|| WsiSlide::open_with(path, &options)))
+            }
+            Origin::Url { url, web } => {
+                let options = web.options()?;
+                py.detach(|| crate::pool::run(|| WsiSlide::open_dicomweb(url, &options)))
+            }
+        }
+        .map_err(library)?;
+        Ok(Slide { inner: Arc::new(opened), origin })
     }
 
-    /// Opens the slide at `path`; the same as `Slide(path)`.
+    /// Opens the slide at `source`; the same as `Slide(source, **options)`.
     #[staticmethod]
-    fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        Slide::new(py, path)
+    #[pyo3(signature = (source, **options))]
+    fn open<'py>(py: Python<'py>, source: &Bound<'py, PyAny>, options: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
+        py.get_type::<Slide>().call((source,), options)
     }
 
-    /// The path the slide was opened from.
+    /// The path the slide was opened from (None for a DICOMweb slide).
     #[getter]
-    fn path(&self) -> PathBuf {
-        self.path.clone()
+    fn path(&self) -> Option<PathBuf> {
+        match &self.origin {
+            Origin::Path { path, .. } => Some(path.clone()),
+            Origin::Url { .. } => None,
+        }
+    }
+
+    /// The DICOMweb URL the slide was opened from (None for files).
+    #[getter]
+    fn url(&self) -> Option<String> {
+        match &self.origin {
+            Origin::Url { url, .. } => Some(url.clone()),
+            Origin::Path { .. } => None,
+        }
     }
 
     /// The StudyInstanceUID.
@@ -132,7 +290,7 @@ impl Slide {
             let has = self.associated_images();
             return Err(PyValueError::new_err(format!(
                 "{} has no {} image; it has: {}",
-                self.path.display(),
+                self.source(),
                 wanted.name(),
                 if has.is_empty() { "none".to_string() } else { has.join(", ") }
             )));
@@ -161,15 +319,26 @@ impl Slide {
         self.inner.warnings().to_vec()
     }
 
+    /// Pickles as what reopens the slide: `functools.partial(Slide, **options)(source)`.
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
         let class = slf.getattr("__class__")?;
-        let args = PyTuple::new(slf.py(), [slf.get().path.clone()])?;
-        Ok((class, args))
+        let this = slf.get();
+        let (source, kwargs) = match &this.origin {
+            Origin::Path { path, series } => {
+                let d = PyDict::new(py);
+                d.set_item("series", series)?;
+                (path.clone().into_pyobject(py)?.into_any(), d)
+            }
+            Origin::Url { url, web } => (url.clone().into_pyobject(py)?.into_any(), web.kwargs(py)?),
+        };
+        let opener = py.import("functools")?.getattr("partial")?.call((class,), Some(&kwargs))?;
+        Ok((opener, PyTuple::new(py, [source])?))
     }
 
     fn __repr__(&self) -> String {
         let dims: Vec<String> = self.inner.levels().iter().map(|l| format!("{}x{}", l.width(), l.height())).collect();
-        format!("Slide({:?}, levels=[{}])", self.path.display().to_string(), dims.join(", "))
+        format!("Slide({:?}, levels=[{}])", self.source(), dims.join(", "))
     }
 }
 

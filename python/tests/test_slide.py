@@ -49,6 +49,9 @@ def test_pad_fills_outside_with_white():
     r = s.read_region(w - 10, h - 10, 20, 20, level=3, pad=True)
     assert (r[10:, :] == 255).all() and (r[:, 10:] == 255).all()
     assert np.array_equal(r[:10, :10], s.read_region(w - 10, h - 10, 10, 10, level=3))
+    # Without pad: an error that names the region, the level and the argument that pads.
+    with pytest.raises(haidef_wsi.HaidefError, match=r"x=303 y=215 20x20 is not inside level 3 \(313x225 px\).*\(pad=True\)"):
+        s.read_region(w - 10, h - 10, 20, 20, level=3)
 
 
 def test_pickles_as_its_path_and_reads_the_same():
