@@ -11,7 +11,7 @@ the same models and preprocessing, the same error messages.
     (1, 384)
 """
 from ._native import (Encoder, HaidefError, Patches, Slide, __version__, embed_audio, embed_images, embed_slide,
-                      models)
+                      models, tune_cpu_inference)
 
 __all__ = ["Encoder", "HaidefError", "Patches", "Slide", "__version__", "embed_audio", "embed_images", "embed_slide",
-           "models"]
+           "models", "tune_cpu_inference"]

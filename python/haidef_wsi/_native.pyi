@@ -16,6 +16,11 @@ class HaidefError(Exception):
 def models() -> List[str]:
     """The names of the models the library knows, the default first."""
 
+def tune_cpu_inference() -> Dict[str, bool]:
+    """Tunes the whole process for CPU inference as the Rust examples do (glibc keeps freed
+    blocks up to 32 MiB for reuse): faster encoders, a process that keeps its peak heap. Not done
+    on import, as it affects every library in the process."""
+
 class Slide:
     """A DICOM whole-slide image: a folder of DICOM files (one series) or one file of it, or a
     series on a DICOMweb server.
@@ -49,6 +54,12 @@ class Slide:
     @property
     def url(self) -> Optional[str]:
         """The DICOMweb URL opened (None for files)."""
+    @property
+    def closed(self) -> bool: ...
+    def close(self) -> None:
+        """Lets the files, connections and caches go; later use raises ValueError."""
+    def __enter__(self) -> "Slide": ...
+    def __exit__(self, *exc: Any) -> bool: ...
     @property
     def study_instance_uid(self) -> str: ...
     @property
@@ -146,6 +157,8 @@ def embed_slide(
     k: int = 6,
     seed: int = 0,
     prompts: Optional[List[str]] = None,
+    icc_to_srgb: bool = False,
+    skip_unreadable_frames: bool = False,
     batch_size: Optional[int] = None,
     progress: Progress = None,
     table: bool = False,
@@ -155,8 +168,9 @@ def embed_slide(
     1.0 um/px); `prompts` (medsiglip) add a score column and picture each. progress: True
     (default) a tqdm bar if tqdm is installed, False none, or a function of (done, total).
     Ctrl-C stops it cleanly (KeyboardInterrupt). Returns a summary: parquet, outputs, embedded,
-    skipped, seconds, trained, patches_total, patches_skipped, slide_id, level, mpp,
-    tissue_coverage (paths as pathlib.Path); with table=True the Parquet file as a
+    skipped, seconds, trained, patches_total, patches_skipped, unreadable (with
+    skip_unreadable_frames: x, y, error), slide_id, level, mpp, tissue_coverage,
+    color_transform (paths as pathlib.Path); with table=True the Parquet file as a
     pyarrow.Table (its metadata included)."""
 
 def embed_images(

@@ -184,12 +184,15 @@ fn paths(inputs: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
 /// x, y, width, height, tissue_fraction, embedding, cluster) and the k-means `heatmap.png` and
 /// `clusters.png`. The level is `level` by index or the one nearest `mpp` µm/px (default 1.0);
 /// patches with at least `min_tissue` tissue are embedded (all with `all_patches`). `prompts`
-/// (image-text models) add a score column and picture each. `progress`: True (the default)
+/// (image-text models) add a score column and picture each. `icc_to_srgb` converts the
+/// slide's colours to sRGB through its ICC profile first; `skip_unreadable_frames` leaves out
+/// the patches over frames that cannot be decoded (listed in the summary's `unreadable`)
+/// instead of failing the job. `progress`: True (the default)
 /// shows a tqdm bar when tqdm is installed, False nothing, a function is called with (done,
 /// total). Ctrl-C stops the job (nothing half-written is left) and raises KeyboardInterrupt.
 /// Returns what was done, as a dict, or with `table=True` the Parquet file as a pyarrow.Table.
 #[pyfunction]
-#[pyo3(signature = (slide, out, encoder, *, level = None, mpp = None, min_tissue = 0.5, all_patches = false, k = 6, seed = 0, prompts = None, batch_size = None, progress = None, table = false))]
+#[pyo3(signature = (slide, out, encoder, *, level = None, mpp = None, min_tissue = 0.5, all_patches = false, k = 6, seed = 0, prompts = None, icc_to_srgb = false, skip_unreadable_frames = false, batch_size = None, progress = None, table = false))]
 #[allow(clippy::too_many_arguments)]
 pub fn embed_slide<'py>(
     py: Python<'py>,
@@ -203,6 +206,8 @@ pub fn embed_slide<'py>(
     k: usize,
     seed: u64,
     prompts: Option<Vec<String>>,
+    icc_to_srgb: bool,
+    skip_unreadable_frames: bool,
     batch_size: Option<usize>,
     progress: Option<Bound<'py, PyAny>>,
     table: bool,
@@ -218,11 +223,18 @@ pub fn embed_slide<'py>(
     if !(0.0..=1.0).contains(&min_tissue) {
         return Err(PyValueError::new_err(format!("min_tissue is a fraction between 0 and 1, not {min_tissue}")));
     }
-    let opts = opts.min_tissue(min_tissue).all_patches(all_patches).k(k).seed(seed).prompts(prompts.unwrap_or_default());
+    let opts = opts
+        .min_tissue(min_tissue)
+        .all_patches(all_patches)
+        .k(k)
+        .seed(seed)
+        .prompts(prompts.unwrap_or_default())
+        .icc_to_srgb(icc_to_srgb)
+        .skip_unreadable_frames(skip_unreadable_frames);
     let batch = batch_size.unwrap_or(encoder.batch_size());
-    let (wsi, model) = (slide.inner(), encoder.model());
+    let (wsi, model) = (slide.inner()?, encoder.model());
     let s = run_job(py, progress.as_ref(), "embed_slide", "patch", false, |cancel, send, _| {
-        SlideJob::new(wsi, model, &out).options(opts).batch_size(batch).cancel(cancel).progress(send).run()
+        SlideJob::new(&wsi, model, &out).options(opts).batch_size(batch).cancel(cancel).progress(send).run()
     })?;
     let d = summary(py, &s)?;
     d.set_item("patches_total", s.patches_total)?;
@@ -231,6 +243,16 @@ pub fn embed_slide<'py>(
     d.set_item("level", s.level)?;
     d.set_item("mpp", s.mpp)?;
     d.set_item("tissue_coverage", s.tissue_coverage)?;
+    let unreadable = PyList::empty(py);
+    for u in &s.unreadable {
+        let e = PyDict::new(py);
+        e.set_item("x", u.x)?;
+        e.set_item("y", u.y)?;
+        e.set_item("error", &u.error)?;
+        unreadable.append(e)?;
+    }
+    d.set_item("unreadable", unreadable)?;
+    d.set_item("color_transform", &s.color_transform)?;
     result(py, d, s.output().to_path_buf(), table)
 }
 

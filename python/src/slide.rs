@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// A DICOM whole-slide image: a folder of DICOM files (one series) or one file of it, or a
@@ -22,7 +22,8 @@ use std::time::Duration;
 /// DICOMweb options, credentials included), so it can be handed to PyTorch `DataLoader` workers.
 #[pyclass(module = "haidef_wsi._native", frozen)]
 pub struct Slide {
-    inner: Arc<WsiSlide>,
+    /// None once closed.
+    inner: RwLock<Option<Arc<WsiSlide>>>,
     origin: Origin,
 }
 
@@ -118,9 +119,10 @@ fn basic_auth(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<(String, Stri
 }
 
 impl Slide {
-    /// The Rust slide, for the jobs.
-    pub(crate) fn inner(&self) -> &WsiSlide {
-        &self.inner
+    /// The Rust slide (for the jobs too), or the error that it was closed.
+    pub(crate) fn inner(&self) -> PyResult<Arc<WsiSlide>> {
+        let slot = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        slot.clone().ok_or_else(|| PyValueError::new_err(format!("the slide {} is closed; open it again", self.source())))
     }
 
     /// The path or URL it was opened from, for messages.
@@ -182,7 +184,7 @@ impl Slide {
             }
         }
         .map_err(library)?;
-        Ok(Slide { inner: Arc::new(opened), origin })
+        Ok(Slide { inner: RwLock::new(Some(Arc::new(opened))), origin })
     }
 
     /// Opens the slide at `source`; the same as `Slide(source, **options)`.
@@ -212,46 +214,47 @@ impl Slide {
 
     /// The StudyInstanceUID.
     #[getter]
-    fn study_instance_uid(&self) -> String {
-        self.inner.study_instance_uid().to_string()
+    fn study_instance_uid(&self) -> PyResult<String> {
+        Ok(self.inner()?.study_instance_uid().to_string())
     }
 
     /// The SeriesInstanceUID.
     #[getter]
-    fn series_instance_uid(&self) -> String {
-        self.inner.series_instance_uid().to_string()
+    fn series_instance_uid(&self) -> PyResult<String> {
+        Ok(self.inner()?.series_instance_uid().to_string())
     }
 
     /// Number of pyramid levels.
     #[getter]
-    fn level_count(&self) -> usize {
-        self.inner.levels().len()
+    fn level_count(&self) -> PyResult<usize> {
+        Ok(self.inner()?.levels().len())
     }
 
     /// (width, height) of each level, in its own pixels, level 0 first.
     #[getter]
-    fn level_dimensions(&self) -> Vec<(u32, u32)> {
-        self.inner.levels().iter().map(|l| (l.width(), l.height())).collect()
+    fn level_dimensions(&self) -> PyResult<Vec<(u32, u32)>> {
+        Ok(self.inner()?.levels().iter().map(|l| (l.width(), l.height())).collect())
     }
 
     /// Level 0's width divided by each level's: 1.0 for level 0.
     #[getter]
-    fn level_downsamples(&self) -> Vec<f64> {
-        let levels = self.inner.levels();
+    fn level_downsamples(&self) -> PyResult<Vec<f64>> {
+        let slide = self.inner()?;
+        let levels = slide.levels();
         let w0 = levels.first().map_or(1.0, |l| f64::from(l.width()));
-        levels.iter().map(|l| w0 / f64::from(l.width())).collect()
+        Ok(levels.iter().map(|l| w0 / f64::from(l.width())).collect())
     }
 
     /// Micrometres per pixel of each level, None where the file does not say.
     #[getter]
-    fn level_mpp(&self) -> Vec<Option<f64>> {
-        self.inner.levels().iter().map(|l| l.mpp()).collect()
+    fn level_mpp(&self) -> PyResult<Vec<Option<f64>>> {
+        Ok(self.inner()?.levels().iter().map(|l| l.mpp()).collect())
     }
 
     /// (width, height) of each level's tiles (DICOM frames).
     #[getter]
-    fn level_tile_size(&self) -> Vec<(u32, u32)> {
-        self.inner.levels().iter().map(|l| l.tile_size()).collect()
+    fn level_tile_size(&self) -> PyResult<Vec<(u32, u32)>> {
+        Ok(self.inner()?.levels().iter().map(|l| l.tile_size()).collect())
     }
 
     /// Reads the `width` × `height` rectangle at (`x`, `y`) of `level`, in that level's pixels,
@@ -263,7 +266,7 @@ impl Slide {
         if width == 0 || height == 0 {
             return Err(PyValueError::new_err(format!("read_region: width and height must be at least 1 (got {width} x {height})")));
         }
-        let slide = self.inner.clone();
+        let slide = self.inner()?;
         let policy = if pad { OutOfBounds::PadWhite } else { OutOfBounds::Error };
         let image =
             py.detach(move || crate::pool::run(move || slide.level(level).and_then(|l| l.read_region_with(x, y, width, height, policy)))).map_err(library)?;
@@ -273,8 +276,8 @@ impl Slide {
 
     /// The associated images the slide has, by kind: `LABEL`, `OVERVIEW`, `THUMBNAIL`.
     #[getter]
-    fn associated_images(&self) -> Vec<&'static str> {
-        self.inner.associated().iter().map(|a| a.kind.name()).collect()
+    fn associated_images(&self) -> PyResult<Vec<&'static str>> {
+        Ok(self.inner()?.associated().iter().map(|a| a.kind.name()).collect())
     }
 
     /// The whole associated image `kind` (`"label"`, `"overview"` or `"thumbnail"`, any case) as
@@ -286,8 +289,9 @@ impl Slide {
             "THUMBNAIL" => AssociatedKind::Thumbnail,
             _ => return Err(PyValueError::new_err(format!("associated image kind {kind:?}: expected \"label\", \"overview\" or \"thumbnail\""))),
         };
-        let Some(found) = self.inner.associated_image(wanted) else {
-            let has = self.associated_images();
+        let slide = self.inner()?;
+        let Some(found) = slide.associated_image(wanted) else {
+            let has = self.associated_images()?;
             return Err(PyValueError::new_err(format!(
                 "{} has no {} image; it has: {}",
                 self.source(),
@@ -308,15 +312,16 @@ impl Slide {
     /// of rows at a time, in parallel, with the GIL released.
     #[pyo3(signature = (level = 0, size = 224, stride = None))]
     fn patches(&self, level: usize, size: u32, stride: Option<u32>) -> PyResult<Patches> {
-        let lv = self.inner.level(level).map_err(library)?;
+        let slide = self.inner()?;
+        let lv = slide.level(level).map_err(library)?;
         let grid = lv.patch_grid(PatchGridOptions { size, stride: stride.unwrap_or(size) }).map_err(library)?;
         Ok(Patches { cols: grid.cols(), rows: grid.rows(), size, reader: Mutex::new(grid.rows_iter()), pending: Mutex::new(VecDeque::new()) })
     }
 
     /// Warnings the reader collected while opening (skipped files, odd tags).
     #[getter]
-    fn warnings(&self) -> Vec<String> {
-        self.inner.warnings().to_vec()
+    fn warnings(&self) -> PyResult<Vec<String>> {
+        Ok(self.inner()?.warnings().to_vec())
     }
 
     /// Pickles as what reopens the slide: `functools.partial(Slide, **options)(source)`.
@@ -336,9 +341,37 @@ impl Slide {
         Ok((opener, PyTuple::new(py, [source])?))
     }
 
+    /// Closes the slide: its files, connections and caches are let go (a `patches()` iterator
+    /// made before keeps what it reads). Any later use raises ValueError. Closing twice is
+    /// harmless; `with Slide(...) as s:` closes at the end of the block.
+    fn close(&self) {
+        self.inner.write().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).is_none()
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
+        self.close();
+        false
+    }
+
     fn __repr__(&self) -> String {
-        let dims: Vec<String> = self.inner.levels().iter().map(|l| format!("{}x{}", l.width(), l.height())).collect();
-        format!("Slide({:?}, levels=[{}])", self.source(), dims.join(", "))
+        match self.inner() {
+            Ok(slide) => {
+                let dims: Vec<String> = slide.levels().iter().map(|l| format!("{}x{}", l.width(), l.height())).collect();
+                format!("Slide({:?}, levels=[{}])", self.source(), dims.join(", "))
+            }
+            Err(_) => format!("Slide({:?}, closed)", self.source()),
+        }
     }
 }
 

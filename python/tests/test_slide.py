@@ -138,3 +138,66 @@ def test_slides_work_in_forked_and_spawned_workers(method):
     with mp.get_context(method).Pool(1) as pool:
         got = pool.apply_async(_read_in_worker, (s,)).get(timeout=120)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_a_closed_slide_says_so():
+    with haidef_wsi.Slide(FIXTURES / "slides" / "ihc-full") as s:
+        assert not s.closed and s.read_region(0, 0, 8, 8).shape == (8, 8, 3)
+        grid = s.patches(level=3, size=64)
+    assert s.closed and "closed" in repr(s)
+    for use in [lambda: s.read_region(0, 0, 8, 8), lambda: s.level_dimensions, lambda: s.patches(),
+                lambda: s.read_associated("label"), lambda: s.warnings]:
+        with pytest.raises(ValueError, match="ihc-full is closed; open it again"):
+            use()
+    s.close()  # twice: harmless
+    # An iterator made before closing keeps reading.
+    assert len(list(grid)) == len(grid) > 0
+    with pytest.warns(UserWarning):
+        enc = haidef_wsi.Encoder("path-foundation")
+    with pytest.raises(ValueError, match="closed"):
+        haidef_wsi.embed_slide(s, FIXTURES / "never", enc, progress=False)
+    # It still pickles as what reopens it.
+    assert pickle.loads(pickle.dumps(s)).level_count == 4
+
+
+@pytest.mark.parametrize("name, opens, expected", [
+    ("bad/ct_small.dcm", False, r"not a VL Whole Slide Microscopy image \(SOP Class 1.2.840.10008.5.1.4.1.1.2"),
+    ("bad/tiled_full_count_mismatch.dcm", False, r"NumberOfFrames 1 but its 2x1 tile grid .* needs 2"),
+    ("bad/truncated.dcm", True, r"truncated.dcm: pixel data: fragment 1 .* past the end of the file"),
+    ("bad/bot_past_end.dcm", True, r"offset table entry for frame 2"),
+    ("bad/corrupt_jpeg.dcm", True, r"corrupt_jpeg.dcm: frame 2 \(1-based\): JPEG decoding failed"),
+    ("fuzz-regressions/dicom_file/huge-ob-element-7969b51a", False, r"claims 1498349042 bytes but the whole file is 38241"),
+    ("fuzz-regressions/dicom_file/meta-unknown-vr-d702852a", False, r"not a readable DICOM Part 10 file"),
+    ("fuzz-regressions/dicom_file/rows-beyond-us-1f475662", False, r"Rows \(0028,0010\): 6235915 does not fit its VR"),
+    ("fuzz-regressions/dicom_file/sequence-length-mismatch-d6ef6131", False, r"not a readable DICOM Part 10 file"),
+    ("fuzz-regressions/dicom_folder/huge-element-e1a6afa1", False, r"not a readable DICOM Part 10 file"),
+    ("fuzz-regressions/dicom_folder/sequence-length-mismatch-941d961c", False, r"not a readable DICOM Part 10 file"),
+    ("fuzz-regressions/dicom_folder/timeout-c9506a24", False, r"not a readable DICOM Part 10 file"),
+])
+def test_hostile_files_raise_the_libraries_errors(name, opens, expected):
+    """fixtures/bad (fixtures/make_bad.py) and what the fuzzers found: an exception naming the
+    file and what is wrong, never a crash of the interpreter."""
+    if not opens:
+        with pytest.raises(haidef_wsi.HaidefError, match=expected):
+            haidef_wsi.Slide(FIXTURES / name)
+        return
+    s = haidef_wsi.Slide(FIXTURES / name)
+    w, h = s.level_dimensions[0]
+    with pytest.raises(haidef_wsi.HaidefError, match=expected):
+        s.read_region(0, 0, w, h)
+    if name.endswith("corrupt_jpeg.dcm"):
+        assert s.read_region(0, 0, 100, 100).shape == (100, 100, 3), "frame 1 still reads"
+
+
+def test_a_bad_frame_mid_slide_fails_the_job_or_is_skipped_and_listed(tmp_path):
+    slide = haidef_wsi.Slide(FIXTURES / "bad" / "corrupt-mid-slide")
+    with pytest.warns(UserWarning):
+        enc = haidef_wsi.Encoder("path-foundation")
+    with pytest.raises(haidef_wsi.HaidefError, match=r"level-0.dcm: frame 36 \(1-based\)"):
+        haidef_wsi.embed_slide(slide, tmp_path / "a", enc, level=0, all_patches=True, progress=False)
+    assert not (tmp_path / "a" / "embeddings.parquet").exists()
+    done = haidef_wsi.embed_slide(slide, tmp_path / "b", enc, level=0, all_patches=True, skip_unreadable_frames=True,
+                                  progress=False)
+    bad = done["unreadable"]
+    assert bad and all("frame 36" in u["error"] for u in bad)
+    assert done["embedded"] + len(bad) == done["patches_total"]
