@@ -164,7 +164,12 @@ impl Encoder {
         let texts: Vec<String> = if texts.is_instance_of::<PyString>() {
             vec![texts.extract()?]
         } else {
-            texts.extract().map_err(|_| PyTypeError::new_err(format!("texts must be a list of str (or one str); got a {}", texts.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?
+            texts.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "texts must be a list of str (or one str); got a {}",
+                    texts.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                ))
+            })?
         };
         let dim = self.model.embedding_dim();
         let n = texts.len();

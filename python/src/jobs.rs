@@ -176,7 +176,12 @@ fn paths(inputs: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
     if let Ok(one) = inputs.extract::<PathBuf>() {
         return Ok(vec![one]);
     }
-    inputs.extract::<Vec<PathBuf>>().map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("inputs must be a path or a list of paths (files or folders); got a {}", inputs.get_type().name().map(|n| n.to_string()).unwrap_or_default())))
+    inputs.extract::<Vec<PathBuf>>().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "inputs must be a path or a list of paths (files or folders); got a {}",
+            inputs.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })
 }
 
 /// Embeds the tissue patches of `slide` with `encoder` into the folder `out`, as the

@@ -166,7 +166,12 @@ impl Slide {
                 Origin::Url { url, web }
             }
             None => {
-                let path = source.extract::<PathBuf>().map_err(|_| PyTypeError::new_err(format!("source is a path or a DICOMweb URL; got a {}", source.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+                let path = source.extract::<PathBuf>().map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "source is a path or a DICOMweb URL; got a {}",
+                        source.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    ))
+                })?;
                 if let Some(first) = web.given().first() {
                     return Err(PyValueError::new_err(format!("{first} applies to DICOMweb URLs (http:// or https://), not to the path {}", path.display())));
                 }
