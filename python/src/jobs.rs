@@ -8,12 +8,15 @@ use crate::errors::library;
 use crate::slide::Slide;
 use haidef_wsi::{find_audio, find_images, AudioJob, AudioOptions, ImageJob, ImageOptions, JobSummary, Skipped};
 use haidef_wsi::{LevelChoice, PipelineOptions, SlideJob, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SECONDS};
+use arrow_array::RecordBatch;
+use arrow_pyarrow::{IntoPyArrow, Table};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pyo3::exceptions::{PyImportError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 /// How progress is shown: nothing, a tqdm bar, or the caller's function of (done, total).
@@ -154,21 +157,36 @@ fn summary<'py, R>(py: Python<'py>, s: &JobSummary<R>) -> PyResult<Bound<'py, Py
     Ok(d)
 }
 
-/// The job's Parquet file as a `pyarrow.Table` (pyarrow maps the file; nothing goes through
-/// this library), when `table` was asked for; the summary otherwise.
+/// The job's Parquet file as a `pyarrow.Table`, when `table` was asked for; the summary
+/// otherwise. The file is read here (the GIL released) and its batches handed to pyarrow
+/// through Arrow's C data interface, without a copy; the metadata written at the end of the
+/// file (rows embedded, failed_files) joins the schema's.
 fn result<'py>(py: Python<'py>, summary: Bound<'py, PyDict>, parquet: PathBuf, table: bool) -> PyResult<Bound<'py, PyAny>> {
     if !table {
         return Ok(summary.into_any());
     }
-    let pq = py.import("pyarrow.parquet").map_err(|e| PyImportError::new_err(format!("table=True needs pyarrow (pip install pyarrow): {e}")))?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("memory_map", true)?;
-    let table = pq.call_method("read_table", (&parquet,), Some(&kwargs))?;
-    // The metadata written at the end of the file (rows embedded, failed_files) beside the
-    // schema's: pyarrow gives a table only the schema's.
-    let meta = pq.call_method1("read_metadata", (&parquet,))?.getattr("metadata")?.cast_into::<PyDict>()?;
-    meta.del_item(pyo3::types::PyBytes::new(py, b"ARROW:schema"))?;
-    table.call_method1("replace_schema_metadata", (meta,))
+    if py.import("pyarrow").is_err() {
+        return Err(PyImportError::new_err("table=True needs pyarrow (pip install pyarrow, or the package's [tables] extra)"));
+    }
+    let read = py.detach(|| -> Result<Table, String> {
+        let fail = |e: &dyn std::fmt::Display| format!("{}: reading the job's output back: {e}", parquet.display());
+        let file = std::fs::File::open(&parquet).map_err(|e| fail(&e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(&e))?;
+        let mut metadata = builder.schema().metadata().clone();
+        for kv in builder.metadata().file_metadata().key_value_metadata().into_iter().flatten() {
+            if kv.key != "ARROW:schema" {
+                metadata.insert(kv.key.clone(), kv.value.clone().unwrap_or_default());
+            }
+        }
+        let schema = Arc::new(builder.schema().as_ref().clone().with_metadata(metadata));
+        let batches = builder
+            .build()
+            .map_err(|e| fail(&e))?
+            .map(|b| b.and_then(|b| b.with_schema(schema.clone())).map_err(|e| fail(&e)))
+            .collect::<Result<Vec<RecordBatch>, String>>()?;
+        Table::try_new(batches, schema).map_err(|e| fail(&e))
+    });
+    read.map_err(library)?.into_pyarrow(py)
 }
 
 /// `inputs` as paths: one path or a list of them.
