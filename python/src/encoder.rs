@@ -234,49 +234,47 @@ impl Encoder {
     }
 }
 
+/// The shape and samples of `array` when it is a numpy array of `T`, each converted by `f`
+/// (copied out, in C order whatever the array's layout).
+fn extract<T: numpy::Element + Copy, U>(array: &Bound<'_, PyAny>, f: impl Fn(T) -> U) -> Option<(Vec<usize>, Vec<U>)> {
+    let a = array.cast::<PyArrayDyn<T>>().ok()?;
+    let r = a.readonly();
+    Some((r.shape().to_vec(), r.as_array().iter().map(|&v| f(v)).collect()))
+}
+
+/// `array`'s dtype in words, for errors.
+fn described(array: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(match array.getattr("dtype") {
+        Ok(d) => format!("a numpy array of dtype {}", d.str()?),
+        Err(_) => format!("a {}", array.get_type().name()?),
+    })
+}
+
 /// The shape and samples of a numpy array of uint8, uint16 or float32.
 fn samples(images: &Bound<'_, PyAny>) -> PyResult<(Vec<usize>, Owned)> {
-    if let Ok(a) = images.cast::<PyArrayDyn<u8>>() {
-        let r = a.readonly();
-        return Ok((r.shape().to_vec(), Owned::U8(r.as_array().iter().copied().collect())));
+    if let Some((shape, v)) = extract(images, |v: u8| v) {
+        return Ok((shape, Owned::U8(v)));
     }
-    if let Ok(a) = images.cast::<PyArrayDyn<u16>>() {
-        let r = a.readonly();
-        return Ok((r.shape().to_vec(), Owned::U16(r.as_array().iter().copied().collect())));
+    if let Some((shape, v)) = extract(images, |v: u16| v) {
+        return Ok((shape, Owned::U16(v)));
     }
-    if let Ok(a) = images.cast::<PyArrayDyn<f32>>() {
-        let r = a.readonly();
-        return Ok((r.shape().to_vec(), Owned::F32(r.as_array().iter().copied().collect())));
+    if let Some((shape, v)) = extract(images, |v: f32| v) {
+        return Ok((shape, Owned::F32(v)));
     }
-    let described = match images.getattr("dtype") {
-        Ok(d) => format!("a numpy array of dtype {}", d.str()?),
-        Err(_) => format!("a {}", images.get_type().name()?),
-    };
+    let described = described(images)?;
     Err(PyTypeError::new_err(format!("images must be a numpy array of uint8, uint16 or float32 (N, H, W, C); got {described}")))
 }
 
 /// The shape and float samples of a waveform array: float32 and float64 as they are, int16 and
 /// int32 PCM scaled to full scale ±1 as HeAR's serving scales them (2^-15, 2^-31).
 fn waveform(clips: &Bound<'_, PyAny>) -> PyResult<(Vec<usize>, Vec<f32>)> {
-    if let Ok(a) = clips.cast::<PyArrayDyn<f32>>() {
-        let r = a.readonly();
-        return Ok((r.shape().to_vec(), r.as_array().iter().copied().collect()));
+    let found = extract(clips, |v: f32| v)
+        .or_else(|| extract(clips, |v: f64| v as f32))
+        .or_else(|| extract(clips, |v: i16| f32::from(v) / 32_768.0))
+        .or_else(|| extract(clips, |v: i32| (f64::from(v) / 2_147_483_648.0) as f32));
+    if let Some(found) = found {
+        return Ok(found);
     }
-    if let Ok(a) = clips.cast::<PyArrayDyn<f64>>() {
-        let r = a.readonly();
-        return Ok((r.shape().to_vec(), r.as_array().iter().map(|&v| v as f32).collect()));
-    }
-    if let Ok(a) = clips.cast::<PyArrayDyn<i16>>() {
-        let r = a.readonly();
-        return Ok((r.shape().to_vec(), r.as_array().iter().map(|&v| f32::from(v) / 32_768.0).collect()));
-    }
-    if let Ok(a) = clips.cast::<PyArrayDyn<i32>>() {
-        let r = a.readonly();
-        return Ok((r.shape().to_vec(), r.as_array().iter().map(|&v| (f64::from(v) / 2_147_483_648.0) as f32).collect()));
-    }
-    let described = match clips.getattr("dtype") {
-        Ok(d) => format!("a numpy array of dtype {}", d.str()?),
-        Err(_) => format!("a {}", clips.get_type().name()?),
-    };
+    let described = described(clips)?;
     Err(PyTypeError::new_err(format!("clips must be a numpy array of float32, float64, int16 or int32 samples (N, S); got {described}")))
 }

@@ -6,10 +6,10 @@
 use crate::encoder::Encoder;
 use crate::errors::library;
 use crate::slide::Slide;
-use haidef_wsi::{find_audio, find_images, AudioJob, AudioOptions, ImageJob, ImageOptions, JobSummary, Skipped};
-use haidef_wsi::{LevelChoice, PipelineOptions, SlideJob, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SECONDS};
 use arrow_array::RecordBatch;
 use arrow_pyarrow::{IntoPyArrow, Table};
+use haidef_wsi::{find_audio, find_images, AudioJob, AudioOptions, ImageJob, ImageOptions, JobSummary, Skipped};
+use haidef_wsi::{LevelChoice, PipelineOptions, SlideJob, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SECONDS};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pyo3::exceptions::{PyImportError, PyValueError};
 use pyo3::prelude::*;
