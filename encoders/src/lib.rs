@@ -43,6 +43,7 @@ pub mod registry;
 
 // The model families.
 pub mod hear;
+pub mod resnetv2;
 pub mod siglip;
 mod text;
 mod vit;
@@ -67,6 +68,10 @@ pub use weights_source::WeightsSource;
 pub use hear::encoder::HearEncoder;
 pub use hear::frontend::FrontEnd;
 pub use hear::frontend_config::FrontEndConfig;
+pub use resnetv2::config::ResNetV2Config;
+pub use resnetv2::encoder::ResNetV2Encoder;
+pub use resnetv2::model::ResNetV2;
+pub use resnetv2::weights::ResNetV2Weights;
 pub use siglip::config::{SiglipConfig, TowerConfig};
 pub use siglip::encoder::SiglipEncoder;
 pub use siglip::model::{Siglip, SiglipText, SiglipVision};

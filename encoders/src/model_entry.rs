@@ -1,11 +1,13 @@
 //! What a model by name is ([`ModelEntry`]): its architecture, declared input and output, the
 //! weight-name schemes of its checkpoints, and how to open it with or without weights. Each
 //! model family declares its entries (`vit/presets.rs`, `siglip/presets.rs`,
-//! `hear/presets.rs`); [`crate::registry`] gathers them.
+//! `hear/presets.rs`, `resnetv2/presets.rs`); [`crate::registry`] gathers them.
 
 use crate::error::Result;
 use crate::hear::encoder::HearEncoder;
 use crate::input::InputSpec;
+use crate::resnetv2::config::ResNetV2Config;
+use crate::resnetv2::encoder::ResNetV2Encoder;
 use crate::siglip::config::SiglipConfig;
 use crate::siglip::encoder::SiglipEncoder;
 use crate::spec::{Encoder, OutputSpec};
@@ -24,6 +26,8 @@ pub enum Architecture {
     Siglip(SiglipConfig),
     /// HeAR: the audio front end and its ViT ([`crate::hear`]).
     Hear(VitConfig),
+    /// A ResNet v2 (BiT; [`crate::ResNetV2Config`]).
+    ResNetV2(ResNetV2Config),
 }
 
 /// One model the library loads by name (see [`crate::registry`]).
@@ -57,6 +61,7 @@ impl ModelEntry {
             Architecture::Vit(cfg) => Ok(Box::new(VitEncoder::from_safetensors(self.model_id, self.input.clone(), cfg.clone(), weights, device, dtype)?)),
             Architecture::Siglip(cfg) => Ok(Box::new(SiglipEncoder::load(self.model_id, self.input.clone(), cfg, weights, device, dtype)?)),
             Architecture::Hear(cfg) => Ok(Box::new(HearEncoder::load(self.model_id, cfg, weights, device, dtype)?)),
+            Architecture::ResNetV2(cfg) => Ok(Box::new(ResNetV2Encoder::load(self.model_id, self.input.clone(), cfg, weights, device, dtype)?)),
         }
     }
 
@@ -69,6 +74,9 @@ impl ModelEntry {
                 Ok(Box::new(SiglipEncoder::untrained(self.model_id, self.input.clone(), cfg, self.untrained_seed, None, device, dtype)?))
             }
             Architecture::Hear(cfg) => Ok(Box::new(HearEncoder::untrained(self.model_id, cfg, self.untrained_seed, device, dtype)?)),
+            Architecture::ResNetV2(cfg) => {
+                Ok(Box::new(ResNetV2Encoder::untrained(self.model_id, self.input.clone(), cfg, self.untrained_seed, device, dtype)?))
+            }
         }
     }
 

@@ -25,8 +25,14 @@ pub const DEFAULT_MODEL: &str = path_foundation::NAME;
 /// Every model the library knows, the default first.
 pub fn models() -> Vec<ModelEntry> {
     // The order `--help` lists them in.
-    [crate::vit::presets::image_entries(), crate::siglip::presets::entries(), crate::hear::presets::entries(), crate::vit::presets::pathology_entries()]
-        .concat()
+    [
+        crate::vit::presets::image_entries(),
+        crate::siglip::presets::entries(),
+        crate::hear::presets::entries(),
+        crate::vit::presets::pathology_entries(),
+        crate::resnetv2::presets::entries(),
+    ]
+    .concat()
 }
 
 /// The entry named `name` (case-insensitive; `-` and `_` are the same), or an error listing
@@ -54,6 +60,7 @@ mod tests {
                 Architecture::Vit(cfg) => (cfg.image_height, cfg.image_width, cfg.output_dim()),
                 Architecture::Siglip(cfg) => (cfg.image_size, cfg.image_size, cfg.vision.width),
                 Architecture::Hear(cfg) => (1, crate::hear::audio_spec().clip_samples, cfg.output_dim()),
+                Architecture::ResNetV2(cfg) => (cfg.image_size, cfg.image_size, cfg.output_dim()),
             };
             assert_eq!((m.input.height, m.input.width, m.output.len()), (h, w, d), "{}", m.name);
         }
