@@ -8,14 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
   build)
-    (source ../shared/cuda/env.sh && cargo test --release --features cuda -p haidef-wsi-encoders --test parity --test preprocess --test siglip_model --no-run \
+    (source ../shared/cuda/env.sh && cargo test --release --features cuda -p haidef-wsi-encoders --test parity --test preprocess --test siglip_model --test resnetv2 --no-run \
        && cargo bench --features cuda --bench encoder --no-run && cargo bench --features cuda --bench pipeline --no-run \
        && cargo bench --features cuda --bench siglip --no-run \
        && cargo test --release --features cuda --test audio --no-run && cargo bench --features cuda --bench hear --no-run \
        && cargo bench --features cuda --bench serve_load --no-run && cargo bench --features cuda --bench cohort_throughput --no-run \
        && cargo test --release --features cuda --test probe --no-run)
     rm -rf .gpu && mkdir -p .gpu
-    for pat in 'parity-*' 'preprocess-*' 'encoder-*' 'pipeline-*' 'siglip_model-*' 'siglip-*' 'audio-*' 'hear-*' 'serve_load-*' 'cohort_throughput-*' 'probe-*'; do
+    for pat in 'parity-*' 'resnetv2-*' 'preprocess-*' 'encoder-*' 'pipeline-*' 'siglip_model-*' 'siglip-*' 'audio-*' 'hear-*' 'serve_load-*' 'cohort_throughput-*' 'probe-*'; do
       f=$(ls -t target/cuda/release/deps/$pat | grep -v '\.d$' | head -1)
       name=$(basename "${pat%-\*}")
       strip --strip-debug -o ".gpu/$name" "$f" && gzip -f ".gpu/$name"   # the carry limit is 64 MiB
@@ -33,10 +33,12 @@ case "${1:-}" in
     ;;
   run)
     export LD_LIBRARY_PATH=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:/usr/local/nvidia/lib64
-    for b in parity preprocess encoder pipeline siglip_model siglip audio hear serve_load cohort_throughput probe; do gunzip -c ".gpu/$b.gz" > "/tmp/$b" && chmod +x "/tmp/$b"; done
+    for b in parity resnetv2 preprocess encoder pipeline siglip_model siglip audio hear serve_load cohort_throughput probe; do gunzip -c ".gpu/$b.gz" > "/tmp/$b" && chmod +x "/tmp/$b"; done
     nvidia-smi --query-gpu=name,memory.total --format=csv
     /tmp/parity --nocapture cuda_half_precision_matches_cpu_f32
     /tmp/preprocess --nocapture cuda_packing_matches_cpu
+    # BiT-M R101x3 (Derm Foundation's architecture): CUDA f32 against timm, bf16/f16 against f32.
+    /tmp/resnetv2 --nocapture cuda_bit_101x3_matches_timm
     /tmp/encoder --bench cuda_bf16
     # MedSigLIP towers: CUDA f32 / bf16 against transformers' features, then full-depth bf16 speed.
     /tmp/siglip_model --nocapture cuda_matches_transformers
