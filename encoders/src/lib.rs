@@ -27,6 +27,7 @@
 
 // The batching core shared by every modality.
 mod batch;
+mod checkpoint;
 mod cpu_ops;
 mod dense;
 mod device;

@@ -2,9 +2,10 @@
 //! generator, each tensor checked for presence, shape and finiteness.
 
 use super::config::ResNetV2Config;
+use crate::checkpoint;
 use crate::error::{EncoderError, Result};
 use crate::seeded::seeded_tensor;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -35,34 +36,22 @@ impl ResNetV2Weights {
     pub fn load(path: &Path, cfg: &ResNetV2Config) -> Result<Self> {
         cfg.validate()?;
         let file = path.display().to_string();
-        let raw = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| EncoderError::WeightsFile { file: file.clone(), message: e.to_string() })?;
-        let prefix = ["", "module.", "model."].into_iter().find(|p| raw.contains_key(&format!("{p}stem.conv.weight"))).ok_or_else(|| {
-            let mut names: Vec<&String> = raw.keys().collect();
-            names.sort();
-            EncoderError::WrongModel {
+        let raw = checkpoint::load(path)?;
+        let prefix =
+            ["", "module.", "model."].into_iter().find(|p| raw.contains_key(&format!("{p}stem.conv.weight"))).ok_or_else(|| EncoderError::WrongModel {
                 file: file.clone(),
                 model: "ResNet v2 (timm names)".into(),
-                reason: format!("it has no stem.conv.weight; its first tensors are {:?}", names.iter().take(5).collect::<Vec<_>>()),
-            }
-        })?;
+                reason: format!("it has no stem.conv.weight; its first tensors are {:?}", checkpoint::first_names(&raw)),
+            })?;
         let mut tensors = HashMap::new();
         for (name, expected) in cfg.tensor_shapes() {
-            let full = format!("{prefix}{name}");
-            let t = raw.get(&full).ok_or_else(|| EncoderError::MissingTensor { file: file.clone(), name: full.clone(), expected: expected.clone() })?;
-            if t.dims() != expected.as_slice() {
-                return Err(EncoderError::ShapeMismatch { file: file.clone(), name: full, expected, found: t.dims().to_vec() });
-            }
-            let t = t.to_dtype(DType::F32)?;
-            let count = t.flatten_all()?.to_vec1::<f32>()?.iter().filter(|v| !v.is_finite()).count();
-            if count > 0 {
-                return Err(EncoderError::NonFinite { file: file.clone(), name: full, count });
-            }
+            let t = checkpoint::checked(&raw, &file, &format!("{prefix}{name}"), &expected)?;
             tensors.insert(name, t);
         }
         // A deeper checkpoint has blocks this configuration does not: refuse it rather than
         // silently use part of it.
-        let known: std::collections::HashSet<String> = cfg.tensor_shapes().into_iter().map(|(n, _)| format!("{prefix}{n}")).collect();
-        if let Some(extra) = raw.keys().filter(|k| k.starts_with(&format!("{prefix}stages.")) && !known.contains(*k)).min() {
+        let stages = format!("{prefix}stages.");
+        if let Some(extra) = raw.keys().filter(|k| k.starts_with(&stages) && !tensors.contains_key(&k[prefix.len()..])).min() {
             return Err(EncoderError::WrongModel {
                 file,
                 model: format!("ResNet v2 with {:?} blocks per stage", cfg.layers),

@@ -5,6 +5,7 @@
 //! `VarBuilder` over these tensors.
 
 use super::config::VitConfig;
+use crate::checkpoint;
 use crate::error::{EncoderError, Result};
 use crate::seeded::seeded_tensor;
 use candle_core::{DType, Device, Tensor};
@@ -51,33 +52,17 @@ impl VitWeights {
     pub fn load(path: &Path, cfg: &VitConfig) -> Result<Self> {
         cfg.validate()?;
         let file = path.display().to_string();
-        let raw = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| EncoderError::WeightsFile { file: file.clone(), message: e.to_string() })?;
-        let (naming, prefix) = detect_naming(&raw).ok_or_else(|| {
-            let mut names: Vec<&String> = raw.keys().collect();
-            names.sort();
-            EncoderError::WrongModel {
-                file: file.clone(),
-                model: "ViT (timm or Hugging Face ViTModel)".into(),
-                reason: format!(
-                    "found neither timm names (blocks.0.attn.qkv.weight) nor Hugging Face names \
-                     (encoder.layer.0.attention.attention.query.weight); its first tensors are {:?}",
-                    names.iter().take(5).collect::<Vec<_>>()
-                ),
-            }
+        let raw = checkpoint::load(path)?;
+        let (naming, prefix) = detect_naming(&raw).ok_or_else(|| EncoderError::WrongModel {
+            file: file.clone(),
+            model: "ViT (timm or Hugging Face ViTModel)".into(),
+            reason: format!(
+                "found neither timm names (blocks.0.attn.qkv.weight) nor Hugging Face names \
+                 (encoder.layer.0.attention.attention.query.weight); its first tensors are {:?}",
+                checkpoint::first_names(&raw)
+            ),
         })?;
-        let get = |name: &str, expected: &[usize]| -> Result<Tensor> {
-            let full = format!("{prefix}{name}");
-            let t = raw.get(&full).ok_or_else(|| EncoderError::MissingTensor { file: file.clone(), name: full.clone(), expected: expected.to_vec() })?;
-            if t.dims() != expected {
-                return Err(EncoderError::ShapeMismatch { file: file.clone(), name: full, expected: expected.to_vec(), found: t.dims().to_vec() });
-            }
-            let values = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-            let count = values.iter().filter(|v| !v.is_finite()).count();
-            if count > 0 {
-                return Err(EncoderError::NonFinite { file: file.clone(), name: full, count });
-            }
-            Ok(t.to_dtype(DType::F32)?)
-        };
+        let get = |name: &str, expected: &[usize]| checkpoint::checked(&raw, &file, &format!("{prefix}{name}"), expected);
         let d = cfg.width;
         let mut tensors = HashMap::new();
         for (name, shape) in cfg.tensor_shapes() {
