@@ -55,6 +55,18 @@ impl Encoder {
     pub(crate) fn batch_size(&self) -> usize {
         self.batch_size
     }
+
+    /// `refs` embedded `batch_size` at a time with the model's declared preprocessing:
+    /// `refs.len() × D` floats, row by row.
+    fn embed_refs(&self, refs: &[ImageRef<'_>]) -> haidef_wsi::encoders::Result<Vec<f32>> {
+        let mut batcher = self.batcher.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(refs.len() * self.model.embedding_dim());
+        for chunk in refs.chunks(self.batch_size) {
+            let batch = batcher.pack(chunk)?;
+            out.extend(self.model.embed(&batch)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
 }
 
 #[pymethods]
@@ -129,24 +141,14 @@ impl Encoder {
         let per = h * w * c;
         let dim = self.model.embedding_dim();
         let result = py.detach(|| {
-            crate::pool::run(|| -> haidef_wsi::encoders::Result<Vec<f32>> {
-                let mut batcher = self.batcher.lock().unwrap_or_else(|e| e.into_inner());
-                let mut out = Vec::with_capacity(n * dim);
-                for start in (0..n).step_by(self.batch_size) {
-                    let end = (start + self.batch_size).min(n);
-                    let refs: Vec<ImageRef<'_>> = (start..end)
-                        .map(|i| match &owned {
-                            Owned::U8(v) => ImageRef::u8(w, h, c, &v[i * per..(i + 1) * per]),
-                            Owned::U16(v) => ImageRef::u16(w, h, c, &v[i * per..(i + 1) * per], 16),
-                            Owned::F32(v) => ImageRef::f32(w, h, c, &v[i * per..(i + 1) * per]),
-                        })
-                        .collect();
-                    let batch = batcher.pack(&refs)?;
-                    let emb = self.model.embed(&batch)?;
-                    out.extend(emb.flatten_all()?.to_vec1::<f32>()?);
-                }
-                Ok(out)
-            })
+            let refs: Vec<ImageRef<'_>> = (0..n)
+                .map(|i| match &owned {
+                    Owned::U8(v) => ImageRef::u8(w, h, c, &v[i * per..(i + 1) * per]),
+                    Owned::U16(v) => ImageRef::u16(w, h, c, &v[i * per..(i + 1) * per], 16),
+                    Owned::F32(v) => ImageRef::f32(w, h, c, &v[i * per..(i + 1) * per]),
+                })
+                .collect();
+            crate::pool::run(|| self.embed_refs(&refs))
         });
         let out = result.map_err(|e| PyValueError::new_err(e.to_string()))?;
         let array = Array2::from_shape_vec((n, dim), out).map_err(library)?;
@@ -208,21 +210,11 @@ impl Encoder {
         let dim = self.model.embedding_dim();
         let out = py.detach(|| {
             crate::pool::run(|| -> PyResult<Vec<f32>> {
-                let mut batcher = self.batcher.lock().unwrap_or_else(|e| e.into_inner());
-                let mut out = Vec::with_capacity(n * dim);
-                for start in (0..n).step_by(self.batch_size) {
-                    let end = (start + self.batch_size).min(n);
-                    let clips = (start..end)
-                        .map(|i| Clip::from_samples(&samples[i * len..(i + 1) * len], rate, &spec).map_err(|e| PyValueError::new_err(format!("clip {i}: {e}"))))
-                        .collect::<PyResult<Vec<Clip>>>()?;
-                    let refs: Vec<ImageRef<'_>> = clips.iter().map(Input::image).collect();
-                    let mut run = || -> haidef_wsi::encoders::Result<Vec<f32>> {
-                        let batch = batcher.pack(&refs)?;
-                        Ok(self.model.embed(&batch)?.flatten_all()?.to_vec1::<f32>()?)
-                    };
-                    out.extend(run().map_err(|e| PyValueError::new_err(e.to_string()))?);
-                }
-                Ok(out)
+                let clips = (0..n)
+                    .map(|i| Clip::from_samples(&samples[i * len..(i + 1) * len], rate, &spec).map_err(|e| PyValueError::new_err(format!("clip {i}: {e}"))))
+                    .collect::<PyResult<Vec<Clip>>>()?;
+                let refs: Vec<ImageRef<'_>> = clips.iter().map(Input::image).collect();
+                self.embed_refs(&refs).map_err(|e| PyValueError::new_err(e.to_string()))
             })
         })?;
         let array = Array2::from_shape_vec((n, dim), out).map_err(library)?;

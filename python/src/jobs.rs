@@ -8,7 +8,7 @@ use crate::errors::library;
 use crate::slide::Slide;
 use arrow_array::RecordBatch;
 use arrow_pyarrow::{IntoPyArrow, Table};
-use haidef_wsi::{find_audio, find_images, AudioJob, AudioOptions, ImageJob, ImageOptions, JobSummary, Skipped};
+use haidef_wsi::{find_audio, find_images, AudioJob, AudioOptions, ImageJob, ImageOptions, Job, JobSummary, Modality, Skipped};
 use haidef_wsi::{LevelChoice, PipelineOptions, SlideJob, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SECONDS};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pyo3::exceptions::{PyImportError, PyValueError};
@@ -27,15 +27,13 @@ enum Progress<'py> {
 }
 
 impl<'py> Progress<'py> {
+    /// `progress` as given: None (the default) or true shows a bar, false nothing, a function
+    /// is called.
     fn new(py: Python<'py>, progress: Option<&Bound<'py, PyAny>>, what: &str, unit: &str) -> PyResult<Self> {
-        let Some(progress) = progress else {
-            return Progress::new(py, Some(pyo3::types::PyBool::new(py, true).as_any()), what, unit);
-        };
-        if progress.is_callable() {
-            return Ok(Progress::Call(progress.clone()));
-        }
-        if !progress.is_truthy()? {
-            return Ok(Progress::Silent);
+        match progress {
+            Some(f) if f.is_callable() => return Ok(Progress::Call(f.clone())),
+            Some(flag) if !flag.is_truthy()? => return Ok(Progress::Silent),
+            _ => {}
         }
         // tqdm when it is installed; silence otherwise (no dependency for a progress bar).
         match py.import("tqdm.auto").and_then(|m| m.getattr("tqdm")) {
@@ -76,22 +74,30 @@ enum Event {
     Skipped,
 }
 
-/// Runs `job` on a thread of its own, showing its progress (in `unit`s; files skipped count as
-/// done when `skips_count`) and stopping it on Ctrl-C, which then raises KeyboardInterrupt.
-/// `job` gets the cancel flag, the progress function and the function told of skipped files.
-fn run_job<'py, R: Send>(
+/// Runs `job` in batches of `encoder`'s size (or `batch_size`) on a thread of its own, showing
+/// its progress (in `unit`s; files skipped count as done when `skips_count`) and stopping it on
+/// Ctrl-C, which then raises KeyboardInterrupt.
+#[allow(clippy::too_many_arguments)]
+fn run_job<'py, M>(
     py: Python<'py>,
+    job: Job<'_, M>,
+    encoder: &Encoder,
+    batch_size: Option<usize>,
     progress: Option<&Bound<'py, PyAny>>,
     what: &str,
     unit: &str,
     skips_count: bool,
-    job: impl FnOnce(&AtomicBool, &(dyn Fn(usize, usize) + Sync), &(dyn Fn(&Skipped) + Sync)) -> haidef_wsi::Result<R> + Send,
-) -> PyResult<R> {
+) -> PyResult<JobSummary<M::Report>>
+where
+    M: Modality + Send,
+    M::Report: Send,
+{
     if crate::pool::forked() {
         // The job's own threads use rayon's global pool, which a forked process has without its
         // threads: it would wait forever.
         return Err(library(format!("{what} cannot run in a process forked from the one that imported haidef_wsi (a DataLoader worker started by fork): use the \"spawn\" start method, or run the job in the main process")));
     }
+    let job = job.batch_size(batch_size.unwrap_or(encoder.batch_size()));
     let shown = Progress::new(py, progress, what, unit)?;
     let cancel = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<Event>();
@@ -105,7 +111,7 @@ fn run_job<'py, R: Send>(
             let skipped = move |_: &Skipped| {
                 let _ = skip_tx.send(Event::Skipped);
             };
-            job(&cancel, &send, &skipped)
+            job.cancel(&cancel).progress(&send).on_skip(&skipped).run()
         });
         let (mut done, mut total, mut skips) = (0usize, 0usize, 0usize);
         loop {
@@ -138,7 +144,7 @@ fn run_job<'py, R: Send>(
     outcome?.map_err(library)
 }
 
-/// The summary every job returns, as a dict; `extra` adds the modality's own entries.
+/// The summary every job returns, as a dict (the modalities add their own entries).
 fn summary<'py, R>(py: Python<'py>, s: &JobSummary<R>) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("parquet", s.output().to_path_buf())?;
@@ -254,11 +260,9 @@ pub fn embed_slide<'py>(
         .prompts(prompts.unwrap_or_default())
         .icc_to_srgb(icc_to_srgb)
         .skip_unreadable_frames(skip_unreadable_frames);
-    let batch = batch_size.unwrap_or(encoder.batch_size());
-    let (wsi, model) = (slide.inner()?, encoder.model());
-    let s = run_job(py, progress.as_ref(), "embed_slide", "patch", false, |cancel, send, _| {
-        SlideJob::new(&wsi, model, &out).options(opts).batch_size(batch).cancel(cancel).progress(send).run()
-    })?;
+    let wsi = slide.inner()?;
+    let job = SlideJob::new(&wsi, encoder.model(), &out).options(opts);
+    let s = run_job(py, job, encoder, batch_size, progress.as_ref(), "embed_slide", "patch", false)?;
     let d = summary(py, &s)?;
     d.set_item("patches_total", s.patches_total)?;
     d.set_item("patches_skipped", s.patches_skipped)?;
@@ -304,19 +308,8 @@ pub fn embed_images<'py>(
         return Err(library("no PNG or JPEG files found in the paths given"));
     }
     let opts = ImageOptions::default().max_pixels(max_pixels);
-    let batch = batch_size.unwrap_or(encoder.batch_size());
-    let (model, name) = (encoder.model(), encoder.registry_name());
-    let s = run_job(py, progress.as_ref(), "embed_images", "image", true, |cancel, send, skipped| {
-        ImageJob::new(files, model, &out)
-            .model_name(name)
-            .prompts(prompts.unwrap_or_default())
-            .options(opts)
-            .batch_size(batch)
-            .cancel(cancel)
-            .progress(send)
-            .on_skip(skipped)
-            .run()
-    })?;
+    let job = ImageJob::new(files, encoder.model(), &out).model_name(encoder.registry_name()).prompts(prompts.unwrap_or_default()).options(opts);
+    let s = run_job(py, job, encoder, batch_size, progress.as_ref(), "embed_images", "image", true)?;
     let d = summary(py, &s)?;
     result(py, d, s.output().to_path_buf(), table)
 }
@@ -349,15 +342,12 @@ pub fn embed_audio<'py>(
         return Err(library("no audio files (wav, flac, ogg, mp3) found in the paths given"));
     }
     let opts = AudioOptions::default().hop_seconds(hop).max_seconds(max_seconds);
-    let batch = batch_size.unwrap_or(encoder.batch_size());
-    let (model, name) = (encoder.model(), encoder.registry_name());
-    let s = run_job(py, progress.as_ref(), "embed_audio", "window", false, |cancel, send, skipped| {
-        let job = AudioJob::new(files, model, &out).model_name(name).options(opts).batch_size(batch).cancel(cancel).progress(send).on_skip(skipped);
-        match &picture {
-            Some(p) => job.picture(p).run(),
-            None => job.run(),
-        }
-    })?;
+    let job = AudioJob::new(files, encoder.model(), &out).model_name(encoder.registry_name()).options(opts);
+    let job = match &picture {
+        Some(p) => job.picture(p),
+        None => job,
+    };
+    let s = run_job(py, job, encoder, batch_size, progress.as_ref(), "embed_audio", "window", false)?;
     let d = summary(py, &s)?;
     d.set_item("picture", s.picture.clone())?;
     result(py, d, s.output().to_path_buf(), table)
